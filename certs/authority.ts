@@ -1,0 +1,223 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CsrRejectedError, PosternError } from '../common/errors.ts';
+import { uriSansOf } from './peer-identity.ts';
+import {
+  EC_KEY_ALGORITHM,
+  EC_SIGNING_ALGORITHM,
+  generateKeyPair,
+  privateKeyFromPem,
+  privateKeyToPem,
+  x509,
+} from './x509.ts';
+
+/** The files of a CA folder (what `postern certs init` writes and the control plane loads). */
+export const CA_FILES = { cert: 'ca.crt', key: 'ca.key', bundle: 'bundle.pem' } as const;
+
+const ROOT_VALIDITY_MS = 10 * 365 * 24 * 3600 * 1000;
+// Certificates are back-dated a little so that a peer whose clock runs behind
+// ours does not reject a certificate issued "in the future".
+const BACKDATE_MS = 60 * 1000;
+
+export interface LeafRequest {
+  /** URI SANs: the SPIFFE ID, and nothing else for a workload SVID. */
+  readonly uris: readonly string[];
+  readonly dnsNames?: readonly string[];
+  readonly ipAddresses?: readonly string[];
+  readonly ttlMs: number;
+  readonly now?: Date;
+}
+
+function randomSerial(): string {
+  const bytes = randomBytes(16);
+  bytes[0] = bytes[0]! & 0x7f; // a positive INTEGER
+  return bytes.toString('hex');
+}
+
+/** A root CA that signs workload certificates (X.509-SVIDs) and serving certificates. */
+export class CertificateAuthority {
+  readonly certificate: x509.X509Certificate;
+  readonly certPem: string;
+  readonly trustDomain: string;
+  readonly #key: CryptoKey;
+
+  private constructor(certificate: x509.X509Certificate, key: CryptoKey) {
+    this.certificate = certificate;
+    this.certPem = certificate.toString('pem') + '\n';
+    this.#key = key;
+    const spiffe = uriSansOf(new Uint8Array(certificate.rawData)).find((u) =>
+      u.startsWith('spiffe://'),
+    );
+    if (!spiffe) {
+      throw new PosternError(
+        'POSTERN_CA_INVALID',
+        'the CA certificate carries no spiffe://<trust-domain> URI SAN naming its trust domain',
+      );
+    }
+    this.trustDomain = spiffe.slice('spiffe://'.length);
+  }
+
+  /** The roots sidecars trust. One root today; a rotation would list old and new. */
+  get bundlePem(): string {
+    return this.certPem;
+  }
+
+  static async create(trustDomain: string, now = new Date()): Promise<CertificateAuthority> {
+    const keys = await generateKeyPair();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerial(),
+      name: `CN=Postern root CA, O=${trustDomain}`,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + ROOT_VALIDITY_MS),
+      signingAlgorithm: EC_SIGNING_ALGORITHM,
+      keys,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        // SPIFFE lets a signing certificate name its trust domain this way; it
+        // is how a loaded CA knows which trust domain it speaks for.
+        new x509.SubjectAlternativeNameExtension([
+          { type: 'url', value: `spiffe://${trustDomain}` },
+        ]),
+      ],
+    });
+    return new CertificateAuthority(cert, keys.privateKey);
+  }
+
+  static async fromPem(certPem: string, keyPem: string): Promise<CertificateAuthority> {
+    return new CertificateAuthority(
+      new x509.X509Certificate(certPem),
+      await privateKeyFromPem(keyPem),
+    );
+  }
+
+  /** Loads a CA folder written by `postern certs init` (or the control plane's first start). */
+  static async load(dir: string): Promise<CertificateAuthority> {
+    const [certPem, keyPem] = await Promise.all([
+      readFile(join(dir, CA_FILES.cert), 'utf8'),
+      readFile(join(dir, CA_FILES.key), 'utf8'),
+    ]);
+    return CertificateAuthority.fromPem(certPem, keyPem);
+  }
+
+  static async loadOrCreate(dir: string, trustDomain: string): Promise<CertificateAuthority> {
+    try {
+      return await CertificateAuthority.load(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const ca = await CertificateAuthority.create(trustDomain);
+    await ca.writeTo(dir);
+    return ca;
+  }
+
+  /** Writes ca.crt, ca.key (mode 0600) and bundle.pem. */
+  async writeTo(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    const keyPath = join(dir, CA_FILES.key);
+    await writeFile(keyPath, await privateKeyToPem(this.#key), { mode: 0o600 });
+    await chmod(keyPath, 0o600); // writeFile's mode does not apply to an existing file
+    await writeFile(join(dir, CA_FILES.cert), this.certPem);
+    await writeFile(join(dir, CA_FILES.bundle), this.bundlePem);
+  }
+
+  /** Issues a leaf certificate (client and server auth) for `publicKey`; returns its PEM. */
+  async issue(publicKey: CryptoKey | x509.PublicKey, request: LeafRequest): Promise<string> {
+    const now = request.now ?? new Date();
+    const names: x509.JsonGeneralNames = [
+      ...request.uris.map((value) => ({ type: 'url' as const, value })),
+      ...(request.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+      ...(request.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ];
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      subject: `O=${this.trustDomain}`,
+      issuer: this.certificate.subject,
+      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notAfter: new Date(now.getTime() + request.ttlMs),
+      signingAlgorithm: EC_SIGNING_ALGORITHM,
+      publicKey,
+      signingKey: this.#key,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+          true,
+        ),
+        new x509.ExtendedKeyUsageExtension(
+          [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+          false,
+        ),
+        new x509.SubjectAlternativeNameExtension(names, false),
+        await x509.AuthorityKeyIdentifierExtension.create(this.certificate, false),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      ],
+    });
+    return cert.toString('pem') + '\n';
+  }
+
+  /**
+   * Signs a CSR for exactly `spiffeId`, the identity the caller's credential
+   * proved. The CSR's signature must verify (the caller holds the key), its key
+   * must be ECDSA P-256, and its only URI SAN must be that identity: a CSR
+   * that asks for anything else is refused rather than silently corrected.
+   */
+  async signCsr(
+    csrPem: string,
+    spiffeId: string,
+    leaf: Omit<LeafRequest, 'uris'>,
+  ): Promise<string> {
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(csrPem);
+    } catch {
+      throw new CsrRejectedError(
+        'the body is not a PEM-encoded PKCS#10 certificate signing request',
+      );
+    }
+    if (!(await csr.verify())) {
+      throw new CsrRejectedError('the CSR signature does not verify against its own public key');
+    }
+    const keyAlgorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+    if (
+      keyAlgorithm.name !== EC_KEY_ALGORITHM.name ||
+      keyAlgorithm.namedCurve !== EC_KEY_ALGORITHM.namedCurve
+    ) {
+      throw new CsrRejectedError('the CSR key must be ECDSA P-256');
+    }
+    const requested = uriSansOfCsr(csr);
+    if (requested.length !== 1 || requested[0] !== spiffeId) {
+      throw new CsrRejectedError(
+        `the CSR asks for ${requested.length ? requested.join(', ') : 'no URI SAN'} but the credential proves ${spiffeId}`,
+      );
+    }
+    return this.issue(csr.publicKey, { ...leaf, uris: [spiffeId] });
+  }
+}
+
+const SUBJECT_ALT_NAME_OID = '2.5.29.17';
+
+function uriSansOfCsr(csr: x509.Pkcs10CertificateRequest): string[] {
+  const raw = csr.getExtension(SUBJECT_ALT_NAME_OID);
+  if (!raw) return [];
+  const san = new x509.SubjectAlternativeNameExtension(raw.rawData);
+  return san.names.items.filter((name) => name.type === 'url').map((name) => name.value);
+}
+
+/** Creates a key pair in memory and a CSR asking for `spiffeId` (what a sidecar sends). */
+export async function createCsr(
+  spiffeId: string,
+): Promise<{ keys: CryptoKeyPair; csrPem: string }> {
+  const keys = await generateKeyPair();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    keys,
+    signingAlgorithm: EC_SIGNING_ALGORITHM,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
+  });
+  return { keys, csrPem: csr.toString('pem') + '\n' };
+}

@@ -1,0 +1,97 @@
+import { ConfigError } from '../common/errors.ts';
+
+export interface FlagSpec {
+  readonly name: string;
+  readonly help: string;
+  readonly required?: boolean;
+  readonly default?: string;
+}
+
+export interface CommandSpec {
+  /** e.g. "certs issue" */
+  readonly name: string;
+  readonly summary: string;
+  readonly flags: readonly FlagSpec[];
+  /** Name of the positional arguments, when the command takes them (e.g. FILE|DIR...). */
+  readonly positional?: string;
+}
+
+/** Every flag has a POSTERN_* environment twin: --app-port is POSTERN_APP_PORT. */
+export function envName(flag: string): string {
+  return `POSTERN_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function usage(spec: CommandSpec): string {
+  const lines = [
+    `postern ${spec.name}${spec.positional ? ` ${spec.positional}` : ''}`,
+    '',
+    spec.summary,
+    '',
+  ];
+  if (spec.flags.length)
+    lines.push('Flags (each also read from its POSTERN_* environment variable):');
+  for (const flag of spec.flags) {
+    const note = flag.required
+      ? ' (required)'
+      : flag.default !== undefined
+        ? ` (default ${flag.default})`
+        : '';
+    lines.push(`  --${flag.name.padEnd(22)} ${flag.help}${note}  [${envName(flag.name)}]`);
+  }
+  return lines.join('\n');
+}
+
+export interface ParsedFlags {
+  readonly values: Readonly<Record<string, string | undefined>>;
+  readonly positional: readonly string[];
+  readonly help: boolean;
+}
+
+/** Parses `--name value` and `--name=value`; flag beats environment beats default; unknown or missing flags throw ConfigError. */
+export function parseFlags(
+  spec: CommandSpec,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedFlags {
+  const known = new Map(spec.flags.map((flag) => [flag.name, flag]));
+  const given: Record<string, string> = {};
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return { values: {}, positional: [], help: true };
+    if (!arg.startsWith('--')) {
+      if (!spec.positional)
+        throw new ConfigError(`postern ${spec.name}: unexpected argument ${JSON.stringify(arg)}`);
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name))
+      throw new ConfigError(`postern ${spec.name}: unknown flag --${name} (see --help)`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`postern ${spec.name}: --${name} needs a value`);
+    given[name] = value;
+  }
+  const values: Record<string, string | undefined> = {};
+  const missing: string[] = [];
+  for (const flag of spec.flags) {
+    const value = given[flag.name] ?? env[envName(flag.name)] ?? flag.default;
+    if (value === undefined && flag.required)
+      missing.push(`--${flag.name} (or ${envName(flag.name)})`);
+    values[flag.name] = value;
+  }
+  if (missing.length) throw new ConfigError(`postern ${spec.name}: missing ${missing.join(', ')}`);
+  return { values, positional, help: false };
+}
+
+export function portFlag(
+  values: Readonly<Record<string, string | undefined>>,
+  name: string,
+): number {
+  const text = values[name] ?? '';
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535)
+    throw new ConfigError(`--${name} must be a port number 0-65535; found ${JSON.stringify(text)}`);
+  return port;
+}

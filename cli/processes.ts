@@ -1,0 +1,80 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { request } from 'undici';
+
+export const POSTERN_BIN = resolve(import.meta.dirname, '../bin/postern.ts');
+
+/** Node flags for every child: http-proxy (2020) trips a deprecation warning on Node 24 that says nothing about us. */
+export const CHILD_NODE_ARGS = ['--disable-warning=DEP0060'];
+
+/** A port that was free a moment ago (bind to 0, read, close); good enough for a dev mesh on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => done(port));
+    });
+  });
+}
+
+export interface Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  /** Resolves with the exit code when the process ends. */
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts `node <args>` with `env` added, output appended to `logFile`. */
+export function startChild(
+  name: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  logFile: string,
+): Child {
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return { name, process: child, exited };
+}
+
+/** Polls `url` until it answers 2xx, the child exits, or `timeoutMs` passes. */
+export async function waitUntilHealthy(
+  url: string,
+  child: Child,
+  timeoutMs: number,
+  dispatcher?: import('undici').Dispatcher,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let exited = false;
+  void child.exited.then(() => {
+    exited = true;
+  });
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${child.name} exited before it became ready`);
+    try {
+      const response = await request(url, dispatcher ? { dispatcher } : {});
+      await response.body.dump();
+      if (response.statusCode < 300) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${child.name} was not ready at ${url} within ${timeoutMs} ms`);
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopChild(child: Child, graceMs = 5000): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  child.process.kill('SIGTERM');
+  const timer = setTimeout(() => child.process.kill('SIGKILL'), graceMs);
+  await child.exited;
+  clearTimeout(timer);
+}

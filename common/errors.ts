@@ -1,0 +1,63 @@
+/**
+ * One error class per failure, each with a stable `code` (the undici model):
+ * callers branch on `code`, humans read `message`.
+ */
+export class PosternError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A command-line flag or environment variable is missing or malformed. */
+export class ConfigError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_CONFIG', message);
+  }
+}
+
+/** A SPIFFE ID that does not have the form spiffe://<trust-domain>/ns/<ns>/sa/<sa>. */
+export class InvalidSpiffeIdError extends PosternError {
+  constructor(value: string, why: string) {
+    super('POSTERN_INVALID_SPIFFE_ID', `invalid SPIFFE ID ${JSON.stringify(value)}: ${why}`);
+  }
+}
+
+/** A certificate signing request was malformed or asked for an identity its credential does not prove. */
+export class CsrRejectedError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_CSR_REJECTED', message);
+  }
+}
+
+/** A bootstrap token or SVID did not authenticate the caller. */
+export class AuthenticationError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_UNAUTHENTICATED', message);
+  }
+}
+
+/** A policy document failed validation; `problems` lists every error found, not only the first. */
+export class PolicyValidationError extends PosternError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super('POSTERN_INVALID_POLICY', problems.join('\n'));
+    this.problems = problems;
+  }
+}
+
+/** The control plane could not be reached or answered with an error. */
+export class ControlPlaneError extends PosternError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('POSTERN_CONTROL_PLANE', message, options);
+  }
+}
+
+/** A command exists in the design but is not built yet. */
+export class NotImplementedError extends PosternError {
+  constructor(what: string) {
+    super('POSTERN_NOT_IMPLEMENTED', `${what} is not implemented yet`);
+  }
+}

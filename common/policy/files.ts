@@ -1,0 +1,71 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { RoutePolicy } from './schema.ts';
+import { formatProblem, validateRoutePolicy } from './validate.ts';
+
+export interface LoadedPolicies {
+  /** Valid policies, in file then document order. Empty of meaning when `errors` is not. */
+  readonly policies: RoutePolicy[];
+  /** One line per problem: file, resource, JSON path, what was expected. */
+  readonly errors: string[];
+  readonly warnings: string[];
+}
+
+const POLICY_FILE = /\.ya?ml$/;
+
+/** The policy files named by `paths`: files as given, folders' *.yaml / *.yml (not recursive), sorted. */
+export async function policyFiles(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    if ((await stat(path)).isDirectory()) {
+      const entries = (await readdir(path)).filter((name) => POLICY_FILE.test(name)).sort();
+      files.push(...entries.map((name) => join(path, name)));
+    } else files.push(path);
+  }
+  return files;
+}
+
+/** Parses and validates every RoutePolicy document in `paths`, collecting every problem. */
+export async function loadPolicies(
+  paths: readonly string[],
+  now = new Date(),
+): Promise<LoadedPolicies> {
+  const policies: RoutePolicy[] = [];
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const seen = new Map<string, string>();
+  for (const file of await policyFiles(paths)) {
+    const documents = parseAllDocuments(await readFile(file, 'utf8'));
+    const list = Array.isArray(documents) ? documents : [documents];
+    list.forEach((document, index) => {
+      const label = `document ${index + 1}`;
+      if (document.errors.length) {
+        for (const error of document.errors) {
+          const where = error.linePos?.[0];
+          errors.push(
+            `${file}${where ? `:${where.line}:${where.col}` : ''}: ${label}: YAML syntax: ${error.message.split('\n')[0]}`,
+          );
+        }
+        return;
+      }
+      const doc = document.toJS();
+      if (doc === null || doc === undefined) return; // an empty document (a trailing ---)
+      const result = validateRoutePolicy(doc, label, now);
+      errors.push(...result.errors.map((p) => formatProblem(p, file)));
+      warnings.push(...result.warnings.map((p) => formatProblem(p, file)));
+      if (!result.policy) return;
+      const key = `${result.policy.metadata.namespace}/${result.policy.metadata.name}`;
+      const previous = seen.get(key);
+      if (previous) {
+        errors.push(
+          `${file}: RoutePolicy ${key}: metadata.name: the same resource is already defined in ${previous}`,
+        );
+        return;
+      }
+      seen.set(key, file);
+      policies.push(result.policy);
+    });
+  }
+  return { policies, errors, warnings };
+}

@@ -1,0 +1,157 @@
+/**
+ * The RoutePolicy schema: the one source of truth for the TypeScript types
+ * (`Static<>`), the validator (common/policy/validate.ts) and the CRD's
+ * openAPIV3Schema. Kept within what a Kubernetes structural schema allows:
+ * every node typed, enums as `enum` (never `const`/`anyOf` of literals).
+ */
+import { Kind, type Static, type TSchema, Type, TypeRegistry } from '@sinclair/typebox';
+
+export const API_VERSION = 'postern.dev/v1alpha1';
+export const KIND = 'RoutePolicy';
+
+TypeRegistry.Set<{ enum: readonly string[] }>(
+  'StringEnum',
+  (schema, value) => typeof value === 'string' && schema.enum.includes(value),
+);
+
+/** A string restricted to `values`, emitted as a plain JSON-Schema `enum`. */
+function StringEnum<const T extends readonly string[]>(
+  values: T,
+  options: { description?: string } = {},
+) {
+  return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: values, ...options });
+}
+
+const object = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description?: string) =>
+  Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
+
+export const HTTP_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'CONNECT',
+  'TRACE',
+] as const;
+
+/** Kubernetes duration notation: 100ms, 1s, 5m, 1h. */
+export const DURATION_PATTERN = '^[1-9][0-9]*(ms|s|m|h)$';
+/** Kubernetes quantity notation for byte sizes: 512, 64Ki, 50Mi, 1Gi, 10M. */
+export const BYTES_PATTERN = '^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$';
+
+const PathMatch = object(
+  {
+    exact: Type.Optional(Type.String({ description: 'the whole path, e.g. /healthz' })),
+    prefix: Type.Optional(
+      Type.String({
+        description: 'whole path segments: /orders matches /orders and /orders/7, not /ordersx',
+      }),
+    ),
+    template: Type.Optional(
+      Type.String({ description: 'segments with {parameters}, e.g. /orders/{id}' }),
+    ),
+  },
+  'exactly one of exact, prefix, template',
+);
+
+const RouteMatch = object({
+  methods: Type.Optional(Type.Array(StringEnum(HTTP_METHODS), { minItems: 1 })),
+  path: Type.Optional(PathMatch),
+});
+
+const Rule = object(
+  {
+    principals: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description:
+          'SPIFFE IDs; spiffe://<td>/ns/<ns>/* for a namespace, spiffe://<td>/* for a trust domain, "*" for any authenticated principal',
+      }),
+    ),
+    jwt: Type.Optional(
+      object({
+        claims: Type.Optional(
+          Type.Record(Type.String(), Type.String(), {
+            description:
+              'claim name to required value; a space-separated claim such as scope matches if it contains the value',
+          }),
+        ),
+      }),
+    ),
+    expiresAt: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description: 'RFC 3339; the entry stops matching at this instant',
+      }),
+    ),
+  },
+  'every condition must hold',
+);
+
+const RateLimit = object({
+  requests: Type.Integer({ minimum: 1 }),
+  per: Type.String({ pattern: DURATION_PATTERN }),
+  burst: Type.Optional(Type.Integer({ minimum: 0 })),
+  key: Type.Optional(StringEnum(['principal', 'subject', 'source-ip', 'route'] as const)),
+  scope: Type.Optional(StringEnum(['local', 'global'] as const)),
+});
+
+const Exfiltration = object({
+  maxResponseBytes: Type.Optional(
+    object({
+      bytes: Type.String({ pattern: BYTES_PATTERN }),
+      per: Type.String({ pattern: DURATION_PATTERN }),
+    }),
+  ),
+  action: Type.Optional(StringEnum(['alert', 'block'] as const)),
+});
+
+const Route = object({
+  name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 }),
+  match: Type.Optional(RouteMatch),
+  allow: Type.Optional(Type.Array(Rule)),
+  deny: Type.Optional(Type.Array(Rule)),
+  rateLimit: Type.Optional(RateLimit),
+  exfiltration: Type.Optional(Exfiltration),
+});
+
+const JwtProvider = object({
+  issuer: Type.String({ minLength: 1 }),
+  jwksUri: Type.String({ pattern: '^https?://' }),
+  audiences: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+});
+
+export const RoutePolicySpec = object({
+  selector: Type.Optional(
+    object({ matchLabels: Type.Optional(Type.Record(Type.String(), Type.String())) }),
+  ),
+  mode: Type.Optional(StringEnum(['enforce', 'audit'] as const)),
+  mtls: Type.Optional(StringEnum(['STRICT', 'PERMISSIVE'] as const)),
+  jwt: Type.Optional(Type.Array(JwtProvider)),
+  defaultAction: Type.Optional(StringEnum(['allow', 'deny'] as const)),
+  routes: Type.Array(Route),
+});
+
+export const RoutePolicySchema = Type.Object({
+  apiVersion: StringEnum([API_VERSION] as const),
+  kind: StringEnum([KIND] as const),
+  // Kubernetes adds uid, resourceVersion, managedFields...: metadata stays open.
+  metadata: Type.Object({
+    name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }),
+    namespace: Type.Optional(
+      Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 }),
+    ),
+  }),
+  spec: RoutePolicySpec,
+});
+
+export type RoutePolicy = Static<typeof RoutePolicySchema>;
+export type Route = Static<typeof Route>;
+export type Rule = Static<typeof Rule>;
+export type PathMatch = Static<typeof PathMatch>;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+export type { TSchema };

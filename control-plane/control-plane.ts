@@ -1,0 +1,97 @@
+import { CertificateAuthority } from '../certs/authority.ts';
+import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
+import { closeServer, listen } from '../common/listen.ts';
+import { Logger } from '../common/log.ts';
+import type { MeshDefault } from '../common/wire.ts';
+import { createApiServer } from './api-server.ts';
+import { PolicyDirectory } from './policy-source.ts';
+import { SnapshotHub } from './snapshot-hub.ts';
+import { nextEpoch, statePaths } from './state.ts';
+import { TokenStore } from './tokens.ts';
+
+export interface ControlPlaneOptions {
+  readonly policiesDir: string;
+  readonly stateDir: string;
+  readonly apiPort: number;
+  readonly host: string;
+  readonly trustDomain: string;
+  readonly meshDefault: MeshDefault;
+  readonly svidTtlMs: number;
+  readonly logger?: Logger;
+}
+
+export interface ControlPlane {
+  readonly apiPort: number;
+  readonly ca: CertificateAuthority;
+  readonly hub: SnapshotHub;
+  close(): Promise<void>;
+}
+
+const SERVING_TTL_MS = 24 * 3600 * 1000;
+
+/** The control plane's own serving identity: the names sidecars and operators reach it by. */
+async function servingCertificate(
+  ca: CertificateAuthority,
+): Promise<{ cert: string; key: string }> {
+  const keys = await generateKeyPair();
+  const cert = await ca.issue(keys.publicKey, {
+    uris: [`spiffe://${ca.trustDomain}/ns/postern-system/sa/postern-control-plane`],
+    dnsNames: [
+      'localhost',
+      'postern-control-plane',
+      'postern-control-plane.postern-system',
+      'postern-control-plane.postern-system.svc',
+      `postern-control-plane.postern-system.svc.${ca.trustDomain}`,
+    ],
+    ipAddresses: ['127.0.0.1', '::1'],
+    ttlMs: SERVING_TTL_MS,
+  });
+  return { cert, key: await privateKeyToPem(keys.privateKey) };
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const logger = options.logger ?? new Logger('control-plane');
+  const paths = statePaths(options.stateDir);
+  const ca = await CertificateAuthority.loadOrCreate(paths.ca, options.trustDomain);
+  const epoch = await nextEpoch(options.stateDir);
+  const hub = new SnapshotHub(epoch, options.meshDefault);
+  const policies = new PolicyDirectory(options.policiesDir, logger, (next) =>
+    hub.setPolicies(next),
+  );
+  hub.setPolicies(await policies.start());
+
+  const server = createApiServer({
+    ca,
+    tokens: new TokenStore(paths.tokens, ca.trustDomain),
+    hub,
+    logger,
+    svidTtlMs: options.svidTtlMs,
+    tls: await servingCertificate(ca),
+  });
+  // Renew the serving certificate at half life; open connections keep theirs.
+  const renew = setInterval(() => {
+    servingCertificate(ca).then(
+      (tls) => server.setSecureContext({ ...tls, ca: ca.bundlePem }),
+      (error: unknown) => logger.error('serving certificate renewal failed', { error }),
+    );
+  }, SERVING_TTL_MS / 2);
+  renew.unref();
+
+  const apiPort = await listen(server, options.apiPort, options.host);
+  logger.info('control plane listening', {
+    apiPort,
+    trustDomain: ca.trustDomain,
+    version: hub.version,
+  });
+
+  return {
+    apiPort,
+    ca,
+    hub,
+    async close() {
+      clearInterval(renew);
+      policies.close();
+      await closeServer(server);
+    },
+  };
+}

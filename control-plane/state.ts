@@ -1,0 +1,35 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * The control plane's state folder:
+ *   ca/           the mesh CA (the layout `postern certs init` writes)
+ *   tokens.json   bootstrap tokens, hashed, each bound to one workload identity
+ *   epoch         how many times the control plane has started (snapshot versions' epoch)
+ */
+export const statePaths = (dir: string) => ({
+  ca: join(dir, 'ca'),
+  tokens: join(dir, 'tokens.json'),
+  epoch: join(dir, 'epoch'),
+});
+
+/** Writes via a temporary file and rename, so a crash never leaves half a file. */
+export async function writeFileAtomic(path: string, content: string, mode = 0o600): Promise<void> {
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, content, { mode });
+  await rename(temporary, path);
+}
+
+/** Increments and returns the start counter, so versions issued after a restart sort after those before it. */
+export async function nextEpoch(stateDir: string): Promise<number> {
+  await mkdir(stateDir, { recursive: true });
+  const path = statePaths(stateDir).epoch;
+  let previous = 0;
+  try {
+    previous = Number.parseInt(await readFile(path, 'utf8'), 10) || 0;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await writeFileAtomic(path, `${previous + 1}\n`, 0o644);
+  return previous + 1;
+}

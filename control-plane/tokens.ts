@@ -1,0 +1,82 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ConfigError } from '../common/errors.ts';
+import { formatSpiffeId, isDnsLabel } from '../common/spiffe.ts';
+import { writeFileAtomic } from './state.ts';
+
+/** What a bootstrap token proves: one workload running as one SPIFFE identity. */
+export interface TokenBinding {
+  readonly workload: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly spiffeId: string;
+  readonly createdAt: string;
+}
+
+type TokenFile = Record<string, TokenBinding>;
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Bootstrap tokens, stored as sha256 hashes (the tokens are 256 random bits,
+ * so a plain hash is enough: there is nothing to brute-force). The file is
+ * re-read on each lookup so that `postern token create` works while the
+ * control plane runs; lookups happen once per sidecar start, not per request.
+ */
+export class TokenStore {
+  readonly #path: string;
+  readonly #trustDomain: string;
+
+  constructor(path: string, trustDomain: string) {
+    this.#path = path;
+    this.#trustDomain = trustDomain;
+  }
+
+  async #read(): Promise<TokenFile> {
+    try {
+      return JSON.parse(await readFile(this.#path, 'utf8')) as TokenFile;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw error;
+    }
+  }
+
+  /** Mints a token bound to the workload's identity; returns the token (shown once, stored hashed). */
+  async create(workload: string, namespace: string, serviceAccount: string): Promise<string> {
+    for (const [what, value] of [
+      ['workload', workload],
+      ['namespace', namespace],
+      ['service account', serviceAccount],
+    ] as const) {
+      if (!isDnsLabel(value))
+        throw new ConfigError(
+          `the ${what} ${JSON.stringify(value)} is not a DNS label (a-z, 0-9, -)`,
+        );
+    }
+    const token = `pst_${randomBytes(32).toString('base64url')}`;
+    const spiffeId = formatSpiffeId({ trustDomain: this.#trustDomain, namespace, serviceAccount });
+    const tokens = await this.#read();
+    tokens[hash(token)] = {
+      workload,
+      namespace,
+      serviceAccount,
+      spiffeId,
+      createdAt: new Date().toISOString(),
+    };
+    await mkdir(dirname(this.#path), { recursive: true });
+    await writeFileAtomic(this.#path, JSON.stringify(tokens, null, 2) + '\n');
+    return token;
+  }
+
+  async verify(token: string): Promise<TokenBinding | undefined> {
+    return (await this.#read())[hash(token.trim())];
+  }
+
+  /** Whether some token binds `workload` to `spiffeId`: the check that a sidecar may register as that service. */
+  async bindingFor(workload: string, spiffeId: string): Promise<TokenBinding | undefined> {
+    return Object.values(await this.#read()).find(
+      (b) => b.workload === workload && b.spiffeId === spiffeId,
+    );
+  }
+}

@@ -1,0 +1,50 @@
+// Demo app "frontend": calls orders by its service name, through its
+// sidecar's outbound listener (HTTP_PROXY), in plain HTTP. The sidecars add
+// mTLS and identity; this code contains none of it.
+import { createServer } from 'node:http';
+import { EnvHttpProxyAgent, request } from 'undici';
+
+const proxy = new EnvHttpProxyAgent();
+const ORDERS_URL = process.env.ORDERS_URL ?? 'http://orders';
+
+async function callOrders(path: string): Promise<{ status: number; body: unknown }> {
+  const response = await request(`${ORDERS_URL}${path}`, { dispatcher: proxy });
+  const text = await response.body.text();
+  try {
+    return { status: response.statusCode, body: JSON.parse(text) };
+  } catch {
+    return { status: response.statusCode, body: text };
+  }
+}
+
+const server = createServer(async (req, res) => {
+  const path = (req.url ?? '/').split('?')[0]!;
+  const caller = req.headers['x-postern-principal'] ?? null;
+  // "/" lists orders; "/admin" asks orders for its admin page, which orders'
+  // policy denies to everyone: the 403 comes from orders' sidecar.
+  const upstreamPath = path === '/' ? '/orders' : path === '/admin' ? '/admin' : undefined;
+  if (!upstreamPath) {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: `no route ${path}` }));
+    return;
+  }
+  try {
+    const orders = await callOrders(upstreamPath);
+    res.writeHead(orders.status === 200 ? 200 : 502, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify(
+        { app: 'frontend', seenCaller: caller, ordersStatus: orders.status, orders: orders.body },
+        null,
+        2,
+      ),
+    );
+  } catch (error) {
+    res.writeHead(502, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ app: 'frontend', error: (error as Error).message }));
+  }
+});
+
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`frontend app listening on ${JSON.stringify(server.address())}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,0 +1,94 @@
+import { Agent, request } from 'undici';
+import { ControlPlaneError } from '../common/errors.ts';
+import {
+  type CertificateRequest,
+  type CertificateResponse,
+  formatLabels,
+  type SnapshotAck,
+} from '../common/wire.ts';
+import { type Svid, tlsOptionsOf } from './identity/svid.ts';
+
+export interface Registration {
+  readonly workload: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** host:port of this sidecar's inbound listener, as peers should dial it. */
+  readonly address: string;
+}
+
+/**
+ * The sidecar's side of the control-plane API. It verifies the control plane
+ * against the CA file it was given; once it holds an SVID it presents it on
+ * every call (that is how renewals, the snapshot watch and acks authenticate).
+ */
+export class ControlPlaneClient {
+  readonly #base: string;
+  readonly #ca: string;
+  #agent: Agent;
+
+  constructor(baseUrl: string, caPem: string) {
+    this.#base = baseUrl.replace(/\/+$/, '');
+    this.#ca = caPem;
+    this.#agent = new Agent({ connect: { ca: caPem } });
+  }
+
+  /** Present this SVID from now on. Streams already open keep their connection. */
+  useCertificate(svid: Svid): void {
+    const previous = this.#agent;
+    this.#agent = new Agent({ connect: { ...tlsOptionsOf(svid), ca: this.#ca } });
+    void previous.close();
+  }
+
+  async #call(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal) {
+    let response: Awaited<ReturnType<typeof request>>;
+    try {
+      response = await request(`${this.#base}${path}`, {
+        method,
+        dispatcher: this.#agent,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? null : JSON.stringify(body),
+        signal,
+      });
+    } catch (error) {
+      throw new ControlPlaneError(`${method} ${path} failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (response.statusCode >= 300) {
+      const text = await response.body.text();
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { error: { message: string } }).error.message;
+      } catch {}
+      throw new ControlPlaneError(`${method} ${path} answered ${response.statusCode}: ${message}`);
+    }
+    return response;
+  }
+
+  async requestCertificate(req: CertificateRequest): Promise<CertificateResponse> {
+    const response = await this.#call('POST', '/v1/certificates', req);
+    return (await response.body.json()) as CertificateResponse;
+  }
+
+  /** Opens the snapshot watch and returns its SSE byte stream; aborting `signal` closes it. */
+  async watchSnapshots(
+    registration: Registration,
+    signal: AbortSignal,
+  ): Promise<AsyncIterable<Buffer>> {
+    const query = new URLSearchParams({
+      workload: registration.workload,
+      labels: formatLabels(registration.labels),
+      address: registration.address,
+    });
+    const response = await this.#call('GET', `/v1/snapshots?${query}`, undefined, signal);
+    return response.body;
+  }
+
+  async ack(ack: SnapshotAck): Promise<void> {
+    const response = await this.#call('POST', '/v1/acks', ack);
+    await response.body.dump();
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}

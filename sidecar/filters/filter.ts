@@ -1,0 +1,38 @@
+import type { IncomingMessage } from 'node:http';
+import type { LocalReply } from '../http/local-reply.ts';
+import type { RequestTarget } from '../http/request-target.ts';
+import type { Endpoint } from '../outbound/service-directory.ts';
+import type { Decision } from '../policy/authorize.ts';
+
+/** What the filters of one request learn, in the order the chain fills it in. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly startedAt: number;
+  /** Canonical path and query (canonicalize filter). */
+  target?: RequestTarget;
+  /** The caller's SPIFFE ID from its mTLS certificate (inbound; authenticate filter). */
+  principal?: string;
+  /** The policy decision (inbound; authorize filter). */
+  decision?: Decision;
+  /** Where the request goes (outbound; route-destination filter). */
+  destination?: Endpoint;
+}
+
+/**
+ * One step of a chain (Envoy's HTTP filter, reduced): it reads and annotates
+ * the exchange and either lets the request continue (returns undefined) or
+ * answers it itself (returns a LocalReply). Filters are built once per
+ * listener; they keep no per-request state of their own.
+ */
+export interface Filter {
+  readonly name: string;
+  onRequest(exchange: Exchange): LocalReply | undefined;
+}
+
+export function runFilters(filters: readonly Filter[], exchange: Exchange): LocalReply | undefined {
+  for (const filter of filters) {
+    const reply = filter.onRequest(exchange);
+    if (reply) return reply;
+  }
+  return undefined;
+}

@@ -1,0 +1,56 @@
+import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { Filter } from './filter.ts';
+
+/**
+ * Outbound: finds the mesh service the app is calling, from the absolute-form
+ * target an explicit proxy client sends (`GET http://orders/x`) or else the
+ * Host header, and sets the canonical origin-form target to forward.
+ */
+export function routeDestination(state: SnapshotState): Filter {
+  return {
+    name: 'route-destination',
+    onRequest(exchange) {
+      const req = exchange.req;
+      const url = req.url ?? '';
+      let authority: string | undefined;
+      if (url.startsWith('http://')) {
+        const slash = url.indexOf('/', 7);
+        authority = slash === -1 ? url.slice(7) : url.slice(7, slash);
+        req.url = slash === -1 ? '/' : url.slice(slash);
+      } else if (/^[a-z][a-z0-9+.-]*:/i.test(url)) {
+        return {
+          status: 400,
+          code: 'POSTERN_UNSUPPORTED_SCHEME',
+          message:
+            'the outbound listener takes plain http:// targets; the sidecar adds mTLS itself',
+          close: true,
+        };
+      } else authority = req.headers.host;
+      if (!authority) {
+        return {
+          status: 400,
+          code: 'POSTERN_NO_DESTINATION',
+          message: 'the request names no host',
+          close: true,
+        };
+      }
+      const applied = state.current;
+      if (!applied)
+        return {
+          status: 503,
+          code: 'POSTERN_NOT_READY',
+          message: 'the sidecar has no service registry yet',
+        };
+      const destination = applied.directory.resolve(authority);
+      if (!destination) {
+        return {
+          status: 502,
+          code: 'POSTERN_UNKNOWN_DESTINATION',
+          message: `${authority} is not a service in the mesh registry; egress outside the mesh is not allowed`,
+        };
+      }
+      exchange.destination = destination;
+      return undefined;
+    },
+  };
+}

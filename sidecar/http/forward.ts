@@ -1,0 +1,96 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Dispatcher } from 'undici';
+import { PeerIdentityMismatchError } from '../identity/peer-verification.ts';
+import { downstreamResponseHeaders } from './headers.ts';
+import { type LocalReply, sendLocalReply } from './local-reply.ts';
+
+export interface ForwardResult {
+  readonly status: number;
+  readonly responseBytes: number;
+  /** Set when the sidecar answered with its own error instead of the upstream's response. */
+  readonly failure?: LocalReply;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/;
+
+/** What the downstream client is told when the upstream could not be reached or answered badly. */
+export function upstreamFailure(error: unknown): LocalReply {
+  const cause = (error as { cause?: unknown }).cause ?? error;
+  if (cause instanceof PeerIdentityMismatchError || error instanceof PeerIdentityMismatchError) {
+    const mismatch = (
+      cause instanceof PeerIdentityMismatchError ? cause : error
+    ) as PeerIdentityMismatchError;
+    return { status: 502, code: mismatch.code, message: mismatch.message };
+  }
+  const code = String(
+    (cause as { code?: unknown }).code ?? (error as { code?: unknown }).code ?? '',
+  );
+  if (
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT'
+  ) {
+    return {
+      status: 504,
+      code: 'POSTERN_UPSTREAM_TIMEOUT',
+      message: 'the upstream did not answer in time',
+    };
+  }
+  if (TLS_FAILURE.test(code)) {
+    return {
+      status: 502,
+      code: 'POSTERN_UPSTREAM_TLS',
+      message: `the upstream's TLS handshake failed (${code})`,
+    };
+  }
+  return {
+    status: 503,
+    code: 'POSTERN_UPSTREAM_UNAVAILABLE',
+    message: `the upstream is unavailable${code ? ` (${code})` : ''}`,
+  };
+}
+
+/**
+ * Forwards one request through `dispatcher` and streams the response back,
+ * both bodies streamed (never buffered). Returns the status the client saw
+ * and how many response body bytes it was sent.
+ */
+export async function forwardRequest(
+  dispatcher: Dispatcher,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  headers: string[],
+): Promise<ForwardResult> {
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await dispatcher.request({
+      method: req.method as Dispatcher.HttpMethod,
+      path,
+      headers,
+      body: hasBody(req) ? req : null,
+    });
+  } catch (error) {
+    const failure = upstreamFailure(error);
+    if (!res.headersSent && !res.destroyed) sendLocalReply(res, failure);
+    return { status: failure.status, responseBytes: 0, failure };
+  }
+  res.writeHead(upstream.statusCode, downstreamResponseHeaders(upstream.headers));
+  let responseBytes = 0;
+  upstream.body.on('data', (chunk: Buffer) => {
+    responseBytes += chunk.length;
+  });
+  try {
+    await pipeline(upstream.body, res);
+  } catch {
+    // The client went away or the upstream broke mid-body; either way the
+    // response is cut. pipeline has already destroyed both ends.
+  }
+  return { status: upstream.statusCode, responseBytes };
+}

@@ -1,0 +1,37 @@
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** A response the sidecar makes itself instead of forwarding (a denial, a malformed request, an upstream failure). */
+export interface LocalReply {
+  readonly status: number;
+  /** Stable machine-readable code, e.g. POSTERN_DENIED. */
+  readonly code: string;
+  readonly message: string;
+  /** Extra JSON fields (which policy and rule denied). */
+  readonly details?: Readonly<Record<string, unknown>>;
+  /** Close the connection after replying: after a malformed request the stream cannot be trusted. */
+  readonly close?: boolean;
+}
+
+function body(reply: LocalReply): string {
+  return JSON.stringify({ error: { code: reply.code, message: reply.message, ...reply.details } });
+}
+
+export function sendLocalReply(res: ServerResponse, reply: LocalReply): void {
+  const text = body(reply);
+  res.shouldKeepAlive = res.shouldKeepAlive && !reply.close;
+  res.writeHead(reply.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...(reply.close ? { connection: 'close' } : {}),
+  });
+  res.end(text);
+}
+
+/** The same reply written raw on a socket whose request asked to Upgrade (no ServerResponse exists there). */
+export function writeLocalReplyToSocket(socket: Duplex, reply: LocalReply): void {
+  const text = body(reply);
+  socket.end(
+    `HTTP/1.1 ${reply.status} ${reply.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}

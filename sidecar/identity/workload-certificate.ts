@@ -1,0 +1,119 @@
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createCsr } from '../../certs/authority.ts';
+import { privateKeyToPem } from '../../certs/x509.ts';
+import { backoffDelay, sleep } from '../../common/backoff.ts';
+import type { Logger } from '../../common/log.ts';
+import type { ControlPlaneClient } from '../control-plane-client.ts';
+import type { Svid } from './svid.ts';
+
+export interface WorkloadCertificateOptions {
+  readonly client: ControlPlaneClient;
+  readonly spiffeId: string;
+  /** File holding the bootstrap token, read when the first certificate is requested. */
+  readonly tokenFile: string;
+  readonly logger: Logger;
+  /** Called with every certificate after the first (the first is returned by `obtain`). */
+  readonly onRotated: (svid: Svid) => void;
+  readonly now?: () => number;
+}
+
+/**
+ * The sidecar's X.509-SVID. The key pair is made in memory for every
+ * request and never written anywhere; the first certificate is bought with
+ * the bootstrap token, renewals with the current SVID, each at half of the
+ * current certificate's lifetime. Failures retry with backoff while the
+ * current certificate is still valid.
+ */
+export class WorkloadCertificate {
+  readonly #options: WorkloadCertificateOptions;
+  readonly #abort = new AbortController();
+  #current: Svid | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: WorkloadCertificateOptions) {
+    this.#options = options;
+  }
+
+  get current(): Svid | undefined {
+    return this.#current;
+  }
+
+  async #request(useToken: boolean): Promise<Svid> {
+    const { keys, csrPem } = await createCsr(this.#options.spiffeId);
+    const token = useToken ? (await readFile(this.#options.tokenFile, 'utf8')).trim() : undefined;
+    const response = await this.#options.client.requestCertificate({
+      csr: csrPem,
+      ...(token ? { token } : {}),
+    });
+    const leaf = new X509Certificate(response.certificateChain);
+    return Object.freeze({
+      spiffeId: response.spiffeId,
+      certPem: response.certificateChain,
+      keyPem: await privateKeyToPem(keys.privateKey),
+      bundlePem: response.trustBundle,
+      notBeforeMs: Date.parse(leaf.validFrom),
+      notAfterMs: Date.parse(leaf.validTo),
+    });
+  }
+
+  /** Gets the first certificate, retrying until it succeeds or `close()` is called. */
+  async obtain(): Promise<Svid | undefined> {
+    for (let attempt = 0; !this.#abort.signal.aborted; attempt++) {
+      try {
+        const svid = await this.#request(true);
+        this.#install(svid);
+        return svid;
+      } catch (error) {
+        const delay = backoffDelay(attempt, { baseMs: 200, maxMs: 15_000 });
+        this.#options.logger.warn('certificate request failed; retrying', {
+          error,
+          retryInMs: delay,
+        });
+        await sleep(delay, this.#abort.signal);
+      }
+    }
+    return undefined;
+  }
+
+  #install(svid: Svid): void {
+    this.#current = svid;
+    this.#options.client.useCertificate(svid);
+    const now = (this.#options.now ?? Date.now)();
+    const renewAt = svid.notBeforeMs + (svid.notAfterMs - svid.notBeforeMs) / 2;
+    this.#schedule(Math.max(0, renewAt - now), 0);
+    this.#options.logger.info('certificate installed', {
+      spiffeId: svid.spiffeId,
+      notAfter: new Date(svid.notAfterMs).toISOString(),
+      renewAt: new Date(renewAt).toISOString(),
+    });
+  }
+
+  #schedule(delayMs: number, attempt: number): void {
+    clearTimeout(this.#timer);
+    // setTimeout holds 32-bit delays; longer waits re-arm on the way.
+    this.#timer = setTimeout(() => void this.#renew(attempt), Math.min(delayMs, 2 ** 31 - 1));
+    this.#timer.unref();
+  }
+
+  async #renew(attempt: number): Promise<void> {
+    if (this.#abort.signal.aborted) return;
+    try {
+      const svid = await this.#request(false);
+      this.#install(svid);
+      this.#options.onRotated(svid);
+    } catch (error) {
+      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
+      this.#options.logger.error('certificate renewal failed; retrying', {
+        error,
+        retryInMs: delay,
+      });
+      this.#schedule(delay, attempt + 1);
+    }
+  }
+
+  close(): void {
+    this.#abort.abort();
+    clearTimeout(this.#timer);
+  }
+}

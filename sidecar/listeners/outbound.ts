@@ -1,0 +1,131 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { closeServer, listen } from '../../common/listen.ts';
+import type { Logger } from '../../common/log.ts';
+import { outboundChain } from '../filters/chains.ts';
+import { type Exchange, runFilters } from '../filters/filter.ts';
+import { forwardRequest, upstreamFailure } from '../http/forward.ts';
+import { scrubRequestHeadersInPlace, upstreamRequestHeaders } from '../http/headers.ts';
+import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
+import type { Svid } from '../identity/svid.ts';
+import { MeshConnections } from '../outbound/mesh-connections.ts';
+import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { SidecarMetrics } from '../telemetry/metrics.ts';
+
+export interface OutboundOptions {
+  readonly svid: Svid;
+  readonly state: SnapshotState;
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+}
+
+/**
+ * The outbound listener (15001, loopback only): the app's plain HTTP egress,
+ * as an explicit proxy (absolute-form targets) or by Host header. Each
+ * request is resolved to a peer sidecar from the registry and sent over mTLS
+ * that must prove the destination's SPIFFE ID.
+ */
+export class OutboundListener {
+  readonly server: Server;
+  readonly #connections: MeshConnections;
+  readonly #proxy: httpProxy;
+  readonly #tunnels = new Set<Duplex>();
+
+  constructor(options: OutboundOptions) {
+    const { state, logger, metrics } = options;
+    this.#connections = new MeshConnections(options.svid);
+    const chain = outboundChain({ state });
+    this.#proxy = httpProxy.createProxyServer({ ws: true });
+    this.#proxy.on('error', (error, _req, socket) => {
+      const failure = upstreamFailure(error);
+      logger.warn('outbound upgrade tunnel failed', {
+        code: failure.code,
+        reason: failure.message,
+      });
+      writeLocalReplyToSocket(socket as Duplex, failure);
+    });
+
+    this.server = createServer();
+    this.server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
+      const exchange: Exchange = { req, startedAt: performance.now() };
+      const reply = runFilters(chain, exchange);
+      let status: number;
+      if (reply) {
+        sendLocalReply(res, reply);
+        status = reply.status;
+      } else {
+        const destination = exchange.destination!;
+        const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, []);
+        const target = exchange.target!;
+        const result = await forwardRequest(
+          this.#connections.poolFor(destination),
+          req,
+          res,
+          target.path + target.search,
+          headers,
+        );
+        status = result.status;
+        if (result.failure) {
+          logger.warn('outbound request failed', {
+            destination: destination.address,
+            expected: destination.spiffeId,
+            code: result.failure.code,
+            reason: result.failure.message,
+          });
+        }
+      }
+      metrics.requests.inc({ direction: 'outbound', decision: 'none', code: String(status) });
+      metrics.duration.observe(
+        { direction: 'outbound' },
+        (performance.now() - exchange.startedAt) / 1000,
+      );
+    });
+
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const exchange: Exchange = { req, startedAt: performance.now() };
+      const reply = runFilters(chain, exchange);
+      if (reply) {
+        writeLocalReplyToSocket(socket, reply);
+        return;
+      }
+      const destination = exchange.destination!;
+      scrubRequestHeadersInPlace(req.headers, {});
+      req.url = exchange.target!.path + exchange.target!.search;
+      this.#tunnels.add(socket);
+      socket.once('close', () => this.#tunnels.delete(socket));
+      this.#proxy.ws(req, socket, head, {
+        target: `https://${destination.address}`,
+        agent: this.#connections.agentFor(destination),
+        secure: true,
+      });
+    });
+
+    // CONNECT would hand the app an opaque tunnel the sidecar cannot route or
+    // authorize by service; mesh calls are plain HTTP to this listener.
+    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      writeLocalReplyToSocket(socket, {
+        status: 405,
+        code: 'POSTERN_CONNECT_NOT_SUPPORTED',
+        message:
+          'CONNECT tunnels are not supported; send plain HTTP and the sidecar originates mTLS',
+      });
+    });
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return listen(this.server, port, host);
+  }
+
+  setCertificate(svid: Svid): void {
+    this.#connections.setCertificate(svid);
+  }
+
+  async close(): Promise<void> {
+    for (const tunnel of this.#tunnels) tunnel.destroy();
+    await closeServer(this.server);
+    this.#proxy.close();
+    await this.#connections.close();
+  }
+}

@@ -1,0 +1,68 @@
+import { Agent as HttpsAgent } from 'node:https';
+import { Pool } from 'undici';
+import { expectSpiffeId } from '../identity/peer-verification.ts';
+import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
+import type { Endpoint } from './service-directory.ts';
+
+/**
+ * Connections to peer sidecars, originated as mTLS with our SVID and
+ * accepting only the SPIFFE ID the registry names for that endpoint. One
+ * keep-alive undici pool per (address, identity) for requests, one https
+ * Agent per endpoint for Upgrade tunnels. A renewed SVID replaces them all:
+ * new requests get new pools, the old ones finish what they carry and close.
+ */
+export class MeshConnections {
+  #svid: Svid;
+  #pools = new Map<string, Pool>();
+  #agents = new Map<string, HttpsAgent>();
+
+  constructor(svid: Svid) {
+    this.#svid = svid;
+  }
+
+  poolFor(endpoint: Endpoint): Pool {
+    const key = `${endpoint.address}|${endpoint.spiffeId}`;
+    let pool = this.#pools.get(key);
+    if (!pool) {
+      pool = new Pool(`https://${endpoint.address}`, {
+        connections: 64,
+        connect: {
+          ...tlsOptionsOf(this.#svid),
+          minVersion: 'TLSv1.2',
+          checkServerIdentity: expectSpiffeId(endpoint.spiffeId),
+        },
+      });
+      this.#pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  agentFor(endpoint: Endpoint): HttpsAgent {
+    const key = `${endpoint.address}|${endpoint.spiffeId}`;
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      agent = new HttpsAgent({
+        ...tlsOptionsOf(this.#svid),
+        minVersion: 'TLSv1.2',
+        checkServerIdentity: expectSpiffeId(endpoint.spiffeId),
+      });
+      this.#agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  setCertificate(svid: Svid): void {
+    this.#svid = svid;
+    const pools = this.#pools;
+    const agents = this.#agents;
+    this.#pools = new Map();
+    this.#agents = new Map();
+    for (const pool of pools.values()) void pool.close();
+    for (const agent of agents.values()) agent.destroy();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
+    for (const agent of this.#agents.values()) agent.destroy();
+  }
+}

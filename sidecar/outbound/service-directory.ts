@@ -1,0 +1,56 @@
+import type { RegistryEntry } from '../../common/wire.ts';
+
+/** One place a request for a mesh service can go: the peer sidecar's address and the identity it must prove. */
+export interface Endpoint {
+  readonly service: string;
+  readonly namespace: string;
+  /** host:port of the peer sidecar's inbound listener. */
+  readonly address: string;
+  readonly spiffeId: string;
+}
+
+/**
+ * The registry of a snapshot, indexed by every name an app may use for a
+ * service, as Kubernetes DNS resolves them from a pod in `ownNamespace`:
+ * `svc` (own namespace only), `svc.ns`, `svc.ns.svc`, `svc.ns.svc.<domain>`.
+ * Built once per snapshot; lookups are one Map read plus a round-robin step.
+ */
+export class ServiceDirectory {
+  readonly #byName = new Map<string, { endpoints: Endpoint[]; next: number }>();
+
+  constructor(
+    registry: readonly RegistryEntry[],
+    ownNamespace: string,
+    clusterDomain = 'cluster.local',
+  ) {
+    for (const entry of registry) {
+      const names = [
+        `${entry.service}.${entry.namespace}`,
+        `${entry.service}.${entry.namespace}.svc`,
+        `${entry.service}.${entry.namespace}.svc.${clusterDomain}`,
+      ];
+      if (entry.namespace === ownNamespace) names.push(entry.service);
+      for (const name of names) {
+        const slot = this.#byName.get(name) ?? { endpoints: [], next: 0 };
+        this.#byName.set(name, slot);
+        slot.endpoints.push(Object.freeze({ ...entry }));
+      }
+    }
+  }
+
+  /** The next endpoint for `authority` (host or host:port; the port is ignored: a mesh service is named, not numbered). */
+  resolve(authority: string): Endpoint | undefined {
+    const host = hostOf(authority).toLowerCase();
+    const slot = this.#byName.get(host.endsWith('.') ? host.slice(0, -1) : host);
+    if (!slot) return undefined;
+    const endpoint = slot.endpoints[slot.next % slot.endpoints.length]!;
+    slot.next = (slot.next + 1) % slot.endpoints.length;
+    return endpoint;
+  }
+}
+
+function hostOf(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(0, authority.indexOf(']') + 1);
+  const colon = authority.lastIndexOf(':');
+  return colon === -1 ? authority : authority.slice(0, colon);
+}

@@ -1,0 +1,170 @@
+/**
+ * Compiling a snapshot's RoutePolicies into the structures the request path
+ * reads: route lists already in precedence order, principal sets, expiry
+ * instants as numbers. Done once per snapshot, then frozen; nothing here is
+ * parsed or allocated per request.
+ */
+import type { PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
+import type { MeshDefault, Snapshot } from '../../common/wire.ts';
+
+export type Mode = 'enforce' | 'audit';
+export type Action = 'allow' | 'deny';
+
+export interface PrincipalMatcher {
+  /** "*": any authenticated principal. */
+  readonly any: boolean;
+  readonly exact: ReadonlySet<string>;
+  /** Namespace or trust-domain wildcards, stored as the prefix before the `*`. */
+  readonly prefixes: readonly string[];
+}
+
+export interface CompiledRule {
+  /** `deny[2]`: which entry, for the denial reason. */
+  readonly label: string;
+  readonly principals: PrincipalMatcher | undefined;
+  /** Required JWT claims; a rule with claims cannot match until JWT authentication exists (fail closed). */
+  readonly jwtClaims: Readonly<Record<string, string>> | undefined;
+  /** Epoch milliseconds after which the entry no longer matches; Infinity when it never expires. */
+  readonly expiresAtMs: number;
+}
+
+export type CompiledPath =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'exact'; readonly value: string }
+  | { readonly kind: 'prefix'; readonly value: string }
+  | { readonly kind: 'template'; readonly segments: readonly (string | null)[] }; // null: a {parameter}
+
+export interface CompiledRoute {
+  /** `namespace/name` of the RoutePolicy the route comes from. */
+  readonly policy: string;
+  readonly name: string;
+  readonly mode: Mode;
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly path: CompiledPath;
+  readonly deny: readonly CompiledRule[];
+  readonly allow: readonly CompiledRule[];
+  readonly defaultAction: Action;
+}
+
+export interface CompiledPolicy {
+  readonly version: string;
+  /** No RoutePolicy selects this workload: the mesh default decides. */
+  readonly unselected: boolean;
+  readonly meshDefault: MeshDefault;
+  /** Routes in precedence order: the first that matches a request handles it. */
+  readonly routes: readonly CompiledRoute[];
+  /** For a request no route matches: deny if any selecting policy says deny. */
+  readonly defaultAction: Action;
+  readonly defaultPolicy: string | undefined;
+  readonly mode: Mode;
+}
+
+function compilePrincipals(
+  principals: readonly string[] | undefined,
+): PrincipalMatcher | undefined {
+  if (!principals) return undefined;
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  let any = false;
+  for (const principal of principals) {
+    if (principal === '*') any = true;
+    else if (principal.endsWith('/*')) prefixes.push(principal.slice(0, -1));
+    else exact.add(principal);
+  }
+  return Object.freeze({ any, exact, prefixes: Object.freeze(prefixes) });
+}
+
+function compileRule(rule: Rule, label: string): CompiledRule {
+  return Object.freeze({
+    label,
+    principals: compilePrincipals(rule.principals),
+    jwtClaims: rule.jwt?.claims
+      ? Object.freeze({ ...rule.jwt.claims })
+      : rule.jwt
+        ? Object.freeze({})
+        : undefined,
+    expiresAtMs: rule.expiresAt ? Date.parse(rule.expiresAt) : Number.POSITIVE_INFINITY,
+  });
+}
+
+function compilePath(path: PathMatch | undefined): CompiledPath {
+  if (path?.exact !== undefined) return { kind: 'exact', value: path.exact };
+  if (path?.template !== undefined) {
+    return {
+      kind: 'template',
+      segments: path.template.split('/').map((s) => (s.startsWith('{') ? null : s)),
+    };
+  }
+  if (path?.prefix !== undefined && path.prefix !== '/') {
+    // Prefixes match whole segments; a trailing slash adds nothing to that.
+    return { kind: 'prefix', value: path.prefix.replace(/\/+$/, '') };
+  }
+  return { kind: 'any' };
+}
+
+/**
+ * Gateway API HTTPRoute precedence: exact path, then template (more literal
+ * segments first), then the longest prefix; then the route with a method
+ * condition; then file order (a stable sort keeps it).
+ */
+function precedence(route: CompiledRoute): number[] {
+  const path = route.path;
+  const kindRank = path.kind === 'exact' ? 0 : path.kind === 'template' ? 1 : 2;
+  const specificity =
+    path.kind === 'exact'
+      ? path.value.length
+      : path.kind === 'template'
+        ? path.segments.filter((s) => s !== null).length * 1000 + path.segments.length
+        : path.kind === 'prefix'
+          ? path.value.length
+          : 0;
+  return [kindRank, -specificity, route.methods ? 0 : 1];
+}
+
+function byPrecedence(a: CompiledRoute, b: CompiledRoute): number {
+  const pa = precedence(a);
+  const pb = precedence(b);
+  for (let i = 0; i < pa.length; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
+  return 0;
+}
+
+const policyId = (policy: RoutePolicy) => `${policy.metadata.namespace}/${policy.metadata.name}`;
+
+export function compilePolicies(
+  snapshot: Pick<Snapshot, 'version' | 'meshDefault' | 'policies'>,
+): CompiledPolicy {
+  const policies = snapshot.policies as readonly RoutePolicy[];
+  const routes: CompiledRoute[] = [];
+  for (const policy of policies) {
+    const mode = policy.spec.mode ?? 'enforce';
+    const defaultAction = policy.spec.defaultAction ?? 'deny';
+    for (const route of policy.spec.routes) {
+      routes.push(
+        Object.freeze({
+          policy: policyId(policy),
+          name: route.name,
+          mode,
+          methods: route.match?.methods ? new Set<string>(route.match.methods) : undefined,
+          path: Object.freeze(compilePath(route.match?.path)),
+          deny: Object.freeze((route.deny ?? []).map((r, i) => compileRule(r, `deny[${i}]`))),
+          allow: Object.freeze((route.allow ?? []).map((r, i) => compileRule(r, `allow[${i}]`))),
+          defaultAction,
+        }),
+      );
+    }
+  }
+  routes.sort(byPrecedence);
+  // Several policies may select one workload; for a request none of their
+  // routes match, the strictest default wins.
+  const denying = policies.find((policy) => (policy.spec.defaultAction ?? 'deny') === 'deny');
+  const decider = denying ?? policies[0];
+  return Object.freeze({
+    version: snapshot.version,
+    unselected: policies.length === 0,
+    meshDefault: snapshot.meshDefault,
+    routes: Object.freeze(routes),
+    defaultAction: denying || !decider ? 'deny' : 'allow',
+    defaultPolicy: decider && policyId(decider),
+    mode: decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce',
+  });
+}

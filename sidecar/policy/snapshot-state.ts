@@ -1,0 +1,64 @@
+import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
+import type { Snapshot } from '../../common/wire.ts';
+import { ServiceDirectory } from '../outbound/service-directory.ts';
+import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
+
+/** Everything the request path reads from a snapshot, compiled together and swapped as one reference. */
+export interface AppliedSnapshot {
+  readonly snapshot: Snapshot;
+  readonly policy: CompiledPolicy;
+  readonly directory: ServiceDirectory;
+}
+
+export type ApplyResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/**
+ * The sidecar's current snapshot. `apply` validates and compiles a candidate
+ * completely before swapping it in with one assignment, so a request sees
+ * either the old snapshot or the new one, never half of each, and a bad
+ * candidate leaves the last good one in force.
+ */
+export class SnapshotState {
+  readonly #namespace: string;
+  #current: AppliedSnapshot | undefined;
+
+  constructor(namespace: string) {
+    this.#namespace = namespace;
+  }
+
+  get current(): AppliedSnapshot | undefined {
+    return this.#current;
+  }
+
+  apply(candidate: unknown): ApplyResult {
+    const snapshot = candidate as Snapshot;
+    if (
+      typeof snapshot?.version !== 'string' ||
+      typeof snapshot.hash !== 'string' ||
+      !Array.isArray(snapshot.policies) ||
+      !Array.isArray(snapshot.registry) ||
+      (snapshot.meshDefault !== 'deny' && snapshot.meshDefault !== 'allow-authenticated')
+    ) {
+      return {
+        ok: false,
+        reason: 'not a snapshot: expected version, hash, meshDefault, policies[], registry[]',
+      };
+    }
+    // The control plane validated these already; the sidecar checks again
+    // because it, not the control plane, is the one that enforces them.
+    const problems = snapshot.policies.flatMap((policy, i) =>
+      validateRoutePolicy(policy, `policies[${i}]`).errors.map((p) => formatProblem(p)),
+    );
+    if (problems.length) return { ok: false, reason: problems.join('; ') };
+    try {
+      this.#current = Object.freeze({
+        snapshot,
+        policy: compilePolicies(snapshot),
+        directory: new ServiceDirectory(snapshot.registry, this.#namespace),
+      });
+    } catch (error) {
+      return { ok: false, reason: `compilation failed: ${(error as Error).message}` };
+    }
+    return { ok: true };
+  }
+}

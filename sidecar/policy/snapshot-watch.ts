@@ -1,0 +1,97 @@
+import { backoffDelay, sleep } from '../../common/backoff.ts';
+import type { Logger } from '../../common/log.ts';
+import { SseParser } from '../../common/sse.ts';
+import type { Snapshot } from '../../common/wire.ts';
+import type { ControlPlaneClient, Registration } from '../control-plane-client.ts';
+import type { ApplyResult } from './snapshot-state.ts';
+
+export interface SnapshotWatchOptions {
+  readonly client: ControlPlaneClient;
+  readonly registration: Registration;
+  readonly logger: Logger;
+  /** Validates, compiles and swaps in a snapshot; a failure leaves the previous one in force. */
+  readonly apply: (snapshot: unknown) => ApplyResult;
+  readonly onResult?: (result: ApplyResult) => void;
+}
+
+/**
+ * Keeps the snapshot watch open: on a control-plane restart or a network
+ * cut it reconnects with backoff and jitter, while the sidecar goes on
+ * enforcing the last snapshot it applied. Every snapshot is acked or nacked.
+ */
+export class SnapshotWatch {
+  readonly #options: SnapshotWatchOptions;
+  readonly #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(options: SnapshotWatchOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  async #run(): Promise<void> {
+    const { client, registration, logger } = this.#options;
+    const signal = this.#abort.signal;
+    let attempt = 0;
+    while (!signal.aborted) {
+      try {
+        const stream = await client.watchSnapshots(registration, signal);
+        const parser = new SseParser();
+        for await (const chunk of stream) {
+          for (const event of parser.push(chunk.toString('utf8'))) {
+            if (event.event !== 'snapshot') continue;
+            attempt = 0; // the connection works: the next failure starts the backoff afresh
+            await this.#handle(event.data);
+          }
+        }
+        if (!signal.aborted) logger.warn('snapshot watch ended by the control plane; reconnecting');
+      } catch (error) {
+        if (signal.aborted) break;
+        logger.warn('snapshot watch failed; keeping the last good snapshot', { error });
+      }
+      const delay = backoffDelay(attempt++, { baseMs: 250, maxMs: 10_000 });
+      await sleep(delay, signal);
+    }
+  }
+
+  async #handle(data: string): Promise<void> {
+    const { client, registration, logger } = this.#options;
+    let parsed: unknown;
+    let result: ApplyResult;
+    try {
+      parsed = JSON.parse(data);
+      result = this.#options.apply(parsed);
+    } catch {
+      result = { ok: false, reason: 'the snapshot event is not valid JSON' };
+    }
+    this.#options.onResult?.(result);
+    const snapshot = (parsed ?? {}) as Partial<Snapshot>;
+    const version = String(snapshot.version ?? 'unknown');
+    if (result.ok)
+      logger.info('snapshot applied', { version, policies: snapshot.policies?.length });
+    else
+      logger.error('snapshot rejected; keeping the last good one', {
+        version,
+        reason: result.reason,
+      });
+    try {
+      await client.ack({
+        workload: registration.workload,
+        version,
+        hash: String(snapshot.hash ?? ''),
+        status: result.ok ? 'applied' : 'rejected',
+        ...(result.ok ? {} : { reason: result.reason }),
+      });
+    } catch (error) {
+      logger.warn('snapshot ack failed', { error });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+  }
+}

@@ -1,0 +1,134 @@
+import { readFile } from 'node:fs/promises';
+import { closeServer, listen } from '../common/listen.ts';
+import { Logger } from '../common/log.ts';
+import { formatSpiffeId } from '../common/spiffe.ts';
+import { ControlPlaneClient } from './control-plane-client.ts';
+import type { Svid } from './identity/svid.ts';
+import { WorkloadCertificate } from './identity/workload-certificate.ts';
+import { createAdminServer } from './listeners/admin.ts';
+import { InboundListener } from './listeners/inbound.ts';
+import { OutboundListener } from './listeners/outbound.ts';
+import { SnapshotState } from './policy/snapshot-state.ts';
+import { SnapshotWatch } from './policy/snapshot-watch.ts';
+import { SidecarMetrics } from './telemetry/metrics.ts';
+
+export interface SidecarOptions {
+  readonly controlPlane: string;
+  readonly caFile: string;
+  readonly bootstrapTokenFile: string;
+  readonly appPort: number;
+  readonly appHost: string;
+  readonly workload: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  readonly trustDomain: string;
+  readonly labels: Readonly<Record<string, string>>;
+  /** host:port peers dial; defaults to the inbound listener's bound address. */
+  readonly advertise?: string;
+  readonly inboundHost: string;
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly adminPort: number;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+export interface Sidecar {
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly adminPort: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a sidecar: admin first (so the readiness probe answers "not yet"),
+ * then the workload certificate, then the data-plane listeners, then the
+ * snapshot watch that registers this workload. Ready once it holds both a
+ * certificate and an applied snapshot; until then inbound requests get 503.
+ */
+export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
+  const logger = options.logger ?? new Logger('sidecar');
+  const now = options.now ?? Date.now;
+  const spiffeId = formatSpiffeId(options);
+  const metrics = new SidecarMetrics();
+  const state = new SnapshotState(options.namespace);
+  const client = new ControlPlaneClient(
+    options.controlPlane,
+    await readFile(options.caFile, 'utf8'),
+  );
+  let inbound: InboundListener | undefined;
+  let outbound: OutboundListener | undefined;
+  let watch: SnapshotWatch | undefined;
+
+  const certificate = new WorkloadCertificate({
+    client,
+    spiffeId,
+    tokenFile: options.bootstrapTokenFile,
+    logger,
+    now,
+    onRotated: (svid: Svid) => {
+      inbound?.setCertificate(svid);
+      outbound?.setCertificate(svid);
+    },
+  });
+
+  const admin = createAdminServer({
+    notReadyBecause: () => [
+      ...(certificate.current ? [] : ['no workload certificate yet']),
+      ...(state.current ? [] : ['no policy snapshot yet']),
+      ...(inbound ? [] : ['listeners not started']),
+    ],
+    config: () => ({
+      spiffeId,
+      workload: options.workload,
+      certificate: certificate.current && {
+        notAfter: new Date(certificate.current.notAfterMs).toISOString(),
+      },
+      version: state.current?.snapshot.version ?? null,
+      snapshot: state.current?.snapshot ?? null,
+    }),
+    stats: () => ({ requests: metrics.requests.toJSON(), snapshots: metrics.snapshots.toJSON() }),
+    metrics: () => metrics.render(),
+  });
+  const adminPort = await listen(admin, options.adminPort, '127.0.0.1');
+
+  const closeAll = async () => {
+    certificate.close();
+    await watch?.close();
+    await Promise.all([inbound?.close(), outbound?.close(), closeServer(admin)]);
+    await client.close();
+  };
+
+  const svid = await certificate.obtain();
+  if (!svid) throw new Error('sidecar closed before it obtained a certificate');
+  inbound = new InboundListener({
+    svid,
+    appHost: options.appHost,
+    appPort: options.appPort,
+    state,
+    logger,
+    metrics,
+    now,
+  });
+  outbound = new OutboundListener({ svid, state, logger, metrics });
+  const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
+  const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');
+
+  watch = new SnapshotWatch({
+    client,
+    logger,
+    registration: {
+      workload: options.workload,
+      labels: options.labels,
+      address:
+        options.advertise ??
+        `${options.inboundHost === '0.0.0.0' ? '127.0.0.1' : options.inboundHost}:${inboundPort}`,
+    },
+    apply: (snapshot) => state.apply(snapshot),
+    onResult: (result) => metrics.snapshots.inc({ result: result.ok ? 'applied' : 'rejected' }),
+  });
+  watch.start();
+  logger.info('sidecar listening', { spiffeId, inboundPort, outboundPort, adminPort });
+
+  return { inboundPort, outboundPort, adminPort, close: closeAll };
+}

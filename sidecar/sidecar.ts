@@ -87,7 +87,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       version: state.current?.snapshot.version ?? null,
       snapshot: state.current?.snapshot ?? null,
     }),
-    stats: () => ({ requests: metrics.requests.toJSON(), snapshots: metrics.snapshots.toJSON() }),
+    stats: () => ({
+      requests: metrics.requests.toJSON(),
+      snapshots: metrics.snapshots.toJSON(),
+      handshakeFailures: metrics.handshakeFailures.toJSON(),
+    }),
     metrics: () => metrics.render(),
   });
   const adminPort = await listen(admin, options.adminPort, '127.0.0.1');

@@ -90,6 +90,7 @@ export class InboundListener {
       });
     });
     this.server.on('tlsClientError', (error, socket) => {
+      metrics.handshakeFailures.inc({ listener: 'inbound' });
       logger.info('TLS handshake refused', { remote: socket.remoteAddress, error });
     });
 

@@ -84,8 +84,17 @@ export class SidecarMetrics {
     'postern_snapshots_total',
     'Snapshots received, by result (applied, rejected).',
   );
+  readonly handshakeFailures = new Counter(
+    'postern_tls_handshake_failures_total',
+    'Inbound TLS handshakes refused (no, expired or untrusted client certificate), by listener.',
+  );
 
   render(): string {
-    return this.requests.render() + this.duration.render() + this.snapshots.render();
+    return (
+      this.requests.render() +
+      this.duration.render() +
+      this.snapshots.render() +
+      this.handshakeFailures.render()
+    );
   }
 }

@@ -1,0 +1,122 @@
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import t from 'tap';
+import { Agent, request } from 'undici';
+import { createCsr } from '../../certs/authority.ts';
+import { uriSansOf } from '../../certs/peer-identity.ts';
+import { privateKeyToPem } from '../../certs/x509.ts';
+import type { CertificateResponse } from '../../common/wire.ts';
+import { clientCredentials, startTestMesh } from '../helpers.ts';
+
+const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
+const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
+
+t.test('the control plane signs CSRs only for the identity the credential proves', async (t) => {
+  const mesh = await startTestMesh(t, '');
+  const verifying = new Agent({ connect: { ca: mesh.controlPlane.ca.bundlePem } });
+  t.teardown(() => verifying.close());
+  const ordersToken = (await readFile(await mesh.tokenFor('orders', 'shop'), 'utf8')).trim();
+  const frontendToken = (await readFile(await mesh.tokenFor('frontend', 'shop'), 'utf8')).trim();
+
+  const post = async (body: unknown, dispatcher = verifying) => {
+    const res = await request(`${mesh.controlPlaneUrl}/v1/certificates`, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.statusCode,
+      body: (await res.body.json()) as CertificateResponse & {
+        error: { code: string; message: string };
+      },
+    };
+  };
+
+  await t.test(
+    'a CSR with its own token gets a short-lived certificate whose only URI SAN is its SPIFFE ID',
+    async (t) => {
+      const { csrPem } = await createCsr(ORDERS);
+      const res = await post({ csr: csrPem, token: ordersToken });
+      t.equal(res.status, 200);
+      t.equal(res.body.spiffeId, ORDERS);
+      const cert = new X509Certificate(res.body.certificateChain);
+      t.same(uriSansOf(cert.raw), [ORDERS]);
+      t.ok(
+        cert.verify(new X509Certificate(mesh.controlPlane.ca.certPem).publicKey),
+        'signed by the mesh CA',
+      );
+      t.ok(
+        Date.parse(cert.validTo) - Date.now() <= 3600_000 + 1000,
+        'valid for the configured SVID lifetime',
+      );
+    },
+  );
+
+  await t.test('a CSR asking for another identity is refused', async (t) => {
+    const { csrPem } = await createCsr(FRONTEND);
+    const res = await post({ csr: csrPem, token: ordersToken });
+    t.equal(res.status, 403);
+    t.equal(res.body.error.code, 'POSTERN_CSR_REJECTED');
+    t.match(res.body.error.message, `asks for ${FRONTEND} but the credential proves ${ORDERS}`);
+  });
+
+  await t.test("a CSR for orders presented with frontend's token is refused", async (t) => {
+    const { csrPem } = await createCsr(ORDERS);
+    const res = await post({ csr: csrPem, token: frontendToken });
+    t.equal(res.status, 403);
+    t.equal(res.body.error.code, 'POSTERN_CSR_REJECTED');
+  });
+
+  await t.test('an unknown token, or no credential at all, is unauthenticated', async (t) => {
+    const { csrPem } = await createCsr(ORDERS);
+    t.equal((await post({ csr: csrPem, token: 'pst_not-a-real-token' })).status, 401);
+    t.equal((await post({ csr: csrPem })).status, 401);
+  });
+
+  await t.test('a malformed CSR is refused with a clear error', async (t) => {
+    const res = await post({ csr: 'not a csr', token: ordersToken });
+    t.equal(res.status, 403);
+    t.match(res.body.error.message, /not a PEM-encoded PKCS#10/);
+  });
+
+  await t.test('a renewal authenticates with the current SVID instead of a token', async (t) => {
+    const first = await createCsr(ORDERS);
+    const issued = await post({ csr: first.csrPem, token: ordersToken });
+    const withSvid = new Agent({
+      connect: {
+        ca: mesh.controlPlane.ca.bundlePem,
+        cert: issued.body.certificateChain,
+        key: await privateKeyToPem(first.keys.privateKey),
+      },
+    });
+    t.teardown(() => withSvid.close());
+    const renewed = await post({ csr: (await createCsr(ORDERS)).csrPem }, withSvid);
+    t.equal(renewed.status, 200);
+    t.equal(renewed.body.spiffeId, ORDERS);
+    const other = await post({ csr: (await createCsr(FRONTEND)).csrPem }, withSvid);
+    t.equal(other.status, 403, 'an SVID cannot renew into another identity');
+  });
+
+  await t.test('the snapshot watch needs an SVID bound to the workload it registers', async (t) => {
+    const anonymous = await request(`${mesh.controlPlaneUrl}/v1/snapshots?workload=orders`, {
+      dispatcher: verifying,
+    });
+    t.equal(anonymous.statusCode, 401);
+    await anonymous.body.dump();
+    const ordersSvid = await clientCredentials(mesh.controlPlane.ca, ORDERS);
+    const asOrders = new Agent({ connect: ordersSvid });
+    t.teardown(() => asOrders.close());
+    const hijack = await request(
+      `${mesh.controlPlaneUrl}/v1/snapshots?workload=frontend&address=127.0.0.1:1`,
+      { dispatcher: asOrders },
+    );
+    t.equal(hijack.statusCode, 403, 'orders cannot register as frontend');
+    await hijack.body.dump();
+  });
+
+  await t.test('the trust bundle is served to anyone who asks', async (t) => {
+    const res = await request(`${mesh.controlPlaneUrl}/v1/trust-bundle`, { dispatcher: verifying });
+    t.equal(await res.body.text(), mesh.controlPlane.ca.bundlePem);
+  });
+});

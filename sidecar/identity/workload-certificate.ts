@@ -79,8 +79,11 @@ export class WorkloadCertificate {
   #install(svid: Svid): void {
     this.#current = svid;
     this.#options.client.useCertificate(svid);
+    // Half of the lifetime left from now, not from notBefore: certificates
+    // are back-dated for clock skew, which would otherwise pull renewal of a
+    // short-lived certificate forward to "immediately", over and over.
     const now = (this.#options.now ?? Date.now)();
-    const renewAt = svid.notBeforeMs + (svid.notAfterMs - svid.notBeforeMs) / 2;
+    const renewAt = now + (svid.notAfterMs - now) / 2;
     this.#schedule(Math.max(0, renewAt - now), 0);
     this.#options.logger.info('certificate installed', {
       spiffeId: svid.spiffeId,

@@ -1,0 +1,104 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { CertificateAuthority, createCsr } from './authority.ts';
+import { spiffeIdOf, uriSansOf } from './peer-identity.ts';
+import { x509 } from './x509.ts';
+
+const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
+
+t.test(
+  'a CA written to a folder loads back, with its key readable only by its owner',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'postern-ca-'));
+    const ca = await CertificateAuthority.create('example.org');
+    await ca.writeTo(dir);
+    t.equal((await stat(join(dir, 'ca.key'))).mode & 0o777, 0o600);
+    const loaded = await CertificateAuthority.load(dir);
+    t.equal(loaded.trustDomain, 'example.org');
+    t.equal(loaded.certPem, ca.certPem);
+    // The loaded key signs certificates that the original certificate verifies.
+    const { keys } = await createCsr(ORDERS);
+    const leaf = new X509Certificate(
+      await loaded.issue(keys.publicKey, { uris: [ORDERS], ttlMs: 60_000 }),
+    );
+    t.ok(leaf.verify(new X509Certificate(ca.certPem).publicKey));
+  },
+);
+
+t.test(
+  'a signed CSR yields a leaf that openssl verifies against the bundle, with the SPIFFE ID as its only URI SAN',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'postern-ca-'));
+    const ca = await CertificateAuthority.create('cluster.local');
+    const { csrPem } = await createCsr(ORDERS);
+    const pem = await ca.signCsr(csrPem, ORDERS, {
+      ttlMs: 3600_000,
+      dnsNames: ['orders.shop.svc'],
+    });
+    await writeFile(join(dir, 'bundle.pem'), ca.bundlePem);
+    await writeFile(join(dir, 'leaf.pem'), pem);
+    t.match(
+      execFileSync(
+        'openssl',
+        ['verify', '-CAfile', join(dir, 'bundle.pem'), join(dir, 'leaf.pem')],
+        { encoding: 'utf8' },
+      ),
+      /leaf\.pem: OK/,
+    );
+    const text = execFileSync(
+      'openssl',
+      ['x509', '-in', join(dir, 'leaf.pem'), '-noout', '-text'],
+      { encoding: 'utf8' },
+    );
+    t.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+    t.match(text, /CA:FALSE/);
+    const der = new X509Certificate(pem).raw;
+    t.same(uriSansOf(der), [ORDERS]);
+    t.equal(spiffeIdOf(der), ORDERS);
+  },
+);
+
+t.test('a CSR whose signature does not verify is refused', async (t) => {
+  const ca = await CertificateAuthority.create('cluster.local');
+  const { csrPem } = await createCsr(ORDERS);
+  // Flip a byte inside the signature (the last bytes of the DER).
+  const der = Buffer.from(csrPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s/g, ''), 'base64');
+  der[der.length - 3] = der[der.length - 3]! ^ 0xff;
+  const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+  await t.rejects(ca.signCsr(tampered, ORDERS, { ttlMs: 1000 }), { code: 'POSTERN_CSR_REJECTED' });
+});
+
+t.test('a CSR asking for two identities is refused even if one is right', async (t) => {
+  const ca = await CertificateAuthority.create('cluster.local');
+  const keys = (await createCsr(ORDERS)).keys;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'url', value: ORDERS },
+        { type: 'url', value: 'spiffe://cluster.local/ns/kube-system/sa/admin' },
+      ]),
+    ],
+  });
+  await t.rejects(ca.signCsr(csr.toString('pem'), ORDERS, { ttlMs: 1000 }), {
+    code: 'POSTERN_CSR_REJECTED',
+    message: /asks for .*, spiffe:\/\/cluster\.local\/ns\/kube-system\/sa\/admin/,
+  });
+});
+
+t.test('a certificate with no SPIFFE ID, or two, proves no identity', async (t) => {
+  const ca = await CertificateAuthority.create('cluster.local');
+  const { keys } = await createCsr(ORDERS);
+  const none = await ca.issue(keys.publicKey, { uris: [], dnsNames: ['orders'], ttlMs: 1000 });
+  const two = await ca.issue(keys.publicKey, {
+    uris: [ORDERS, 'spiffe://cluster.local/ns/a/sa/b'],
+    ttlMs: 1000,
+  });
+  t.equal(spiffeIdOf(new X509Certificate(none).raw), undefined);
+  t.equal(spiffeIdOf(new X509Certificate(two).raw), undefined);
+});

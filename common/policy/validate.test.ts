@@ -1,0 +1,98 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadPolicies } from './files.ts';
+
+async function load(yaml: string, now = new Date('2026-11-25T00:00:00Z')) {
+  const dir = await mkdtemp(join(tmpdir(), 'postern-policy-'));
+  const file = join(dir, 'p.yaml');
+  await writeFile(file, yaml);
+  const result = await loadPolicies([dir], now);
+  return { ...result, file };
+}
+
+const HEADER =
+  'apiVersion: postern.dev/v1alpha1\nkind: RoutePolicy\nmetadata: { name: orders-api, namespace: shop }\n';
+
+t.test('a valid policy loads, with the namespace defaulted as kubectl does', async (t) => {
+  const { policies, errors } = await load(
+    'apiVersion: postern.dev/v1alpha1\nkind: RoutePolicy\nmetadata: { name: p }\nspec:\n  routes:\n    - name: r\n      match: { path: { prefix: /orders } }\n      allow: [{ principals: ["*"] }]\n',
+  );
+  t.same(errors, []);
+  t.equal(policies[0]?.metadata.namespace, 'default');
+});
+
+t.test(
+  'every structural error is reported with file, resource, JSON path, expected and found',
+  async (t) => {
+    const { errors, file } = await load(
+      `${HEADER}spec:\n  mode: block\n  routes:\n    - name: r\n      match: { methods: [GET, FETCH] }\n      rateLimit: { requests: 0, per: 1x }\n      bogus: 1\n`,
+    );
+    t.same(errors.sort(), [
+      `${file}: RoutePolicy shop/orders-api: spec.mode: expected one of enforce, audit; found "block"`,
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].bogus: is not a known field; expected one of name, match, allow, deny, rateLimit, exfiltration`,
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].match.methods[1]: expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE; found "FETCH"`,
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].rateLimit.per: expected a duration such as 100ms, 1s, 5m or 1h; found "1x"`,
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].rateLimit.requests: expected a whole number of at least 1; found 0`,
+    ]);
+  },
+);
+
+t.test('a missing required field says it is required', async (t) => {
+  const { errors } = await load(`${HEADER}spec: {}\n`);
+  t.match(errors, [/spec\.routes: is required$/]);
+});
+
+t.test(
+  'semantic mistakes are errors: duplicate route names, bad principals, paths, templates, empty entries',
+  async (t) => {
+    const { errors } = await load(
+      `${HEADER}spec:\n  routes:\n    - name: r\n      match: { path: { prefix: orders } }\n      allow: [{ principals: ["spiffe://cluster.local/ns"] }, {}]\n    - name: r\n      match: { path: { template: "/a/{id}/x{y}", exact: /a } }\n`,
+    );
+    t.match(errors.join('\n'), /spec\.routes\[1\]\.name: duplicates the name of spec\.routes\[0\]/);
+    t.match(
+      errors.join('\n'),
+      /spec\.routes\[0\]\.match\.path\.prefix: expected a path starting with \/; found "orders"/,
+    );
+    t.match(
+      errors.join('\n'),
+      /spec\.routes\[0\]\.allow\[0\]\.principals\[0\]: expected "\*", spiffe:/,
+    );
+    t.match(
+      errors.join('\n'),
+      /spec\.routes\[0\]\.allow\[1\]: an entry needs at least one condition/,
+    );
+    t.match(
+      errors.join('\n'),
+      /spec\.routes\[1\]\.match\.path: expected exactly one of exact, prefix, template; found exact and template/,
+    );
+    t.match(
+      errors.join('\n'),
+      /a parameter must be a whole segment such as \{id\}; found "x\{y\}"/,
+    );
+  },
+);
+
+t.test('an expiresAt already past is a warning, not an error', async (t) => {
+  const { errors, warnings } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      allow: [{ principals: ["*"], expiresAt: "2020-01-01T00:00:00Z" }]\n`,
+  );
+  t.same(errors, []);
+  t.match(warnings, [
+    /spec\.routes\[0\]\.allow\[0\]\.expiresAt: 2020-01-01T00:00:00Z is already past/,
+  ]);
+});
+
+t.test('a YAML syntax error names file, line and column', async (t) => {
+  const { errors, file } = await load(`${HEADER}spec:\n  routes: [\n`);
+  t.match(errors, [
+    new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: document 1: YAML syntax`),
+  ]);
+});
+
+t.test('the same resource defined twice is an error naming both files', async (t) => {
+  const doc = `${HEADER}spec:\n  routes: []\n---\n${HEADER}spec:\n  routes: []\n`;
+  const { errors } = await load(doc);
+  t.match(errors, [/metadata\.name: the same resource is already defined in/]);
+});

@@ -1,0 +1,241 @@
+import t from 'tap';
+import type { RoutePolicy } from '../../common/policy/schema.ts';
+import type { MeshDefault } from '../../common/wire.ts';
+import { authorize, type RequestFacts } from './authorize.ts';
+import { compilePolicies } from './compiled-policy.ts';
+
+const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
+const ONCALL = 'spiffe://cluster.local/ns/ops/sa/oncall';
+const NOW = Date.parse('2026-11-25T12:00:00Z');
+
+function policy(spec: Partial<RoutePolicy['spec']>, name = 'orders-api'): RoutePolicy {
+  return {
+    apiVersion: 'postern.dev/v1alpha1',
+    kind: 'RoutePolicy',
+    metadata: { name, namespace: 'shop' },
+    spec: { routes: [], ...spec },
+  };
+}
+
+function compiled(policies: RoutePolicy[], meshDefault: MeshDefault = 'deny') {
+  return compilePolicies({ version: '1.1', meshDefault, policies });
+}
+
+// null: an unauthenticated caller (undefined would take the default).
+const facts = (
+  method: string,
+  path: string,
+  principal: string | null = FRONTEND,
+): RequestFacts => ({ method, path, principal: principal ?? undefined });
+
+const ORDERS = compiled([
+  policy({
+    routes: [
+      {
+        name: 'list-orders',
+        match: { methods: ['GET'], path: { prefix: '/orders' } },
+        allow: [{ principals: [FRONTEND] }],
+      },
+      {
+        name: 'get-order',
+        match: { methods: ['GET'], path: { template: '/orders/{id}' } },
+        allow: [{ principals: ['spiffe://cluster.local/ns/shop/*'] }],
+      },
+      {
+        name: 'export',
+        match: { path: { exact: '/orders/export' } },
+        allow: [{ principals: [ONCALL], expiresAt: '2026-11-25T13:00:00Z' }],
+      },
+      {
+        name: 'admin',
+        match: { path: { prefix: '/admin' } },
+        deny: [{ principals: ['*'] }],
+        allow: [{ principals: [FRONTEND] }],
+      },
+      { name: 'open', match: { path: { prefix: '/public' } } },
+    ],
+  }),
+]);
+
+t.test(
+  'a request matching an allow entry of its route is allowed, naming route and entry',
+  async (t) => {
+    t.match(authorize(ORDERS, facts('GET', '/orders'), NOW), {
+      allowed: true,
+      reason: 'allow-rule-matched',
+      policy: 'shop/orders-api',
+      route: 'list-orders',
+      rule: 'allow[0]',
+    });
+  },
+);
+
+t.test('a route with allow entries denies a caller none of them match', async (t) => {
+  t.match(authorize(ORDERS, facts('GET', '/orders', ONCALL), NOW), {
+    allowed: false,
+    reason: 'no-allow-rule-matched',
+    route: 'list-orders',
+  });
+});
+
+t.test('an explicit deny wins over a matching allow', async (t) => {
+  t.match(authorize(ORDERS, facts('GET', '/admin/users'), NOW), {
+    allowed: false,
+    reason: 'deny-rule-matched',
+    route: 'admin',
+    rule: 'deny[0]',
+  });
+});
+
+t.test('an exact path beats a template, and a template beats a prefix', async (t) => {
+  t.match(authorize(ORDERS, facts('GET', '/orders/export', ONCALL), NOW), {
+    route: 'export',
+    allowed: true,
+  });
+  t.match(
+    authorize(ORDERS, facts('GET', '/orders/7', 'spiffe://cluster.local/ns/shop/sa/billing'), NOW),
+    { route: 'get-order', allowed: true },
+  );
+  t.match(authorize(ORDERS, facts('GET', '/orders/7/items'), NOW), { route: 'list-orders' });
+});
+
+t.test('a namespace wildcard matches every service account of that namespace only', async (t) => {
+  t.match(
+    authorize(ORDERS, facts('GET', '/orders/7', 'spiffe://cluster.local/ns/shop/sa/anyone'), NOW),
+    { allowed: true },
+  );
+  t.match(
+    authorize(
+      ORDERS,
+      facts('GET', '/orders/7', 'spiffe://cluster.local/ns/shopping/sa/anyone'),
+      NOW,
+    ),
+    { allowed: false },
+  );
+});
+
+t.test('prefixes match whole path segments', async (t) => {
+  t.match(authorize(ORDERS, facts('GET', '/ordersx'), NOW), { reason: 'no-route-default-deny' });
+  t.match(authorize(ORDERS, facts('GET', '/orders/'), NOW), { route: 'list-orders' });
+});
+
+t.test(
+  'a method the route does not list falls through to other routes, then the default',
+  async (t) => {
+    t.match(authorize(ORDERS, facts('DELETE', '/orders'), NOW), {
+      allowed: false,
+      reason: 'no-route-default-deny',
+      policy: 'shop/orders-api',
+    });
+  },
+);
+
+t.test(
+  'a just-in-time grant stops matching at its expiry instant without a new snapshot',
+  async (t) => {
+    const expiry = Date.parse('2026-11-25T13:00:00Z');
+    t.match(authorize(ORDERS, facts('GET', '/orders/export', ONCALL), expiry - 1), {
+      allowed: true,
+    });
+    t.match(authorize(ORDERS, facts('GET', '/orders/export', ONCALL), expiry), {
+      allowed: false,
+      reason: 'no-allow-rule-matched',
+    });
+  },
+);
+
+t.test('a route with no allow entries takes the default action', async (t) => {
+  t.match(authorize(ORDERS, facts('GET', '/public/logo.png'), NOW), {
+    allowed: false,
+    reason: 'route-default-deny',
+    route: 'open',
+  });
+  const open = compiled([
+    policy({
+      defaultAction: 'allow',
+      routes: [{ name: 'open', match: { path: { prefix: '/public' } } }],
+    }),
+  ]);
+  t.match(authorize(open, facts('GET', '/public/logo.png'), NOW), {
+    allowed: true,
+    reason: 'route-default-allow',
+  });
+  t.match(authorize(open, facts('GET', '/elsewhere'), NOW), {
+    allowed: true,
+    reason: 'no-route-default-allow',
+  });
+});
+
+t.test(
+  'when several policies select a workload, the strictest default applies to unmatched requests',
+  async (t) => {
+    const both = compiled([
+      policy({ defaultAction: 'allow' }, 'lenient'),
+      policy({ defaultAction: 'deny' }, 'strict'),
+    ]);
+    t.match(authorize(both, facts('GET', '/x'), NOW), { allowed: false, policy: 'shop/strict' });
+  },
+);
+
+t.test(
+  'an entry requiring JWT claims never matches until JWT authentication exists (fail closed)',
+  async (t) => {
+    const jwt = compiled([
+      policy({ routes: [{ name: 'r', allow: [{ jwt: { claims: { scope: 'orders.read' } } }] }] }),
+    ]);
+    t.match(authorize(jwt, facts('GET', '/orders'), NOW), {
+      allowed: false,
+      reason: 'no-allow-rule-matched',
+    });
+  },
+);
+
+t.test('"*" needs an authenticated principal', async (t) => {
+  const any = compiled([policy({ routes: [{ name: 'r', allow: [{ principals: ['*'] }] }] })]);
+  t.match(authorize(any, facts('GET', '/x', null), NOW), { allowed: false });
+  t.match(authorize(any, facts('GET', '/x'), NOW), { allowed: true });
+});
+
+t.test('audit mode reports the denial it would make and marks the decision as audit', async (t) => {
+  const audit = compiled([
+    policy({ mode: 'audit', routes: [{ name: 'r', allow: [{ principals: [ONCALL] }] }] }),
+  ]);
+  t.match(authorize(audit, facts('GET', '/x'), NOW), {
+    allowed: false,
+    mode: 'audit',
+    reason: 'no-allow-rule-matched',
+  });
+});
+
+t.test('a workload no policy selects gets the mesh default', async (t) => {
+  t.match(authorize(compiled([], 'deny'), facts('GET', '/x'), NOW), {
+    allowed: false,
+    reason: 'mesh-default-deny',
+  });
+  t.match(authorize(compiled([], 'allow-authenticated'), facts('GET', '/x'), NOW), {
+    allowed: true,
+    reason: 'mesh-default-allow-authenticated',
+  });
+  t.match(authorize(compiled([], 'allow-authenticated'), facts('GET', '/x', null), NOW), {
+    allowed: false,
+    reason: 'unauthenticated',
+  });
+});
+
+t.test('without a snapshot every request is denied', async (t) => {
+  t.match(authorize(undefined, facts('GET', '/x'), NOW), { allowed: false, reason: 'no-snapshot' });
+});
+
+t.test('a template parameter matches exactly one non-empty segment', async (t) => {
+  const tpl = compiled([
+    policy({
+      routes: [
+        { name: 'item', match: { path: { template: '/a/{x}/b' } }, allow: [{ principals: ['*'] }] },
+      ],
+    }),
+  ]);
+  t.match(authorize(tpl, facts('GET', '/a/1/b'), NOW), { route: 'item' });
+  t.match(authorize(tpl, facts('GET', '/a//b'), NOW), { reason: 'no-route-default-deny' });
+  t.match(authorize(tpl, facts('GET', '/a/1/2/b'), NOW), { reason: 'no-route-default-deny' });
+  t.match(authorize(tpl, facts('GET', '/a/1/b/c'), NOW), { reason: 'no-route-default-deny' });
+});

@@ -1,0 +1,107 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { CHILD_NODE_ARGS, POSTERN_BIN } from '../cli/processes.ts';
+import { tempDir } from './helpers.ts';
+
+const postern = (...args: string[]) =>
+  spawnSync(process.execPath, [...CHILD_NODE_ARGS, POSTERN_BIN, ...args], { encoding: 'utf8' });
+
+t.test(
+  'certs init and certs issue make a CA and a client certificate that openssl verifies',
+  async (t) => {
+    const dir = await tempDir(t);
+    const init = postern('certs', 'init', '--out', join(dir, 'ca'));
+    t.equal(init.status, 0, init.stderr);
+    t.equal((await stat(join(dir, 'ca', 'ca.key'))).mode & 0o777, 0o600);
+    const issue = postern(
+      'certs',
+      'issue',
+      '--ca',
+      join(dir, 'ca'),
+      '--spiffe-id',
+      'spiffe://cluster.local/ns/default/sa/me',
+      '--out',
+      join(dir, 'me'),
+      '--ttl',
+      '1h',
+    );
+    t.equal(issue.status, 0, issue.stderr);
+    t.equal((await stat(join(dir, 'me', 'key.pem'))).mode & 0o777, 0o600);
+    t.match(
+      execFileSync(
+        'openssl',
+        ['verify', '-CAfile', join(dir, 'me', 'bundle.pem'), join(dir, 'me', 'cert.pem')],
+        { encoding: 'utf8' },
+      ),
+      /OK/,
+    );
+    t.match(
+      execFileSync(
+        'openssl',
+        ['x509', '-in', join(dir, 'me', 'cert.pem'), '-noout', '-ext', 'subjectAltName'],
+        { encoding: 'utf8' },
+      ),
+      /URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/me/,
+    );
+  },
+);
+
+t.test('certs issue refuses a malformed SPIFFE ID with the reason', async (t) => {
+  const dir = await tempDir(t);
+  postern('certs', 'init', '--out', join(dir, 'ca'));
+  const issue = postern(
+    'certs',
+    'issue',
+    '--ca',
+    join(dir, 'ca'),
+    '--spiffe-id',
+    'spiffe://cluster.local/orders',
+    '--out',
+    join(dir, 'x'),
+  );
+  t.equal(issue.status, 2);
+  t.match(issue.stderr, /invalid SPIFFE ID .*\/ns\/<namespace>\/sa\/<service-account>/);
+});
+
+t.test(
+  'policy validate exits 0 on the demo policies and 1 with precise errors on a bad file',
+  async (t) => {
+    const good = postern('policy', 'validate', join(import.meta.dirname, '../demo/policies'));
+    t.equal(good.status, 0, good.stdout);
+    t.match(good.stdout, /2 valid RoutePolicy resource\(s\), 0 error\(s\)/);
+    const dir = await tempDir(t);
+    const bad = join(dir, 'bad.yaml');
+    await writeFile(
+      bad,
+      'apiVersion: postern.dev/v1alpha1\nkind: RoutePolicy\nmetadata: { name: x, namespace: shop }\nspec:\n  defaultAction: maybe\n  routes: []\n',
+    );
+    const result = postern('policy', 'validate', bad);
+    t.equal(result.status, 1);
+    t.match(
+      result.stdout,
+      `error: ${bad}: RoutePolicy shop/x: spec.defaultAction: expected one of allow, deny; found "maybe"`,
+    );
+  },
+);
+
+t.test('commands not built yet say so and exit non-zero', async (t) => {
+  for (const args of [
+    ['inject', '-f', 'x.yaml'],
+    ['usage', 'replay', 'log.jsonl'],
+  ]) {
+    const result = postern(...args);
+    t.equal(result.status, 2, args.join(' '));
+    t.match(result.stderr, /is not implemented yet/);
+  }
+});
+
+t.test('an unknown command prints the command list and exits 2; --help exits 0', async (t) => {
+  const unknown = postern('frobnicate');
+  t.equal(unknown.status, 2);
+  t.match(unknown.stderr, /unknown command "frobnicate"[\s\S]*control-plane/);
+  const help = postern('sidecar', '--help');
+  t.equal(help.status, 0);
+  t.match(help.stdout, /--bootstrap-token-file .*\[POSTERN_BOOTSTRAP_TOKEN_FILE\]/);
+});

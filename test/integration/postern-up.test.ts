@@ -1,0 +1,80 @@
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { request } from 'undici';
+import { CHILD_NODE_ARGS, POSTERN_BIN } from '../../cli/processes.ts';
+import { mtlsAgent, tempDir } from '../helpers.ts';
+
+const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+
+t.test(
+  'postern up starts a working mesh of separate processes and Ctrl-C stops all of it',
+  async (t) => {
+    const stateDir = join(await tempDir(t), 'state');
+    const up = spawn(
+      process.execPath,
+      [...CHILD_NODE_ARGS, POSTERN_BIN, 'up', '--state', stateDir],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    t.teardown(() => up.kill('SIGKILL'));
+    const exited = new Promise<number | null>((resolve) =>
+      up.once('exit', (code) => resolve(code)),
+    );
+    let output = '';
+    up.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    up.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    await new Promise<void>((resolve, reject) => {
+      const check = () => (output.includes('Ctrl-C stops everything') ? resolve() : undefined);
+      up.stdout.on('data', check);
+      void exited.then(() => reject(new Error(`postern up exited early:\n${output}`)));
+    });
+
+    const port = (name: string) =>
+      Number(
+        new RegExp(`--resolve ${name}\\.shop\\.svc\\.cluster\\.local:(\\d+):`).exec(output)![1],
+      );
+    const appPort = (name: string) =>
+      Number(new RegExp(`${name}\\s+app http://127\\.0\\.0\\.1:(\\d+)`).exec(output)![1]);
+    const clientDir = join(stateDir, 'clients', 'tester');
+    const agent = mtlsAgent({
+      cert: await readFile(join(clientDir, 'cert.pem'), 'utf8'),
+      key: await readFile(join(clientDir, 'key.pem'), 'utf8'),
+      ca: await readFile(join(clientDir, 'bundle.pem'), 'utf8'),
+    });
+    t.teardown(() => agent.close());
+
+    const allowed = await request(`https://127.0.0.1:${port('frontend')}/`, { dispatcher: agent });
+    t.equal(allowed.statusCode, 200, 'the printed allowed call works');
+    t.match(await allowed.body.json(), {
+      seenCaller: 'spiffe://cluster.local/ns/default/sa/tester',
+      orders: { seenCaller: 'spiffe://cluster.local/ns/shop/sa/frontend' },
+    });
+
+    const denied = await request(`https://127.0.0.1:${port('orders')}/orders`, {
+      dispatcher: agent,
+    });
+    t.equal(denied.statusCode, 403, 'the printed denied call is denied by the example policy');
+    t.match(await denied.body.json(), {
+      error: { policy: 'shop/orders-api', route: 'list-orders' },
+    });
+
+    const ports = [port('frontend'), port('orders'), appPort('frontend'), appPort('orders')];
+    up.kill('SIGINT');
+    t.equal(await exited, 0, 'Ctrl-C exits cleanly');
+    for (const p of ports) t.notOk(await portOpen(p), `nothing listens on ${p} any more`);
+  },
+);

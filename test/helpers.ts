@@ -196,3 +196,31 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * The orders-api RoutePolicy the integration tests enforce on "orders":
+ * /orders and /live (WebSocket) allowed to `allowed`, /admin denied to all.
+ */
+export function ordersPolicyYaml(allowed: readonly string[]): string {
+  const principals = `[${allowed.join(', ')}]`;
+  return `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  routes:
+    - name: orders
+      match: { path: { prefix: /orders } }
+      allow:
+        - principals: ${principals}
+    - name: live
+      match: { path: { exact: /live } }
+      allow:
+        - principals: ${principals}
+    - name: admin
+      match: { path: { prefix: /admin } }
+      deny:
+        - principals: ["*"]
+`;
+}

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -10,7 +9,7 @@ import { PeerIdentityCache } from '../../certs/peer-identity.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { inboundChain } from '../filters/chains.ts';
-import { type Exchange, runFilters } from '../filters/filter.ts';
+import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest } from '../http/forward.ts';
 import {
   CLIENT_CERT_HEADER,
@@ -18,10 +17,10 @@ import {
   scrubRequestHeadersInPlace,
   upstreamRequestHeaders,
 } from '../http/headers.ts';
-import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
+import { serveExchanges } from './serve-exchanges.ts';
 
 export interface InboundOptions {
   readonly svid: Svid;
@@ -52,8 +51,7 @@ export class InboundListener {
   readonly #proxy: httpProxy;
   readonly #peers = new WeakMap<Socket, PeerFacts>();
   readonly #identities = new PeerIdentityCache();
-  /** Upgraded connections leave the HTTP server's bookkeeping; they are closed from here. */
-  readonly #tunnels = new Set<Duplex>();
+  readonly #tunnels: Set<Duplex>;
   #ownId: string;
 
   constructor(options: InboundOptions) {
@@ -102,46 +100,28 @@ export class InboundListener {
       return headers;
     };
 
-    this.server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
-      const exchange: Exchange = { req, startedAt: performance.now() };
-      const reply = runFilters(chain, exchange);
-      let status: number;
-      if (reply) {
-        sendLocalReply(res, reply);
-        status = reply.status;
-      } else {
+    this.#tunnels = serveExchanges(this.server, {
+      direction: 'inbound',
+      chain,
+      metrics,
+      forward: async (exchange, res) => {
+        const req = exchange.req;
         const target = exchange.target!;
         const headers = upstreamRequestHeaders(
           req.rawHeaders,
           req.headers.connection,
           identityHeaders(exchange),
         );
-        status = (await forwardRequest(this.#pool, req, res, target.path + target.search, headers))
+        return (await forwardRequest(this.#pool, req, res, target.path + target.search, headers))
           .status;
-      }
-      const decision = exchange.decision?.allowed ? 'allow' : exchange.decision ? 'deny' : 'none';
-      metrics.requests.inc({ direction: 'inbound', decision, code: String(status) });
-      metrics.duration.observe(
-        { direction: 'inbound' },
-        (performance.now() - exchange.startedAt) / 1000,
-      );
-    });
-
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const exchange: Exchange = { req, startedAt: performance.now() };
-      const reply = runFilters(chain, exchange);
-      if (reply) {
-        writeLocalReplyToSocket(socket, reply);
-        return;
-      }
-      const add: Record<string, string> = {};
-      const extra = identityHeaders(exchange);
-      for (let i = 0; i < extra.length; i += 2) add[extra[i]!] = extra[i + 1]!;
-      scrubRequestHeadersInPlace(req.headers, add);
-      req.url = exchange.target!.path + exchange.target!.search;
-      this.#tunnels.add(socket);
-      socket.once('close', () => this.#tunnels.delete(socket));
-      this.#proxy.ws(req, socket, head);
+      },
+      tunnel: (exchange, socket, head) => {
+        const add: Record<string, string> = {};
+        const extra = identityHeaders(exchange);
+        for (let i = 0; i < extra.length; i += 2) add[extra[i]!] = extra[i + 1]!;
+        scrubRequestHeadersInPlace(exchange.req.headers, add);
+        this.#proxy.ws(exchange.req, socket, head);
+      },
     });
   }
 

@@ -1,18 +1,19 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { outboundChain } from '../filters/chains.ts';
-import { type Exchange, runFilters } from '../filters/filter.ts';
+import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest, upstreamFailure } from '../http/forward.ts';
 import { scrubRequestHeadersInPlace, upstreamRequestHeaders } from '../http/headers.ts';
-import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
+import { writeLocalReplyToSocket } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
 import { MeshConnections } from '../outbound/mesh-connections.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
+import { serveExchanges } from './serve-exchanges.ts';
 
 export interface OutboundOptions {
   readonly svid: Svid;
@@ -31,7 +32,7 @@ export class OutboundListener {
   readonly server: Server;
   readonly #connections: MeshConnections;
   readonly #proxy: httpProxy;
-  readonly #tunnels = new Set<Duplex>();
+  readonly #tunnels: Set<Duplex>;
 
   constructor(options: OutboundOptions) {
     const { state, logger, metrics } = options;
@@ -48,25 +49,15 @@ export class OutboundListener {
     });
 
     this.server = createServer();
-    this.server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
-      const exchange: Exchange = { req, startedAt: performance.now() };
-      const reply = runFilters(chain, exchange);
-      let status: number;
-      if (reply) {
-        sendLocalReply(res, reply);
-        status = reply.status;
-      } else {
-        const destination = exchange.destination!;
+    this.#tunnels = serveExchanges(this.server, {
+      direction: 'outbound',
+      chain,
+      metrics,
+      forward: async (exchange, res) => {
+        const { req, target, destination } = exchange as Required<Exchange>;
         const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, []);
-        const target = exchange.target!;
-        const result = await forwardRequest(
-          this.#connections.poolFor(destination),
-          req,
-          res,
-          target.path + target.search,
-          headers,
-        );
-        status = result.status;
+        const pool = this.#connections.poolFor(destination);
+        const result = await forwardRequest(pool, req, res, target.path + target.search, headers);
         if (result.failure) {
           logger.warn('outbound request failed', {
             destination: destination.address,
@@ -75,31 +66,17 @@ export class OutboundListener {
             reason: result.failure.message,
           });
         }
-      }
-      metrics.requests.inc({ direction: 'outbound', decision: 'none', code: String(status) });
-      metrics.duration.observe(
-        { direction: 'outbound' },
-        (performance.now() - exchange.startedAt) / 1000,
-      );
-    });
-
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const exchange: Exchange = { req, startedAt: performance.now() };
-      const reply = runFilters(chain, exchange);
-      if (reply) {
-        writeLocalReplyToSocket(socket, reply);
-        return;
-      }
-      const destination = exchange.destination!;
-      scrubRequestHeadersInPlace(req.headers, {});
-      req.url = exchange.target!.path + exchange.target!.search;
-      this.#tunnels.add(socket);
-      socket.once('close', () => this.#tunnels.delete(socket));
-      this.#proxy.ws(req, socket, head, {
-        target: `https://${destination.address}`,
-        agent: this.#connections.agentFor(destination),
-        secure: true,
-      });
+        return result.status;
+      },
+      tunnel: (exchange, socket, head) => {
+        const destination = exchange.destination!;
+        scrubRequestHeadersInPlace(exchange.req.headers, {});
+        this.#proxy.ws(exchange.req, socket, head, {
+          target: `https://${destination.address}`,
+          agent: this.#connections.agentFor(destination),
+          secure: true,
+        });
+      },
     });
 
     // CONNECT would hand the app an opaque tunnel the sidecar cannot route or

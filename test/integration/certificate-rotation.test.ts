@@ -1,21 +1,17 @@
 import type { TLSSocket } from 'node:tls';
 import t from 'tap';
 import { buildConnector, Client, ProxyAgent, request } from 'undici';
-import { clientCredentials, eventually, startEchoApp, startTestMesh } from '../helpers.ts';
+import {
+  clientCredentials,
+  eventually,
+  ordersPolicyYaml,
+  startEchoApp,
+  startTestMesh,
+} from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
-const POLICY = `
-apiVersion: postern.dev/v1alpha1
-kind: RoutePolicy
-metadata: { name: orders-api, namespace: shop }
-spec:
-  selector: { matchLabels: { app: orders } }
-  routes:
-    - name: all
-      allow:
-        - principals: [${TESTER}, ${FRONTEND}]
-`;
+const POLICY = ordersPolicyYaml([TESTER, FRONTEND]);
 
 async function certificateNotAfter(adminPort: number): Promise<string> {
   const config = (await (await request(`http://127.0.0.1:${adminPort}/config`)).body.json()) as {

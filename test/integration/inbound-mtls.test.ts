@@ -7,32 +7,14 @@ import { CertificateAuthority } from '../../certs/authority.ts';
 import {
   clientCredentials,
   mtlsAgent,
+  ordersPolicyYaml,
   type PemCredentials,
   startEchoApp,
   startTestMesh,
 } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
-const POLICY = `
-apiVersion: postern.dev/v1alpha1
-kind: RoutePolicy
-metadata: { name: orders-api, namespace: shop }
-spec:
-  selector: { matchLabels: { app: orders } }
-  routes:
-    - name: orders
-      match: { path: { prefix: /orders } }
-      allow:
-        - principals: [${TESTER}]
-    - name: live
-      match: { path: { exact: /live } }
-      allow:
-        - principals: [${TESTER}]
-    - name: admin
-      match: { path: { prefix: /admin } }
-      deny:
-        - principals: ["*"]
-`;
+const POLICY = ordersPolicyYaml([TESTER]);
 
 /** Opens a TLS connection, sends one request, and reports what came back (nothing, for a refused handshake). */
 function rawRequest(

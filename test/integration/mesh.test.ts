@@ -3,25 +3,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ProxyAgent, request } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
-import { eventually, startEchoApp, startTestMesh } from '../helpers.ts';
+import { eventually, ordersPolicyYaml, startEchoApp, startTestMesh } from '../helpers.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
-const policy = (allowed: string) => `
-apiVersion: postern.dev/v1alpha1
-kind: RoutePolicy
-metadata: { name: orders-api, namespace: shop }
-spec:
-  selector: { matchLabels: { app: orders } }
-  routes:
-    - name: orders
-      match: { path: { prefix: /orders } }
-      allow:
-        - principals: [${allowed}]
-    - name: live
-      match: { path: { exact: /live } }
-      allow:
-        - principals: [${allowed}]
-`;
+const policy = (allowed: string) => ordersPolicyYaml([allowed]);
 
 t.test('frontend calls orders through both sidecars', async (t) => {
   const mesh = await startTestMesh(t, policy(FRONTEND));

@@ -162,6 +162,23 @@ t.test('the inbound listener over real mTLS', async (t) => {
     t.equal(app.requests.length, before);
   });
 
+  await t.test(
+    'a malformed request gets 400 and a closed connection, and nothing is forwarded',
+    async (t) => {
+      const before = app.requests.length;
+      const garbage = await rawExchange(sidecar.inboundPort, tester, 'GARBAGE / HTTP/1.1\r\n\r\n');
+      t.match(garbage, /^HTTP\/1\.1 400/);
+      // Content-Length with Transfer-Encoding is the classic smuggling shape: refused, never guessed at.
+      const smuggle = await rawExchange(
+        sidecar.inboundPort,
+        tester,
+        'POST /orders HTTP/1.1\r\nhost: orders\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+      );
+      t.match(smuggle, /^HTTP\/1\.1 400/);
+      t.equal(app.requests.length, before);
+    },
+  );
+
   const refusedAtHandshake = async (
     t: Test,
     credentials: Partial<PemCredentials> & { ca: string },

@@ -1,16 +1,20 @@
 /**
- * The request target, canonicalised once: the path policy matches on is the
- * path forwarded to the app, so the app cannot read a request another way
+ * The request target, canonicalised once: the path that policy matches on is
+ * the path forwarded to the app, so the app cannot read a request another way
  * than it was authorized. What could be read two ways is rejected (400), not
- * guessed at.
+ * guessed at. WHATWG `URL` is not this algorithm (it turns `\` into `/`).
  *
- * - slashes are merged and `.`/`..` segments removed (RFC 3986 5.2.4);
- *   `..` above the root is rejected;
- * - percent-encodings of `/`, `\`, `.`, `%` and NUL are rejected (an app that
- *   decodes them would see other segments), as are malformed `%` escapes;
- * - a raw `\`, control characters, non-ASCII bytes and fragments are rejected;
- * - `;` parameters on a dot segment (`/..;/`, read as `..` by some servlet
- *   containers) are rejected.
+ * 1. Percent-escapes are checked and normalised in one pass: escapes of
+ *    unreserved characters (A-Z a-z 0-9 - . _ ~) are decoded, once; escapes of
+ *    `/`, `\` and NUL are rejected (an app that decodes them would see other
+ *    segments); `%25` followed by two hex digits is rejected (it decodes
+ *    again); escaped bytes >= 0x80 must be valid, shortest-form UTF-8; every
+ *    other escape is kept, with upper-case hex.
+ * 2. Slashes are merged and `.`/`..` segments removed (RFC 3986 5.2.4);
+ *    climbing above the root is rejected.
+ * 3. A raw `\`, control characters, spaces, non-ASCII bytes, fragments, and
+ *    `;` parameters on a dot segment (`/..;/`, which servlet containers read as
+ *    `..`) are rejected.
  */
 export interface RequestTarget {
   readonly path: string;
@@ -22,30 +26,104 @@ export type TargetResult =
   | { readonly ok: true; readonly target: RequestTarget }
   | { readonly ok: false; readonly reason: string };
 
-const FORBIDDEN_ESCAPE = /%(2f|5c|2e|25|00)/i;
-const MALFORMED_ESCAPE = /%(?![0-9a-f]{2})/i;
 // Printable ASCII only; `\` and `#` are printable but refused below.
 const NOT_PRINTABLE_ASCII = /[^\x21-\x7e]/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function reject(reason: string): TargetResult {
   return { ok: false, reason };
 }
 
+function hexValue(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48; // 0-9
+  const lower = code | 0x20;
+  if (lower >= 97 && lower <= 102) return lower - 87; // a-f
+  return -1;
+}
+
+function isUnreserved(byte: number): boolean {
+  return (
+    (byte >= 0x41 && byte <= 0x5a) || // A-Z
+    (byte >= 0x61 && byte <= 0x7a) || // a-z
+    (byte >= 0x30 && byte <= 0x39) || // 0-9
+    byte === 0x2d || // -
+    byte === 0x2e || // .
+    byte === 0x5f || // _
+    byte === 0x7e // ~
+  );
+}
+
+const HEX = '0123456789ABCDEF';
+const escape = (byte: number) => `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
+
+/** Step 1: returns the path with escapes normalised, or the reason it is refused. */
+function normaliseEscapes(rawPath: string): string | { reason: string } {
+  if (!rawPath.includes('%')) return rawPath;
+  let out = '';
+  let i = 0;
+  while (i < rawPath.length) {
+    const c = rawPath.charCodeAt(i);
+    if (c !== 37) {
+      out += rawPath[i];
+      i++;
+      continue;
+    }
+    const hi = hexValue(rawPath.charCodeAt(i + 1));
+    const lo = hexValue(rawPath.charCodeAt(i + 2));
+    if (hi < 0 || lo < 0) return { reason: 'the path has a malformed percent-escape' };
+    const byte = hi * 16 + lo;
+    if (byte === 0x2f || byte === 0x5c || byte === 0) {
+      return { reason: 'the path has an encoded /, \\ or NUL' };
+    }
+    if (
+      byte === 0x25 &&
+      hexValue(rawPath.charCodeAt(i + 3)) >= 0 &&
+      hexValue(rawPath.charCodeAt(i + 4)) >= 0
+    ) {
+      return { reason: 'the path has a double-encoded escape (%25XX decodes again)' };
+    }
+    if (byte >= 0x80) {
+      // A run of escaped non-ASCII bytes must be one valid UTF-8 sequence or more.
+      const bytes: number[] = [];
+      while (rawPath.charCodeAt(i) === 37) {
+        const h = hexValue(rawPath.charCodeAt(i + 1));
+        const l = hexValue(rawPath.charCodeAt(i + 2));
+        if (h < 0 || l < 0) return { reason: 'the path has a malformed percent-escape' };
+        const b = h * 16 + l;
+        if (b < 0x80) break;
+        bytes.push(b);
+        i += 3;
+      }
+      try {
+        UTF8.decode(Uint8Array.from(bytes));
+      } catch {
+        return { reason: 'the path has invalid or overlong UTF-8 in its escapes' };
+      }
+      for (const b of bytes) out += escape(b);
+      continue;
+    }
+    out += isUnreserved(byte) ? String.fromCharCode(byte) : escape(byte);
+    i += 3;
+  }
+  return out;
+}
+
 /** Canonicalises an origin-form target (`/path?query`) as received on the request line. */
 export function canonicalTarget(raw: string): TargetResult {
   if (raw.charCodeAt(0) !== 47) return reject('the request target must start with /');
+  if (NOT_PRINTABLE_ASCII.test(raw)) {
+    return reject('the request target has a control, space or non-ASCII character');
+  }
+  if (raw.includes('#')) return reject('the request target has a fragment (#)');
   const q = raw.indexOf('?');
   const rawPath = q === -1 ? raw : raw.slice(0, q);
   const search = q === -1 ? '' : raw.slice(q);
-  if (NOT_PRINTABLE_ASCII.test(raw))
-    return reject('the request target has a control, space or non-ASCII character');
-  if (raw.includes('#')) return reject('the request target has a fragment (#)');
   if (rawPath.includes('\\')) return reject('the path has a backslash');
-  if (MALFORMED_ESCAPE.test(rawPath)) return reject('the path has a malformed percent-escape');
-  if (FORBIDDEN_ESCAPE.test(rawPath)) return reject('the path has an encoded /, \\, ., % or NUL');
+  const decoded = normaliseEscapes(rawPath);
+  if (typeof decoded !== 'string') return reject(decoded.reason);
 
   const out: string[] = [];
-  const segments = rawPath.split('/');
+  const segments = decoded.split('/');
   for (let i = 1; i < segments.length; i++) {
     const segment = segments[i]!;
     if (segment === '' || segment === '.') continue;
@@ -54,8 +132,9 @@ export function canonicalTarget(raw: string): TargetResult {
       out.pop();
       continue;
     }
-    if (segment.startsWith('.;') || segment.startsWith('..;'))
+    if (segment.startsWith('.;') || segment.startsWith('..;')) {
       return reject('the path has ; parameters on a dot segment');
+    }
     out.push(segment);
   }
   const last = segments[segments.length - 1];

@@ -54,7 +54,7 @@ function isUnreserved(byte: number): boolean {
 }
 
 const HEX = '0123456789ABCDEF';
-const escape = (byte: number) => `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
+const percentEncode = (byte: number) => `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
 
 /** Step 1: returns the path with escapes normalised, or the reason it is refused. */
 function normaliseEscapes(rawPath: string): string | { reason: string } {
@@ -99,10 +99,10 @@ function normaliseEscapes(rawPath: string): string | { reason: string } {
       } catch {
         return { reason: 'the path has invalid or overlong UTF-8 in its escapes' };
       }
-      for (const b of bytes) out += escape(b);
+      for (const b of bytes) out += percentEncode(b);
       continue;
     }
-    out += isUnreserved(byte) ? String.fromCharCode(byte) : escape(byte);
+    out += isUnreserved(byte) ? String.fromCharCode(byte) : percentEncode(byte);
     i += 3;
   }
   return out;

@@ -85,6 +85,13 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         notAfter: new Date(certificate.current.notAfterMs).toISOString(),
       },
       version: state.current?.snapshot.version ?? null,
+      // The routes as compiled, in the precedence order the sidecar applies them.
+      routes:
+        state.current?.policy.table.routes.map((route) => ({
+          policy: route.policy,
+          route: route.name,
+          mode: route.mode,
+        })) ?? [],
       snapshot: state.current?.snapshot ?? null,
     }),
     stats: () => ({

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { overlappingSelectorProblems } from './policy-set.ts';
 import type { RoutePolicy } from './schema.ts';
 import { formatProblem, validateRoutePolicy } from './validate.ts';
 
@@ -35,6 +36,7 @@ export async function loadPolicies(
   const errors: string[] = [];
   const warnings: string[] = [];
   const seen = new Map<string, string>();
+  const sources: string[] = []; // the file of each policy, by index
   for (const file of await policyFiles(paths)) {
     const documents = parseAllDocuments(await readFile(file, 'utf8'));
     const list = Array.isArray(documents) ? documents : [documents];
@@ -65,7 +67,14 @@ export async function loadPolicies(
       }
       seen.set(key, file);
       policies.push(result.policy);
+      sources.push(file);
     });
+  }
+  for (const [index, message] of overlappingSelectorProblems(policies)) {
+    const policy = policies[index]!;
+    errors.push(
+      `${sources[index]}: RoutePolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${message}`,
+    );
   }
   return { policies, errors, warnings };
 }

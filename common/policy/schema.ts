@@ -57,9 +57,27 @@ const PathMatch = object(
   'exactly one of exact, prefix, template',
 );
 
+const HeaderMatch = object(
+  {
+    name: Type.String({
+      pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+      description: 'header name, any case',
+    }),
+    exact: Type.Optional(Type.String()),
+    prefix: Type.Optional(Type.String()),
+    present: Type.Optional(
+      Type.Boolean({ description: 'true: the header must be sent; false: it must not be' }),
+    ),
+  },
+  'exactly one of exact, prefix, present',
+);
+
 const RouteMatch = object({
   methods: Type.Optional(Type.Array(StringEnum(HTTP_METHODS), { minItems: 1 })),
   path: Type.Optional(PathMatch),
+  headers: Type.Optional(
+    Type.Array(HeaderMatch, { minItems: 1, description: 'every header match must hold' }),
+  ),
 });
 
 const Rule = object(
@@ -79,6 +97,12 @@ const Rule = object(
               'claim name to required value; a space-separated claim such as scope matches if it contains the value',
           }),
         ),
+      }),
+    ),
+    sourceIPs: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description: 'addresses or CIDR ranges (10.0.0.0/8, fd00::/8) of the connecting peer',
       }),
     ),
     expiresAt: Type.Optional(
@@ -152,6 +176,7 @@ export type RoutePolicy = Static<typeof RoutePolicySchema>;
 export type Route = Static<typeof Route>;
 export type Rule = Static<typeof Rule>;
 export type PathMatch = Static<typeof PathMatch>;
+export type HeaderMatch = Static<typeof HeaderMatch>;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
 export type { TSchema };

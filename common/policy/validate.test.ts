@@ -96,3 +96,55 @@ t.test('the same resource defined twice is an error naming both files', async (t
   const { errors } = await load(doc);
   t.match(errors, [/metadata\.name: the same resource is already defined in/]);
 });
+
+t.test(
+  'two policies that can select the same workload but disagree on mode are an error',
+  async (t) => {
+    const other = (name: string, labels: string, mode: string) =>
+      `apiVersion: postern.dev/v1alpha1\nkind: RoutePolicy\nmetadata: { name: ${name}, namespace: shop }\nspec:\n  selector: { matchLabels: { ${labels} } }\n  mode: ${mode}\n  routes: []\n`;
+    const overlapping = await load(
+      `${other('a', 'app: orders', 'enforce')}---\n${other('b', 'tier: backend', 'audit')}`,
+    );
+    t.match(overlapping.errors, [
+      /RoutePolicy shop\/b: spec\.mode: "audit" conflicts with "enforce" in RoutePolicy shop\/a/,
+    ]);
+    const disjoint = await load(
+      `${other('a', 'app: orders', 'enforce')}---\n${other('b', 'app: billing', 'audit')}`,
+    );
+    t.same(disjoint.errors, []);
+  },
+);
+
+t.test('a route that an earlier route always wins over is a warning', async (t) => {
+  const { errors, warnings } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: all-orders\n      match: { path: { prefix: /orders/ } }\n      allow: [{ principals: ["*"] }]\n    - name: get-orders\n      match: { methods: [GET], path: { prefix: /orders } }\n      allow: [{ principals: ["*"] }]\n    - name: post-orders\n      match: { methods: [POST], path: { template: "/orders/{id}" } }\n      allow: [{ principals: ["*"] }]\n`,
+  );
+  t.same(errors, []);
+  t.match(warnings, [
+    /spec\.routes\[1\]: route "get-orders" can never be chosen: spec\.routes\[0\] \("all-orders"\)/,
+  ]);
+});
+
+t.test('structural errors do not hide semantic errors in other routes', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      match: { methods: [FETCH] }\n    - name: s\n      match: { path: { prefix: nope } }\n      allow: [{ sourceIPs: [10.0.0.0/33] }]\n`,
+  );
+  t.match(errors.join('\n'), /spec\.routes\[0\]\.match\.methods\[0\]: expected one of/);
+  t.match(
+    errors.join('\n'),
+    /spec\.routes\[1\]\.match\.path\.prefix: expected a path starting with \//,
+  );
+  t.match(
+    errors.join('\n'),
+    /spec\.routes\[1\]\.allow\[0\]\.sourceIPs\[0\]: expected an IP address or CIDR range/,
+  );
+});
+
+t.test('a header match needs exactly one of exact, prefix, present', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      match: { headers: [{ name: x-tenant, exact: a, prefix: b }] }\n`,
+  );
+  t.match(errors, [
+    /spec\.routes\[0\]\.match\.headers\[0\]: expected exactly one of exact, prefix, present; found exact and prefix/,
+  ]);
+});

@@ -7,9 +7,12 @@
 import { FormatRegistry, type TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
+import { parseCidr } from './cidr.ts';
 import {
   BYTES_PATTERN,
   DURATION_PATTERN,
+  type PathMatch,
+  type Route,
   type RoutePolicy,
   RoutePolicySchema,
   type Rule,
@@ -122,103 +125,186 @@ const PRINCIPAL_PATTERNS = [
 
 const TEMPLATE_SEGMENT = /^(\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
-function semanticProblems(policy: RoutePolicy, resource: string, now: Date): ValidationResult {
-  const errors: Problem[] = [];
-  const warnings: Problem[] = [];
-  const names = new Map<string, number>();
-  policy.spec.routes.forEach((route, r) => {
-    const at = `spec.routes[${r}]`;
-    const first = names.get(route.name);
-    if (first !== undefined) {
-      errors.push({
-        resource,
-        path: `${at}.name`,
-        message: `duplicates the name of spec.routes[${first}] (${JSON.stringify(route.name)})`,
-      });
-    } else names.set(route.name, r);
-
-    const path = route.match?.path;
-    if (path) {
-      const given = (['exact', 'prefix', 'template'] as const).filter((k) => path[k] !== undefined);
-      if (given.length !== 1) {
-        errors.push({
-          resource,
-          path: `${at}.match.path`,
-          message: `expected exactly one of exact, prefix, template; found ${given.length ? given.join(' and ') : 'none'}`,
-        });
-      }
-      for (const kind of given) {
-        const value = path[kind]!;
-        if (!value.startsWith('/')) {
-          errors.push({
-            resource,
-            path: `${at}.match.path.${kind}`,
-            message: `expected a path starting with /; found ${JSON.stringify(value)}`,
-          });
-        } else if (kind === 'template') {
-          const params = new Set<string>();
-          for (const segment of value.split('/').slice(1)) {
-            if (!TEMPLATE_SEGMENT.test(segment)) {
-              errors.push({
-                resource,
-                path: `${at}.match.path.template`,
-                message: `a parameter must be a whole segment such as {id}; found ${JSON.stringify(segment)}`,
-              });
-            } else if (segment.startsWith('{')) {
-              if (params.has(segment)) {
-                errors.push({
-                  resource,
-                  path: `${at}.match.path.template`,
-                  message: `parameter ${segment} appears twice`,
-                });
-              }
-              params.add(segment);
-            }
-          }
-        }
-      }
-    }
-    for (const list of ['allow', 'deny'] as const) {
-      route[list]?.forEach((rule, i) => {
-        checkRule(rule, `${at}.${list}[${i}]`, resource, now, errors, warnings);
-      });
-    }
-  });
-  return { errors, warnings };
+/** Collects problems for one resource; `error`/`warn` take the JSON path and the message. */
+class Findings {
+  readonly errors: Problem[] = [];
+  readonly warnings: Problem[] = [];
+  readonly #resource: string;
+  constructor(resource: string) {
+    this.#resource = resource;
+  }
+  error(path: string, message: string): void {
+    this.errors.push({ resource: this.#resource, path, message });
+  }
+  warn(path: string, message: string): void {
+    this.warnings.push({ resource: this.#resource, path, message });
+  }
 }
 
-function checkRule(
-  rule: Rule,
-  at: string,
-  resource: string,
-  now: Date,
-  errors: Problem[],
-  warnings: Problem[],
-): void {
-  if (rule.principals === undefined && rule.jwt === undefined) {
-    errors.push({
-      resource,
-      path: at,
-      message:
-        'an entry needs at least one condition (principals or jwt); to match any authenticated caller write principals: ["*"]',
-    });
+function exactlyOne(found: Findings, at: string, value: object, keys: readonly string[]): string[] {
+  const given = keys.filter((k) => (value as Record<string, unknown>)[k] !== undefined);
+  if (given.length !== 1) {
+    found.error(
+      at,
+      `expected exactly one of ${keys.join(', ')}; found ${given.length ? given.join(' and ') : 'none'}`,
+    );
+  }
+  return given;
+}
+
+function checkPath(found: Findings, at: string, path: PathMatch): void {
+  for (const kind of exactlyOne(found, at, path, [
+    'exact',
+    'prefix',
+    'template',
+  ]) as (keyof PathMatch)[]) {
+    const value = path[kind]!;
+    if (!value.startsWith('/')) {
+      found.error(
+        `${at}.${kind}`,
+        `expected a path starting with /; found ${JSON.stringify(value)}`,
+      );
+      continue;
+    }
+    if (kind !== 'template') continue;
+    const params = new Set<string>();
+    for (const segment of value.split('/').slice(1)) {
+      if (!TEMPLATE_SEGMENT.test(segment)) {
+        found.error(
+          `${at}.template`,
+          `a parameter must be a whole segment such as {id}; found ${JSON.stringify(segment)}`,
+        );
+      } else if (segment.startsWith('{')) {
+        if (params.has(segment))
+          found.error(`${at}.template`, `parameter ${segment} appears twice`);
+        params.add(segment);
+      }
+    }
+  }
+}
+
+function checkRule(found: Findings, at: string, rule: Rule, now: Date): void {
+  if (rule.principals === undefined && rule.jwt === undefined && rule.sourceIPs === undefined) {
+    found.error(
+      at,
+      'an entry needs at least one condition (principals, jwt or sourceIPs); to match any authenticated caller write principals: ["*"]',
+    );
   }
   rule.principals?.forEach((principal, p) => {
     if (!PRINCIPAL_PATTERNS.some((pattern) => pattern.test(principal))) {
-      errors.push({
-        resource,
-        path: `${at}.principals[${p}]`,
-        message: `expected "*", spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, spiffe://<trust-domain>/ns/<namespace>/* or spiffe://<trust-domain>/*; found ${JSON.stringify(principal)}`,
-      });
+      found.error(
+        `${at}.principals[${p}]`,
+        `expected "*", spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, spiffe://<trust-domain>/ns/<namespace>/* or spiffe://<trust-domain>/*; found ${JSON.stringify(principal)}`,
+      );
+    }
+  });
+  rule.sourceIPs?.forEach((cidr, c) => {
+    if (!parseCidr(cidr)) {
+      found.error(
+        `${at}.sourceIPs[${c}]`,
+        `expected an IP address or CIDR range such as 10.0.0.0/8 or fd00::/8; found ${JSON.stringify(cidr)}`,
+      );
     }
   });
   if (rule.expiresAt !== undefined && Date.parse(rule.expiresAt) <= now.getTime()) {
-    warnings.push({
-      resource,
-      path: `${at}.expiresAt`,
-      message: `${rule.expiresAt} is already past; this entry never matches`,
-    });
+    found.warn(`${at}.expiresAt`, `${rule.expiresAt} is already past; this entry never matches`);
   }
+}
+
+/** The path-match identity two routes share when one can never be chosen over the other. */
+function pathKey(route: Route): string {
+  const path = route.match?.path;
+  if (!path || (path.prefix !== undefined && /^\/+$/.test(path.prefix))) return 'prefix:/';
+  if (path.exact !== undefined) return `exact:${path.exact}`;
+  if (path.template !== undefined) return `template:${path.template.replace(/\{[^}]*\}/g, '{}')}`;
+  return `prefix:${path.prefix!.replace(/\/+$/, '')}`;
+}
+
+function headersKey(route: Route): string {
+  return JSON.stringify(
+    (route.match?.headers ?? [])
+      .map((h) => [h.name.toLowerCase(), h.exact, h.prefix, h.present])
+      .sort(),
+  );
+}
+
+/**
+ * Warns about a route that an earlier one always wins over: the same path
+ * match and headers, and the earlier one takes every method the later one
+ * does.
+ */
+function checkShadowing(
+  found: Findings,
+  routes: readonly Route[],
+  sound: (r: number) => boolean,
+): void {
+  routes.forEach((later, l) => {
+    if (!sound(l)) return;
+    for (let e = 0; e < l; e++) {
+      const earlier = routes[e]!;
+      if (
+        !sound(e) ||
+        pathKey(earlier) !== pathKey(later) ||
+        headersKey(earlier) !== headersKey(later)
+      )
+        continue;
+      const earlierMethods = earlier.match?.methods;
+      const laterMethods = later.match?.methods;
+      const covered =
+        !earlierMethods || (laterMethods?.every((m) => earlierMethods.includes(m)) ?? false);
+      if (covered) {
+        found.warn(
+          `spec.routes[${l}]`,
+          `route ${JSON.stringify(later.name)} can never be chosen: spec.routes[${e}] (${JSON.stringify(earlier.name)}) matches every request it would`,
+        );
+        return;
+      }
+    }
+  });
+}
+
+/**
+ * The rules a schema cannot say. They run on every route that is
+ * structurally sound, even when other parts of the document are not, so that
+ * one run reports every problem.
+ */
+function semanticProblems(
+  doc: unknown,
+  found: Findings,
+  structural: readonly Problem[],
+  now: Date,
+): void {
+  const routes = (doc as { spec?: { routes?: unknown } } | null)?.spec?.routes;
+  if (!Array.isArray(routes)) return;
+  const sound = (r: number) =>
+    !structural.some(
+      (p) =>
+        p.path === `spec.routes[${r}]` ||
+        p.path.startsWith(`spec.routes[${r}].`) ||
+        p.path.startsWith(`spec.routes[${r}][`),
+    );
+  const names = new Map<string, number>();
+  (routes as Route[]).forEach((route, r) => {
+    if (!sound(r)) return;
+    const at = `spec.routes[${r}]`;
+    const first = names.get(route.name);
+    if (first !== undefined) {
+      found.error(
+        `${at}.name`,
+        `duplicates the name of spec.routes[${first}] (${JSON.stringify(route.name)})`,
+      );
+    } else names.set(route.name, r);
+    if (route.match?.path) checkPath(found, `${at}.match.path`, route.match.path);
+    route.match?.headers?.forEach((header, h) => {
+      exactlyOne(found, `${at}.match.headers[${h}]`, header, ['exact', 'prefix', 'present']);
+    });
+    for (const list of ['allow', 'deny'] as const) {
+      route[list]?.forEach((rule, i) => {
+        checkRule(found, `${at}.${list}[${i}]`, rule, now);
+      });
+    }
+  });
+  checkShadowing(found, routes as Route[], sound);
 }
 
 /**
@@ -231,13 +317,16 @@ export function validateRoutePolicy(
   now = new Date(),
 ): ValidationResult & { policy?: RoutePolicy } {
   const resource = resourceLabel(doc, fallbackLabel);
+  const found = new Findings(resource);
   const structural = structuralProblems(doc, resource);
-  if (structural.length) return { errors: structural, warnings: [] };
+  found.errors.push(...structural);
+  semanticProblems(doc, found, structural, now);
+  const result = { errors: found.errors, warnings: found.warnings };
+  if (result.errors.length) return result;
   const typed = doc as RoutePolicy;
   const policy: RoutePolicy = {
     ...typed,
     metadata: { ...typed.metadata, namespace: typed.metadata.namespace ?? 'default' },
   };
-  const result = semanticProblems(policy, resource, now);
-  return result.errors.length ? result : { ...result, policy };
+  return { ...result, policy };
 }

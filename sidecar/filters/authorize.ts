@@ -1,14 +1,26 @@
 import type { Logger } from '../../common/log.ts';
 import { authorize as decide } from '../policy/authorize.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import type { Filter } from './filter.ts';
+
+/** `::ffff:10.1.2.3` (an IPv4 peer on a dual-stack socket) as `10.1.2.3`, so IPv4 ranges match it. */
+function unmappedAddress(address: string | undefined): string | undefined {
+  return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
 
 /**
  * Applies the route policy. The decision itself is the pure `authorize`;
- * this filter turns it into a 403 (enforce) or a logged would-deny (audit),
+ * this filter turns it into a 403 (enforce), or in audit mode into a log
+ * line, a metric and an x-postern-audit header to the app, never a block;
  * and answers 503 while no snapshot has arrived (fail closed).
  */
-export function authorizeRequest(state: SnapshotState, logger: Logger, now: () => number): Filter {
+export function authorizeRequest(
+  state: SnapshotState,
+  logger: Logger,
+  metrics: SidecarMetrics,
+  now: () => number,
+): Filter {
   return {
     name: 'authorize',
     onRequest(exchange) {
@@ -20,16 +32,20 @@ export function authorizeRequest(state: SnapshotState, logger: Logger, now: () =
           message: 'the sidecar has no policy snapshot yet',
         };
       }
+      const req = exchange.req;
       const decision = decide(
         applied.policy,
         {
-          method: exchange.req.method ?? '',
+          method: req.method ?? '',
           path: exchange.target!.path,
+          headers: req.headers,
           principal: exchange.principal,
+          sourceAddress: unmappedAddress(req.socket.remoteAddress),
         },
         now(),
       );
       exchange.decision = decision;
+      metrics.decisions.inc({ decision: decision.allowed ? 'allow' : 'deny', mode: decision.mode });
       if (decision.allowed) return undefined;
       const fields = {
         principal: exchange.principal,

@@ -23,6 +23,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { authenticatePeer } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
@@ -32,13 +33,14 @@ import { routeDestination } from './route-destination.ts';
 export function inboundChain(deps: {
   state: SnapshotState;
   logger: Logger;
+  metrics: SidecarMetrics;
   now: () => number;
   identityOf: (socket: Socket) => string | undefined;
 }): readonly Filter[] {
   return Object.freeze([
     canonicalize,
     authenticatePeer(deps.identityOf),
-    authorizeRequest(deps.state, deps.logger, deps.now),
+    authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
   ]);
 }
 

@@ -23,6 +23,8 @@ const HOP_BY_HOP = new Set([
 
 export const IDENTITY_HEADER = 'x-postern-principal';
 export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert';
+/** Set on requests that audit mode let through although policy would deny them. */
+export const AUDIT_HEADER = 'x-postern-audit';
 
 function isIdentityHeader(lowerName: string): boolean {
   return lowerName === CLIENT_CERT_HEADER || lowerName.startsWith('x-postern-');

@@ -12,6 +12,7 @@ import { inboundChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest } from '../http/forward.ts';
 import {
+  AUDIT_HEADER,
   CLIENT_CERT_HEADER,
   IDENTITY_HEADER,
   scrubRequestHeadersInPlace,
@@ -67,6 +68,7 @@ export class InboundListener {
     const chain = inboundChain({
       state,
       logger,
+      metrics,
       now,
       identityOf: (socket) => this.#peers.get(socket)?.principal,
     });
@@ -97,6 +99,14 @@ export class InboundListener {
       const headers = ['x-forwarded-proto', 'https'];
       if (peer) headers.push(CLIENT_CERT_HEADER, peer.xfcc);
       if (exchange.principal) headers.push(IDENTITY_HEADER, exchange.principal);
+      const decision = exchange.decision;
+      // Only an audit-mode denial reaches the app: tell it what enforcement would do.
+      if (decision && !decision.allowed) {
+        headers.push(
+          AUDIT_HEADER,
+          `would-deny; policy=${decision.policy ?? '-'}; route=${decision.route ?? '-'}; reason=${decision.reason}`,
+        );
+      }
       return headers;
     };
 

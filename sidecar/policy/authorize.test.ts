@@ -239,3 +239,86 @@ t.test('a template parameter matches exactly one non-empty segment', async (t) =
   t.match(authorize(tpl, facts('GET', '/a/1/2/b'), NOW), { reason: 'no-route-default-deny' });
   t.match(authorize(tpl, facts('GET', '/a/1/b/c'), NOW), { reason: 'no-route-default-deny' });
 });
+
+t.test(
+  'header matches choose between routes on the same path, the route with more matches first',
+  async (t) => {
+    const byTenant = compiled([
+      policy({
+        routes: [
+          {
+            name: 'any-tenant',
+            match: { path: { prefix: '/orders' } },
+            allow: [{ principals: ['*'] }],
+          },
+          {
+            name: 'tenant-a',
+            match: { path: { prefix: '/orders' }, headers: [{ name: 'X-Tenant', exact: 'a' }] },
+            deny: [{ principals: ['*'] }],
+          },
+          {
+            name: 'no-debug',
+            match: {
+              path: { prefix: '/orders' },
+              headers: [
+                { name: 'x-debug', present: false },
+                { name: 'x-tenant', prefix: 'b' },
+              ],
+            },
+            allow: [{ principals: ['*'] }],
+          },
+        ],
+      }),
+    ]);
+    const withHeaders = (headers: Record<string, string>) => ({
+      ...facts('GET', '/orders'),
+      headers,
+    });
+    t.match(authorize(byTenant, withHeaders({ 'x-tenant': 'a' }), NOW), {
+      route: 'tenant-a',
+      allowed: false,
+    });
+    t.match(authorize(byTenant, withHeaders({ 'x-tenant': 'blue' }), NOW), {
+      route: 'no-debug',
+      allowed: true,
+    });
+    t.match(authorize(byTenant, withHeaders({ 'x-tenant': 'blue', 'x-debug': '1' }), NOW), {
+      route: 'any-tenant',
+    });
+    t.match(authorize(byTenant, withHeaders({}), NOW), { route: 'any-tenant' });
+  },
+);
+
+t.test('source IP ranges restrict an entry to peers connecting from them', async (t) => {
+  const ranged = compiled([
+    policy({
+      routes: [
+        { name: 'r', allow: [{ principals: ['*'], sourceIPs: ['10.0.0.0/8', 'fd00::/8'] }] },
+      ],
+    }),
+  ]);
+  const from = (sourceAddress: string | undefined) => ({
+    ...facts('GET', '/x'),
+    ...(sourceAddress ? { sourceAddress } : {}),
+  });
+  t.match(authorize(ranged, from('10.1.2.3'), NOW), { allowed: true });
+  t.match(authorize(ranged, from('fd00::1'), NOW), { allowed: true });
+  t.match(authorize(ranged, from('192.168.1.1'), NOW), { allowed: false });
+  t.match(
+    authorize(ranged, from(undefined), NOW),
+    { allowed: false },
+    'an unknown address matches no range',
+  );
+});
+
+t.test('a trust-domain wildcard matches every identity of that trust domain only', async (t) => {
+  const domain = compiled([
+    policy({ routes: [{ name: 'r', allow: [{ principals: ['spiffe://cluster.local/*'] }] }] }),
+  ]);
+  t.match(authorize(domain, facts('GET', '/x', 'spiffe://cluster.local/ns/any/sa/one'), NOW), {
+    allowed: true,
+  });
+  t.match(authorize(domain, facts('GET', '/x', 'spiffe://other.example/ns/any/sa/one'), NOW), {
+    allowed: false,
+  });
+});

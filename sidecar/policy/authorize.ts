@@ -3,20 +3,14 @@
  * facts of one request. No sockets, no clock of its own (the caller passes
  * `nowMs`), so every case is unit-testable and replayable.
  */
-import type {
-  CompiledPath,
-  CompiledPolicy,
-  CompiledRoute,
-  CompiledRule,
-  Mode,
-} from './compiled-policy.ts';
+import type { CompiledPolicy, CompiledRule, Mode } from './compiled-policy.ts';
+import type { RouteFacts } from './route-table.ts';
 
-export interface RequestFacts {
-  readonly method: string;
-  /** Canonical path (no query). */
-  readonly path: string;
+export interface RequestFacts extends RouteFacts {
   /** The caller's SPIFFE ID from its mTLS certificate; undefined for an unauthenticated caller. */
   readonly principal: string | undefined;
+  /** The connecting peer's IP address (IPv4 as dotted quad, IPv4-mapped IPv6 unwrapped). */
+  readonly sourceAddress?: string;
 }
 
 export type DecisionReason =
@@ -66,52 +60,17 @@ const UNAUTHENTICATED: Decision = Object.freeze({
   mode: 'enforce',
 });
 
-function pathMatches(path: CompiledPath, requestPath: string): boolean {
-  switch (path.kind) {
-    case 'any':
-      return true;
-    case 'exact':
-      return requestPath === path.value;
-    case 'prefix':
-      return (
-        requestPath.startsWith(path.value) &&
-        (requestPath.length === path.value.length ||
-          requestPath.charCodeAt(path.value.length) === 47) // '/'
-      );
-    case 'template': {
-      const segments = path.segments;
-      let start = 0;
-      for (let i = 0; i < segments.length; i++) {
-        if (start > requestPath.length) return false;
-        let end = requestPath.indexOf('/', start);
-        if (end === -1) end = requestPath.length;
-        const literal = segments[i];
-        if (literal === null) {
-          if (end === start) return false; // a parameter is never empty
-        } else if (requestPath.slice(start, end) !== literal) return false;
-        start = end + 1;
-      }
-      return start === requestPath.length + 1;
-    }
-  }
-}
-
-export function selectRoute(
-  policy: CompiledPolicy,
-  facts: RequestFacts,
-): CompiledRoute | undefined {
-  for (const route of policy.routes) {
-    if (route.methods && !route.methods.has(facts.method)) continue;
-    if (pathMatches(route.path, facts.path)) return route;
-  }
-  return undefined;
-}
-
-function ruleMatches(rule: CompiledRule, principal: string | undefined, nowMs: number): boolean {
+function ruleMatches(rule: CompiledRule, facts: RequestFacts, nowMs: number): boolean {
   if (nowMs >= rule.expiresAtMs) return false;
   // JWT claims are not verified yet: an entry that requires them cannot be satisfied.
   if (rule.jwtClaims) return false;
+  if (rule.sourceIPs) {
+    const address = facts.sourceAddress;
+    if (!address || !rule.sourceIPs.check(address, address.includes(':') ? 'ipv6' : 'ipv4'))
+      return false;
+  }
   const principals = rule.principals;
+  const principal = facts.principal;
   if (principals) {
     if (principal === undefined) return false;
     if (
@@ -135,7 +94,7 @@ export function authorize(
     if (policy.meshDefault === 'deny') return MESH_DENY;
     return facts.principal === undefined ? UNAUTHENTICATED : MESH_ALLOW;
   }
-  const route = selectRoute(policy, facts);
+  const route = policy.table.select(facts);
   if (!route) {
     const allowed = policy.defaultAction === 'allow';
     return {
@@ -147,12 +106,12 @@ export function authorize(
   }
   const base = { mode: route.mode, policy: route.policy, route: route.name };
   for (const rule of route.deny) {
-    if (ruleMatches(rule, facts.principal, nowMs))
+    if (ruleMatches(rule, facts, nowMs))
       return { ...base, allowed: false, reason: 'deny-rule-matched', rule: rule.label };
   }
   if (route.allow.length) {
     for (const rule of route.allow) {
-      if (ruleMatches(rule, facts.principal, nowMs))
+      if (ruleMatches(rule, facts, nowMs))
         return { ...base, allowed: true, reason: 'allow-rule-matched', rule: rule.label };
     }
     return { ...base, allowed: false, reason: 'no-allow-rule-matched' };

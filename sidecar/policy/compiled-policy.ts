@@ -4,8 +4,11 @@
  * instants as numbers. Done once per snapshot, then frozen; nothing here is
  * parsed or allocated per request.
  */
-import type { PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
+import { BlockList } from 'node:net';
+import { parseCidr } from '../../common/policy/cidr.ts';
+import type { HeaderMatch, PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
 import type { MeshDefault, Snapshot } from '../../common/wire.ts';
+import { RouteTable } from './route-table.ts';
 
 export type Mode = 'enforce' | 'audit';
 export type Action = 'allow' | 'deny';
@@ -24,9 +27,15 @@ export interface CompiledRule {
   readonly principals: PrincipalMatcher | undefined;
   /** Required JWT claims; a rule with claims cannot match until JWT authentication exists (fail closed). */
   readonly jwtClaims: Readonly<Record<string, string>> | undefined;
+  /** The peer's address must fall in one of these ranges. */
+  readonly sourceIPs: BlockList | undefined;
   /** Epoch milliseconds after which the entry no longer matches; Infinity when it never expires. */
   readonly expiresAtMs: number;
 }
+
+export type CompiledHeaderMatch =
+  | { readonly name: string; readonly kind: 'exact' | 'prefix'; readonly value: string }
+  | { readonly name: string; readonly kind: 'present'; readonly present: boolean };
 
 export type CompiledPath =
   | { readonly kind: 'any' }
@@ -41,6 +50,10 @@ export interface CompiledRoute {
   readonly mode: Mode;
   readonly methods: ReadonlySet<string> | undefined;
   readonly path: CompiledPath;
+  /** Every one must hold; names lower-cased. */
+  readonly headers: readonly CompiledHeaderMatch[] | undefined;
+  /** Position in precedence order across all routes of the snapshot: lower wins. */
+  readonly rank: number;
   readonly deny: readonly CompiledRule[];
   readonly allow: readonly CompiledRule[];
   readonly defaultAction: Action;
@@ -51,8 +64,8 @@ export interface CompiledPolicy {
   /** No RoutePolicy selects this workload: the mesh default decides. */
   readonly unselected: boolean;
   readonly meshDefault: MeshDefault;
-  /** Routes in precedence order: the first that matches a request handles it. */
-  readonly routes: readonly CompiledRoute[];
+  /** Finds the one route that handles a request, by precedence. */
+  readonly table: RouteTable;
   /** For a request no route matches: deny if any selecting policy says deny. */
   readonly defaultAction: Action;
   readonly defaultPolicy: string | undefined;
@@ -83,8 +96,28 @@ function compileRule(rule: Rule, label: string): CompiledRule {
       : rule.jwt
         ? Object.freeze({})
         : undefined,
+    sourceIPs: rule.sourceIPs ? compileSourceIPs(rule.sourceIPs) : undefined,
     expiresAtMs: rule.expiresAt ? Date.parse(rule.expiresAt) : Number.POSITIVE_INFINITY,
   });
+}
+
+function compileSourceIPs(ranges: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const range of ranges) {
+    const cidr = parseCidr(range);
+    if (!cidr) throw new Error(`invalid source IP range ${JSON.stringify(range)}`);
+    list.addSubnet(cidr.address, cidr.prefix, cidr.family);
+  }
+  return list;
+}
+
+function compileHeader(header: HeaderMatch): CompiledHeaderMatch {
+  const name = header.name.toLowerCase();
+  if (header.exact !== undefined)
+    return Object.freeze({ name, kind: 'exact', value: header.exact });
+  if (header.prefix !== undefined)
+    return Object.freeze({ name, kind: 'prefix', value: header.prefix });
+  return Object.freeze({ name, kind: 'present', present: header.present ?? true });
 }
 
 function compilePath(path: PathMatch | undefined): CompiledPath {
@@ -105,9 +138,9 @@ function compilePath(path: PathMatch | undefined): CompiledPath {
 /**
  * Gateway API HTTPRoute precedence: exact path, then template (more literal
  * segments first), then the longest prefix; then the route with a method
- * condition; then file order (a stable sort keeps it).
+ * condition; then more header matches; then file order (a stable sort keeps it).
  */
-function precedence(route: CompiledRoute): number[] {
+function precedence(route: Omit<CompiledRoute, 'rank'>): number[] {
   const path = route.path;
   const kindRank = path.kind === 'exact' ? 0 : path.kind === 'template' ? 1 : 2;
   const specificity =
@@ -118,10 +151,10 @@ function precedence(route: CompiledRoute): number[] {
         : path.kind === 'prefix'
           ? path.value.length
           : 0;
-  return [kindRank, -specificity, route.methods ? 0 : 1];
+  return [kindRank, -specificity, route.methods ? 0 : 1, -(route.headers?.length ?? 0)];
 }
 
-function byPrecedence(a: CompiledRoute, b: CompiledRoute): number {
+function byPrecedence(a: Omit<CompiledRoute, 'rank'>, b: Omit<CompiledRoute, 'rank'>): number {
   const pa = precedence(a);
   const pb = precedence(b);
   for (let i = 0; i < pa.length; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
@@ -134,26 +167,28 @@ export function compilePolicies(
   snapshot: Pick<Snapshot, 'version' | 'meshDefault' | 'policies'>,
 ): CompiledPolicy {
   const policies = snapshot.policies as readonly RoutePolicy[];
-  const routes: CompiledRoute[] = [];
+  const routes: Omit<CompiledRoute, 'rank'>[] = [];
   for (const policy of policies) {
     const mode = policy.spec.mode ?? 'enforce';
     const defaultAction = policy.spec.defaultAction ?? 'deny';
     for (const route of policy.spec.routes) {
-      routes.push(
-        Object.freeze({
-          policy: policyId(policy),
-          name: route.name,
-          mode,
-          methods: route.match?.methods ? new Set<string>(route.match.methods) : undefined,
-          path: Object.freeze(compilePath(route.match?.path)),
-          deny: Object.freeze((route.deny ?? []).map((r, i) => compileRule(r, `deny[${i}]`))),
-          allow: Object.freeze((route.allow ?? []).map((r, i) => compileRule(r, `allow[${i}]`))),
-          defaultAction,
-        }),
-      );
+      routes.push({
+        policy: policyId(policy),
+        name: route.name,
+        mode,
+        methods: route.match?.methods ? new Set<string>(route.match.methods) : undefined,
+        path: Object.freeze(compilePath(route.match?.path)),
+        headers: route.match?.headers
+          ? Object.freeze(route.match.headers.map(compileHeader))
+          : undefined,
+        deny: Object.freeze((route.deny ?? []).map((r, i) => compileRule(r, `deny[${i}]`))),
+        allow: Object.freeze((route.allow ?? []).map((r, i) => compileRule(r, `allow[${i}]`))),
+        defaultAction,
+      });
     }
   }
   routes.sort(byPrecedence);
+  const ranked = routes.map((route, rank): CompiledRoute => Object.freeze({ ...route, rank }));
   // Several policies may select one workload; for a request none of their
   // routes match, the strictest default wins.
   const denying = policies.find((policy) => (policy.spec.defaultAction ?? 'deny') === 'deny');
@@ -162,7 +197,7 @@ export function compilePolicies(
     version: snapshot.version,
     unselected: policies.length === 0,
     meshDefault: snapshot.meshDefault,
-    routes: Object.freeze(routes),
+    table: new RouteTable(ranked),
     defaultAction: denying || !decider ? 'deny' : 'allow',
     defaultPolicy: decider && policyId(decider),
     mode: decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce',

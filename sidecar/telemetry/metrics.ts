@@ -84,6 +84,10 @@ export class SidecarMetrics {
     'postern_snapshots_total',
     'Snapshots received, by result (applied, rejected).',
   );
+  readonly decisions = new Counter(
+    'postern_authz_decisions_total',
+    'Authorization decisions, by decision (allow, deny) and mode (enforce, audit: denied but let through).',
+  );
   readonly handshakeFailures = new Counter(
     'postern_tls_handshake_failures_total',
     'Inbound TLS handshakes refused (no, expired or untrusted client certificate), by listener.',
@@ -94,6 +98,7 @@ export class SidecarMetrics {
       this.requests.render() +
       this.duration.render() +
       this.snapshots.render() +
+      this.decisions.render() +
       this.handshakeFailures.render()
     );
   }

@@ -1,0 +1,59 @@
+import t from 'tap';
+import { request } from 'undici';
+import {
+  clientCredentials,
+  eventually,
+  mtlsAgent,
+  startEchoApp,
+  startTestMesh,
+} from '../helpers.ts';
+
+const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+
+t.test(
+  'audit mode lets a request policy would deny through, telling the app, the log and the metrics',
+  async (t) => {
+    const mesh = await startTestMesh(
+      t,
+      `apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  mode: audit
+  routes:
+    - name: orders
+      match: { path: { prefix: /orders } }
+      allow:
+        - principals: [spiffe://cluster.local/ns/shop/sa/frontend]
+`,
+    );
+    const app = await startEchoApp(t);
+    const sidecar = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+    });
+    await eventually(
+      async () =>
+        (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
+    );
+    const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
+    t.teardown(() => agent.close());
+
+    const res = await request(`https://127.0.0.1:${sidecar.inboundPort}/orders`, {
+      dispatcher: agent,
+    });
+    t.equal(res.statusCode, 200, 'not blocked');
+    const echoed = (await res.body.json()) as { headers: Record<string, string> };
+    t.equal(
+      echoed.headers['x-postern-audit'],
+      'would-deny; policy=shop/orders-api; route=orders; reason=no-allow-rule-matched',
+    );
+
+    const metrics = await (
+      await request(`http://127.0.0.1:${sidecar.adminPort}/metrics`)
+    ).body.text();
+    t.match(metrics, /postern_authz_decisions_total\{decision="deny",mode="audit"\} 1/);
+  },
+);

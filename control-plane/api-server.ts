@@ -166,6 +166,14 @@ export function createApiServer(options: ApiOptions): Server {
     res.writeHead(204).end();
   };
 
+  // GET /v1/acks: what each sidecar last applied or rejected (istioctl's
+  // proxy-status): operators and scripts see whether a change has landed.
+  const listAcks: Handler = async (req, res) => {
+    if (!svidIdentity(req))
+      throw new AuthenticationError('the ack status needs a client certificate from the mesh CA');
+    sendJson(res, 200, { version: hub.version, acks: hub.acks });
+  };
+
   const notBuilt =
     (what: string): Handler =>
     async (_req, res) => {
@@ -177,6 +185,7 @@ export function createApiServer(options: ApiOptions): Server {
     'GET /v1/trust-bundle': trustBundle,
     'GET /v1/snapshots': watchSnapshots,
     'POST /v1/acks': recordAck,
+    'GET /v1/acks': listAcks,
     'POST /v1/usage': notBuilt('usage reporting'),
     'GET /v1/alerts': notBuilt('exfiltration alerts'),
   };

@@ -3,6 +3,8 @@
  * control plane and sidecars started in-process on port 0, and clients that
  * speak mTLS with certificates from the mesh CA.
  */
+
+import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import type { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
-import { freePort } from '../cli/processes.ts';
+import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
 import { Logger } from '../common/log.ts';
 import { type ControlPlane, startControlPlane } from '../control-plane/control-plane.ts';
 import { statePaths } from '../control-plane/state.ts';
@@ -78,13 +80,16 @@ export interface EchoApp {
   readonly requests: IncomingMessage[];
 }
 
-/** A local app that answers with what it received: method, url, headers. */
+/** A local app that answers with what it received: method, url, headers, body. */
 export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Promise<EchoApp> {
   const requests: IncomingMessage[] = [];
   const server = createServer(async (req, res) => {
     requests.push(req);
     let body = '';
     for await (const chunk of req) body += chunk;
+    // ?delay=MS holds the response, to keep a request in flight.
+    const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
+    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
     res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'echo' });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });
@@ -223,4 +228,51 @@ spec:
       deny:
         - principals: ["*"]
 `;
+}
+
+export interface SidecarProcess {
+  readonly child: import('node:child_process').ChildProcess;
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly adminPort: number;
+  /** Everything the process wrote to stderr (its JSON log lines). */
+  log(): string;
+}
+
+/**
+ * Runs `postern sidecar` as its own process, configured only by POSTERN_*
+ * variables as in a pod; resolves once it logs that it listens.
+ */
+export async function spawnSidecar(
+  t: { teardown(fn: () => unknown): void },
+  env: Record<string, string>,
+): Promise<SidecarProcess> {
+  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, POSTERN_BIN, 'sidecar'], {
+    env: {
+      ...process.env,
+      POSTERN_INBOUND_HOST: '127.0.0.1',
+      POSTERN_INBOUND_PORT: '0',
+      POSTERN_OUTBOUND_PORT: '0',
+      POSTERN_ADMIN_PORT: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let log = '';
+  const listening = await new Promise<{
+    inboundPort: number;
+    outboundPort: number;
+    adminPort: number;
+  }>((resolve, reject) => {
+    child.stderr!.on('data', (chunk) => {
+      log += chunk;
+      const line = log.split('\n').find((l) => l.includes('"sidecar listening"'));
+      if (line) resolve(JSON.parse(line));
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`sidecar exited (${code}) before listening:\n${log}`)),
+    );
+  });
+  return { child, ...listening, log: () => log };
 }

@@ -37,6 +37,10 @@ export const HTTP_METHODS = [
   'TRACE',
 ] as const;
 
+/** A DNS-1123 label: route names, namespaces. */
+export const DNS_LABEL_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** A DNS-1123 subdomain: resource names. */
+export const DNS_SUBDOMAIN_PATTERN = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
 /** Kubernetes duration notation: 100ms, 1s, 5m, 1h. */
 export const DURATION_PATTERN = '^[1-9][0-9]*(ms|s|m|h)$';
 /** Kubernetes quantity notation for byte sizes: 512, 64Ki, 50Mi, 1Gi, 10M. */
@@ -134,7 +138,7 @@ const Exfiltration = object({
 });
 
 const Route = object({
-  name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 }),
+  name: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63 }),
   match: Type.Optional(RouteMatch),
   allow: Type.Optional(Type.Array(Rule)),
   deny: Type.Optional(Type.Array(Rule)),
@@ -164,10 +168,8 @@ export const RoutePolicySchema = Type.Object({
   kind: StringEnum([KIND] as const),
   // Kubernetes adds uid, resourceVersion, managedFields...: metadata stays open.
   metadata: Type.Object({
-    name: Type.String({ pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 }),
-    namespace: Type.Optional(
-      Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 }),
-    ),
+    name: Type.String({ pattern: DNS_SUBDOMAIN_PATTERN, maxLength: 253 }),
+    namespace: Type.Optional(Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63 })),
   }),
   spec: RoutePolicySpec,
 });

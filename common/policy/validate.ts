@@ -10,6 +10,8 @@ import { Value } from '@sinclair/typebox/value';
 import { parseCidr } from './cidr.ts';
 import {
   BYTES_PATTERN,
+  DNS_LABEL_PATTERN,
+  DNS_SUBDOMAIN_PATTERN,
   DURATION_PATTERN,
   type PathMatch,
   type Route,
@@ -42,6 +44,10 @@ const PATTERN_MEANING: Record<string, string> = {
   [DURATION_PATTERN]: 'a duration such as 100ms, 1s, 5m or 1h',
   [BYTES_PATTERN]: 'a size such as 512, 64Ki, 50Mi or 1Gi',
   '^https?://': 'an http:// or https:// URL',
+  [DNS_LABEL_PATTERN]:
+    'a DNS label: lower-case letters, digits and -, starting and ending with a letter or digit',
+  [DNS_SUBDOMAIN_PATTERN]:
+    'a DNS subdomain: lower-case letters, digits, - and ., starting and ending with a letter or digit',
 };
 
 function describe(value: unknown): string {

@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { CertificateAuthority } from '../certs/authority.ts';
 import { spiffeIdOf } from '../certs/peer-identity.ts';
 import { x509 } from '../certs/x509.ts';
+import { isHostPort } from '../common/address.ts';
 import { AuthenticationError, CsrRejectedError } from '../common/errors.ts';
 import { BadRequestBodyError, readJsonBody, sendError, sendJson } from '../common/http-json.ts';
 import type { Logger } from '../common/log.ts';
@@ -128,6 +129,9 @@ export function createApiServer(options: ApiOptions): Server {
       throw new BadRequestBodyError(400, (error as Error).message);
     }
     const address = url.searchParams.get('address') || undefined;
+    if (address !== undefined && !isHostPort(address)) {
+      throw new BadRequestBodyError(400, `address ${JSON.stringify(address)} is not host:port`);
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
     res.flushHeaders();
     const unsubscribe = hub.subscribe({
@@ -202,7 +206,14 @@ export function createApiServer(options: ApiOptions): Server {
       rejectUnauthorized: false,
     },
     (req, res) => {
-      const url = new URL(req.url ?? '/', 'https://control-plane');
+      // Only the path and query matter; anything URL cannot parse is a bad request, not a crash.
+      let url: URL;
+      try {
+        url = new URL(`https://control-plane${(req.url ?? '/').startsWith('/') ? req.url : '/'}`);
+      } catch {
+        sendError(res, 400, 'POSTERN_BAD_REQUEST', 'the request target is not a valid path');
+        return;
+      }
       const handler = routes[`${req.method} ${url.pathname}`];
       if (!handler) {
         sendError(res, 404, 'POSTERN_NOT_FOUND', `no route ${req.method} ${url.pathname}`);

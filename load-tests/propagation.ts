@@ -17,7 +17,14 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
-import { freePort, POSTERN_BIN, startChild, stopChild, waitUntilHealthy, type Child } from '../cli/processes.ts';
+import {
+  type Child,
+  freePort,
+  POSTERN_BIN,
+  startChild,
+  stopChild,
+  waitUntilHealthy,
+} from '../cli/processes.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
 
@@ -57,34 +64,65 @@ async function measure(sidecars: number, edits: number): Promise<void> {
     await ca.writeTo(statePaths(stateDir).ca);
     const tokens = new TokenStore(statePaths(stateDir).tokens, 'cluster.local');
     const apiPort = await freePort();
-    const controlPlane = startChild('control-plane', [POSTERN_BIN, 'control-plane'], {
-      POSTERN_POLICIES: policiesDir, POSTERN_STATE: stateDir, POSTERN_API_PORT: String(apiPort), POSTERN_HOST: '127.0.0.1',
-    }, join(dir, 'control-plane.log'));
+    const controlPlane = startChild(
+      'control-plane',
+      [POSTERN_BIN, 'control-plane'],
+      {
+        POSTERN_POLICIES: policiesDir,
+        POSTERN_STATE: stateDir,
+        POSTERN_API_PORT: String(apiPort),
+        POSTERN_HOST: '127.0.0.1',
+      },
+      join(dir, 'control-plane.log'),
+    );
     children.push(controlPlane);
     const keys = await generateKeyPair();
     const operator = new Agent({
       connect: {
         ca: ca.bundlePem,
-        cert: await ca.issue(keys.publicKey, { uris: ['spiffe://cluster.local/ns/ops/sa/bench'], ttlMs: 3600_000 }),
+        cert: await ca.issue(keys.publicKey, {
+          uris: ['spiffe://cluster.local/ns/ops/sa/bench'],
+          ttlMs: 3600_000,
+        }),
         key: await privateKeyToPem(keys.privateKey),
       },
     });
-    await waitUntilHealthy(`https://127.0.0.1:${apiPort}/v1/trust-bundle`, controlPlane, 30_000, operator);
+    await waitUntilHealthy(
+      `https://127.0.0.1:${apiPort}/v1/trust-bundle`,
+      controlPlane,
+      30_000,
+      operator,
+    );
     const acks = async (): Promise<Ack[]> =>
-      ((await (await request(`https://127.0.0.1:${apiPort}/v1/acks`, { dispatcher: operator })).body.json()) as { acks: Ack[] }).acks;
+      (
+        (await (
+          await request(`https://127.0.0.1:${apiPort}/v1/acks`, { dispatcher: operator })
+        ).body.json()) as { acks: Ack[] }
+      ).acks;
 
     for (let i = 0; i < sidecars; i++) {
       const tokenFile = join(dir, `svc-${i}.token`);
       await writeFile(tokenFile, await tokens.create(`svc-${i}`, 'bench', `svc-${i}`));
       children.push(
-        startChild(`sidecar ${i}`, [POSTERN_BIN, 'sidecar'], {
-          POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
-          POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),
-          POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
-          POSTERN_APP_PORT: '9', // never called: this measures the control path only
-          POSTERN_WORKLOAD: `svc-${i}`, POSTERN_NAMESPACE: 'bench', POSTERN_SERVICE_ACCOUNT: `svc-${i}`, POSTERN_LABELS: 'app=bench',
-          POSTERN_INBOUND_HOST: '127.0.0.1', POSTERN_INBOUND_PORT: '0', POSTERN_OUTBOUND_PORT: '0', POSTERN_ADMIN_PORT: '0',
-        }, join(dir, `sidecar-${i}.log`)),
+        startChild(
+          `sidecar ${i}`,
+          [POSTERN_BIN, 'sidecar'],
+          {
+            POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
+            POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),
+            POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
+            POSTERN_APP_PORT: '9', // never called: this measures the control path only
+            POSTERN_WORKLOAD: `svc-${i}`,
+            POSTERN_NAMESPACE: 'bench',
+            POSTERN_SERVICE_ACCOUNT: `svc-${i}`,
+            POSTERN_LABELS: 'app=bench',
+            POSTERN_INBOUND_HOST: '127.0.0.1',
+            POSTERN_INBOUND_PORT: '0',
+            POSTERN_OUTBOUND_PORT: '0',
+            POSTERN_ADMIN_PORT: '0',
+          },
+          join(dir, `sidecar-${i}.log`),
+        ),
       );
     }
     // Wait until every sidecar has applied some snapshot, and the registry has settled.
@@ -94,7 +132,8 @@ async function measure(sidecars: number, edits: number): Promise<void> {
       const applied = (await acks()).filter((a) => a.status === 'applied');
       const latest = new Map(applied.map((a) => [a.workload, a.hash]));
       if (latest.size === sidecars && [...latest].every(([w, h]) => previous.get(w) === h)) break;
-      if (Date.now() > deadline) throw new Error(`only ${latest.size} of ${sidecars} sidecars came up`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${latest.size} of ${sidecars} sidecars came up`);
       previous = latest;
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -106,9 +145,14 @@ async function measure(sidecars: number, edits: number): Promise<void> {
       const savedAt = Date.now();
       const seen = new Map<string, number>();
       while (seen.size < sidecars) {
-        if (Date.now() - savedAt > 30_000) throw new Error(`edit ${edit}: only ${seen.size} of ${sidecars} sidecars applied it`);
+        if (Date.now() - savedAt > 30_000)
+          throw new Error(`edit ${edit}: only ${seen.size} of ${sidecars} sidecars applied it`);
         for (const ack of await acks()) {
-          if (ack.status === 'applied' && ack.hash !== before.get(ack.workload) && !seen.has(ack.workload)) {
+          if (
+            ack.status === 'applied' &&
+            ack.hash !== before.get(ack.workload) &&
+            !seen.has(ack.workload)
+          ) {
             seen.set(ack.workload, Date.parse(ack.at) - savedAt);
           }
         }
@@ -130,4 +174,5 @@ async function measure(sidecars: number, edits: number): Promise<void> {
 
 const [sidecarsArg, editsArg] = process.argv.slice(2);
 const edits = Number(editsArg ?? 20);
-for (const sidecars of sidecarsArg ? [Number(sidecarsArg)] : [1, 50]) await measure(sidecars, edits);
+for (const sidecars of sidecarsArg ? [Number(sidecarsArg)] : [1, 50])
+  await measure(sidecars, edits);

@@ -21,7 +21,7 @@ import {
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import { serveExchanges } from './serve-exchanges.ts';
+import { failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 export interface InboundOptions {
   readonly svid: Svid;
@@ -61,10 +61,9 @@ export class InboundListener {
     const origin = `http://${options.appHost}:${options.appPort}`;
     this.#pool = new Pool(origin, { connections: 128, pipelining: 1 });
     this.#proxy = httpProxy.createProxyServer({ target: origin, ws: true });
-    this.#proxy.on('error', (error, _req, socket) => {
-      logger.warn('upgrade tunnel failed', { error });
-      (socket as Duplex).destroy();
-    });
+    this.#proxy.on('error', (error, _req, socket) =>
+      failTunnel(socket as Duplex, error, logger, 'inbound'),
+    );
     const chain = inboundChain({
       state,
       logger,
@@ -114,6 +113,7 @@ export class InboundListener {
       direction: 'inbound',
       chain,
       metrics,
+      logger,
       forward: async (exchange, res) => {
         const req = exchange.req;
         const target = exchange.target!;

@@ -6,14 +6,14 @@ import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { outboundChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
-import { forwardRequest, upstreamFailure } from '../http/forward.ts';
+import { forwardRequest } from '../http/forward.ts';
 import { scrubRequestHeadersInPlace, upstreamRequestHeaders } from '../http/headers.ts';
 import { writeLocalReplyToSocket } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
 import { MeshConnections } from '../outbound/mesh-connections.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import { serveExchanges } from './serve-exchanges.ts';
+import { failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 export interface OutboundOptions {
   readonly svid: Svid;
@@ -39,20 +39,16 @@ export class OutboundListener {
     this.#connections = new MeshConnections(options.svid);
     const chain = outboundChain({ state });
     this.#proxy = httpProxy.createProxyServer({ ws: true });
-    this.#proxy.on('error', (error, _req, socket) => {
-      const failure = upstreamFailure(error);
-      logger.warn('outbound upgrade tunnel failed', {
-        code: failure.code,
-        reason: failure.message,
-      });
-      writeLocalReplyToSocket(socket as Duplex, failure);
-    });
+    this.#proxy.on('error', (error, _req, socket) =>
+      failTunnel(socket as Duplex, error, logger, 'outbound'),
+    );
 
     this.server = createServer();
     this.#tunnels = serveExchanges(this.server, {
       direction: 'outbound',
       chain,
       metrics,
+      logger,
       forward: async (exchange, res) => {
         const { req, target, destination } = exchange as Required<Exchange>;
         const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, []);

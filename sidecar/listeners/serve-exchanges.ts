@@ -1,11 +1,26 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../../common/log.ts';
 import { type Exchange, type Filter, runFilters } from '../filters/filter.ts';
+import { upstreamFailure } from '../http/forward.ts';
 import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 
+const INTERNAL_ERROR = {
+  status: 500,
+  code: 'POSTERN_INTERNAL',
+  message: 'the sidecar failed to handle this request',
+  close: true,
+} as const;
+const UNSUPPORTED_UPGRADE = {
+  status: 400,
+  code: 'POSTERN_UPGRADE_NOT_SUPPORTED',
+  message: 'only WebSocket upgrades are tunnelled',
+} as const;
+
 export interface ExchangeHandlers {
   readonly direction: 'inbound' | 'outbound';
+  readonly logger: Logger;
   readonly chain: readonly Filter[];
   readonly metrics: SidecarMetrics;
   /** Sends a request the chain let through upstream; resolves with the status the client got. */
@@ -27,13 +42,21 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): Set<
 
   server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
     const exchange: Exchange = { req, startedAt: performance.now() };
-    const reply = runFilters(chain, exchange);
     let status: number;
-    if (reply) {
-      sendLocalReply(res, reply);
-      status = reply.status;
-    } else {
-      status = await handlers.forward(exchange, res);
+    try {
+      const reply = runFilters(chain, exchange);
+      if (reply) {
+        sendLocalReply(res, reply);
+        status = reply.status;
+      } else {
+        status = await handlers.forward(exchange, res);
+      }
+    } catch (error) {
+      // A bug must cost one request, never the process and every other request.
+      status = 500;
+      handlers.logger.error('request handling failed', { direction, error });
+      if (!res.headersSent) sendLocalReply(res, INTERNAL_ERROR);
+      else res.destroy();
     }
     const decision = exchange.decision ? (exchange.decision.allowed ? 'allow' : 'deny') : 'none';
     metrics.requests.inc({ direction, decision, code: String(status) });
@@ -41,17 +64,49 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): Set<
   });
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const exchange: Exchange = { req, startedAt: performance.now() };
-    const reply = runFilters(chain, exchange);
-    if (reply) {
-      writeLocalReplyToSocket(socket, reply);
+    // Node drops its own error listener from an upgraded socket; without one,
+    // a client reset before the tunnel is up would crash the process.
+    socket.on('error', () => socket.destroy());
+    // WebSocket only (Envoy's default): any other protocol would turn one
+    // authorized request into an opaque stream policy never sees again.
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      writeLocalReplyToSocket(socket, UNSUPPORTED_UPGRADE);
       return;
     }
-    req.url = exchange.target!.path + exchange.target!.search;
-    tunnels.add(socket);
-    socket.once('close', () => tunnels.delete(socket));
-    handlers.tunnel(exchange, socket, head);
+    const exchange: Exchange = { req, startedAt: performance.now() };
+    try {
+      const reply = runFilters(chain, exchange);
+      if (reply) {
+        writeLocalReplyToSocket(socket, reply);
+        return;
+      }
+      req.url = exchange.target!.path + exchange.target!.search;
+      tunnels.add(socket);
+      socket.once('close', () => tunnels.delete(socket));
+      handlers.tunnel(exchange, socket, head);
+    } catch (error) {
+      handlers.logger.error('upgrade handling failed', { direction, error });
+      writeLocalReplyToSocket(socket, INTERNAL_ERROR);
+    }
   });
 
   return tunnels;
+}
+
+/**
+ * An Upgrade tunnel's upstream failed. If the client has been sent nothing
+ * yet, it gets an HTTP error saying why; once the 101 went out the stream is
+ * WebSocket frames, and all that can be done is to close it.
+ */
+export function failTunnel(
+  socket: Duplex,
+  error: unknown,
+  logger: Logger,
+  direction: string,
+): void {
+  const failure = upstreamFailure(error);
+  logger.warn('upgrade tunnel failed', { direction, code: failure.code, reason: failure.message });
+  if ((socket as Duplex & { bytesWritten?: number }).bytesWritten === 0 && socket.writable) {
+    writeLocalReplyToSocket(socket, failure);
+  } else socket.destroy();
 }

@@ -1,3 +1,4 @@
+import { isHostPort } from '../../common/address.ts';
 import type { RegistryEntry } from '../../common/wire.ts';
 
 /** One place a request for a mesh service can go: the peer sidecar's address and the identity it must prove. */
@@ -24,6 +25,9 @@ export class ServiceDirectory {
     clusterDomain = 'cluster.local',
   ) {
     for (const entry of registry) {
+      // The control plane admits only host:port; an entry that is not one
+      // would become a malformed URL, so it is skipped, not dialled.
+      if (!isHostPort(entry.address)) continue;
       const names = [
         `${entry.service}.${entry.namespace}`,
         `${entry.service}.${entry.namespace}.svc`,

@@ -1,0 +1,19 @@
+import { isIP } from 'node:net';
+
+const DNS_NAME =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
+
+/**
+ * Whether `text` is exactly `host:port`: an IPv4 address, a bracketed IPv6
+ * address or a DNS name, and a port 1-65535. Registry addresses become URLs
+ * (`https://host:port`), so nothing else may get through.
+ */
+export function isHostPort(text: string): boolean {
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) return false;
+  const host = text.slice(0, colon);
+  const port = text.slice(colon + 1);
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return false;
+  if (host.startsWith('[') && host.endsWith(']')) return isIP(host.slice(1, -1)) === 6;
+  return isIP(host) === 4 || DNS_NAME.test(host);
+}

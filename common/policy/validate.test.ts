@@ -148,3 +148,24 @@ t.test('a header match needs exactly one of exact, prefix, present', async (t) =
     /spec\.routes\[0\]\.match\.headers\[0\]: expected exactly one of exact, prefix, present; found exact and prefix/,
   ]);
 });
+
+t.test('a policy path that is not canonical is an error that says what to write', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: a\n      match: { path: { exact: "//admin" } }\n    - name: b\n      match: { path: { prefix: "/orders/./x/" } }\n    - name: c\n      match: { path: { exact: "/%7Euser" } }\n    - name: d\n      match: { path: { prefix: "/a;b" } }\n    - name: e\n      match: { path: { template: "/a/../{id}" } }\n`,
+  );
+  t.match(
+    errors.join('\n'),
+    /spec\.routes\[0\]\.match\.path\.exact: expected a canonical path .*write "\/admin"/,
+  );
+  t.match(
+    errors.join('\n'),
+    /spec\.routes\[1\]\.match\.path\.prefix: expected a canonical path .*write "\/orders\/x\/"/,
+  );
+  t.match(errors.join('\n'), /spec\.routes\[2\]\.match\.path\.exact: .*write "\/~user"/);
+  t.match(
+    errors.join('\n'),
+    /spec\.routes\[3\]\.match\.path\.prefix: expected a canonical path; the path has a ;/,
+  );
+  t.match(errors.join('\n'), /spec\.routes\[4\]\.match\.path\.template: expected a canonical path/);
+  t.equal(errors.length, 5);
+});

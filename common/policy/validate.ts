@@ -7,6 +7,7 @@
 import { FormatRegistry, type TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
+import { canonicalTarget } from '../canonical-path.ts';
 import { parseCidr } from './cidr.ts';
 import {
   BYTES_PATTERN,
@@ -172,6 +173,25 @@ function checkPath(found: Findings, at: string, path: PathMatch): void {
       );
       continue;
     }
+    // The sidecar matches canonical paths only: a policy path that is not
+    // canonical would silently never match.
+    // Template parameters stand in as one plain segment each.
+    const literal = kind === 'template' ? value.replace(/\{[^}]*\}/g, 'p') : value;
+    const canonical = canonicalTarget(literal);
+    const trim = (path: string) => (kind === 'prefix' ? path.replace(/(.)\/+$/, '$1') : path);
+    if (
+      !canonical.ok ||
+      canonical.target.search !== '' ||
+      trim(canonical.target.path) !== trim(literal)
+    ) {
+      found.error(
+        `${at}.${kind}`,
+        canonical.ok && canonical.target.search === ''
+          ? `expected a canonical path (requests are matched after canonicalisation); write ${JSON.stringify(canonical.target.path)}`
+          : `expected a canonical path; ${canonical.ok ? 'a path match has no query' : canonical.reason}`,
+      );
+      continue;
+    }
     if (kind !== 'template') continue;
     const params = new Set<string>();
     for (const segment of value.split('/').slice(1)) {
@@ -212,6 +232,14 @@ function checkRule(found: Findings, at: string, rule: Rule, now: Date): void {
       );
     }
   });
+  if (rule.jwt !== undefined) {
+    found.warn(
+      `${at}.jwt`,
+      at.includes('.deny[')
+        ? 'JWT claims are not verified yet, so this deny entry applies whatever the token says (fail closed)'
+        : 'JWT claims are not verified yet, so this allow entry never matches (fail closed)',
+    );
+  }
   if (rule.expiresAt !== undefined && Date.parse(rule.expiresAt) <= now.getTime()) {
     found.warn(`${at}.expiresAt`, `${rule.expiresAt} is already past; this entry never matches`);
   }
@@ -289,6 +317,12 @@ function semanticProblems(
         p.path.startsWith(`spec.routes[${r}].`) ||
         p.path.startsWith(`spec.routes[${r}][`),
     );
+  if (Array.isArray((doc as { spec?: { jwt?: unknown } }).spec?.jwt)) {
+    found.warn(
+      'spec.jwt',
+      'JWT authentication is not enforced yet; requests are authenticated by their mTLS identity only',
+    );
+  }
   const names = new Map<string, number>();
   (routes as Route[]).forEach((route, r) => {
     if (!sound(r)) return;

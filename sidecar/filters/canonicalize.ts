@@ -1,4 +1,4 @@
-import { canonicalTarget } from '../http/request-target.ts';
+import { canonicalTarget } from '../../common/canonical-path.ts';
 import type { Filter } from './filter.ts';
 
 /** Canonicalises the request target; a target that could be read two ways gets 400 and a closed connection. */

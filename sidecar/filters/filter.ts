@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import type { RequestTarget } from '../../common/canonical-path.ts';
 import type { LocalReply } from '../http/local-reply.ts';
-import type { RequestTarget } from '../http/request-target.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
 import type { Decision } from '../policy/authorize.ts';
 

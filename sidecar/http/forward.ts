@@ -68,6 +68,12 @@ export async function forwardRequest(
   path: string,
   headers: string[],
 ): Promise<ForwardResult> {
+  // A client that goes away cancels its upstream request, so an abandoned
+  // slow request does not hold a pooled connection and the app's work.
+  const abandoned = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) abandoned.abort();
+  });
   let upstream: Dispatcher.ResponseData;
   try {
     upstream = await dispatcher.request({
@@ -75,6 +81,7 @@ export async function forwardRequest(
       path,
       headers,
       body: hasBody(req) ? req : null,
+      signal: abandoned.signal,
     });
   } catch (error) {
     const failure = upstreamFailure(error);

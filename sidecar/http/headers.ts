@@ -9,6 +9,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
+/** Headers never forwarded as received: hop-by-hop ones, and the few the sidecar answers or restates. */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -19,6 +20,11 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // Not hop-by-hop by RFC, but answered here: Node's server sends the
+  // 100 Continue itself, and undici refuses to send Expect upstream.
+  'expect',
+  // The sidecar states the scheme the caller used; a client's copy would lie.
+  'x-forwarded-proto',
 ]);
 
 export const IDENTITY_HEADER = 'x-postern-principal';

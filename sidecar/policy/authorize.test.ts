@@ -178,7 +178,7 @@ t.test(
 );
 
 t.test(
-  'an entry requiring JWT claims never matches until JWT authentication exists (fail closed)',
+  'until JWTs are verified, claims conditions fail closed: an allow entry never matches them',
   async (t) => {
     const jwt = compiled([
       policy({ routes: [{ name: 'r', allow: [{ jwt: { claims: { scope: 'orders.read' } } }] }] }),
@@ -186,6 +186,28 @@ t.test(
     t.match(authorize(jwt, facts('GET', '/orders'), NOW), {
       allowed: false,
       reason: 'no-allow-rule-matched',
+    });
+  },
+);
+
+t.test(
+  'until JWTs are verified, claims conditions fail closed: a deny entry matches whatever the claims',
+  async (t) => {
+    const jwt = compiled([
+      policy({
+        routes: [
+          {
+            name: 'r',
+            deny: [{ principals: ['*'], jwt: { claims: { role: 'guest' } } }],
+            allow: [{ principals: [FRONTEND] }],
+          },
+        ],
+      }),
+    ]);
+    t.match(authorize(jwt, facts('GET', '/orders'), NOW), {
+      allowed: false,
+      reason: 'deny-rule-matched',
+      rule: 'deny[0]',
     });
   },
 );

@@ -60,10 +60,20 @@ const UNAUTHENTICATED: Decision = Object.freeze({
   mode: 'enforce',
 });
 
-function ruleMatches(rule: CompiledRule, facts: RequestFacts, nowMs: number): boolean {
+/**
+ * Whether every condition of an entry holds. JWT claims are not verified
+ * yet, so a claims condition is resolved the fail-closed way (as Istio does
+ * with conditions it cannot evaluate): never satisfied in an ALLOW entry,
+ * always satisfied in a DENY entry.
+ */
+function ruleMatches(
+  rule: CompiledRule,
+  facts: RequestFacts,
+  nowMs: number,
+  inDeny: boolean,
+): boolean {
   if (nowMs >= rule.expiresAtMs) return false;
-  // JWT claims are not verified yet: an entry that requires them cannot be satisfied.
-  if (rule.jwtClaims) return false;
+  if (rule.jwtClaims && !inDeny) return false;
   if (rule.sourceIPs) {
     const address = facts.sourceAddress;
     if (!address || !rule.sourceIPs.check(address, address.includes(':') ? 'ipv6' : 'ipv4'))
@@ -106,12 +116,12 @@ export function authorize(
   }
   const base = { mode: route.mode, policy: route.policy, route: route.name };
   for (const rule of route.deny) {
-    if (ruleMatches(rule, facts, nowMs))
+    if (ruleMatches(rule, facts, nowMs, true))
       return { ...base, allowed: false, reason: 'deny-rule-matched', rule: rule.label };
   }
   if (route.allow.length) {
     for (const rule of route.allow) {
-      if (ruleMatches(rule, facts, nowMs))
+      if (ruleMatches(rule, facts, nowMs, false))
         return { ...base, allowed: true, reason: 'allow-rule-matched', rule: rule.label };
     }
     return { ...base, allowed: false, reason: 'no-allow-rule-matched' };

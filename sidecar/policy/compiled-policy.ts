@@ -25,7 +25,7 @@ export interface CompiledRule {
   /** `deny[2]`: which entry, for the denial reason. */
   readonly label: string;
   readonly principals: PrincipalMatcher | undefined;
-  /** Required JWT claims; a rule with claims cannot match until JWT authentication exists (fail closed). */
+  /** Required JWT claims; until JWT authentication exists authorize() resolves them fail-closed. */
   readonly jwtClaims: Readonly<Record<string, string>> | undefined;
   /** The peer's address must fall in one of these ranges. */
   readonly sourceIPs: BlockList | undefined;

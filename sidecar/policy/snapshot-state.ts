@@ -1,3 +1,4 @@
+import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
 import type { Snapshot } from '../../common/wire.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
@@ -49,6 +50,12 @@ export class SnapshotState {
     const problems = snapshot.policies.flatMap((policy, i) =>
       validateRoutePolicy(policy, `policies[${i}]`).errors.map((p) => formatProblem(p)),
     );
+    // Every policy in a snapshot selects this workload, so any disagreement on
+    // a workload-wide setting leaves the effective policy ambiguous.
+    for (const [index, message] of overlappingSelectorProblems(snapshot.policies)) {
+      const policy = snapshot.policies[index]!;
+      problems.push(`RoutePolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${message}`);
+    }
     if (problems.length) return { ok: false, reason: problems.join('; ') };
     try {
       this.#current = Object.freeze({

@@ -6,6 +6,7 @@ import { type ClientOptions, WebSocket, WebSocketServer } from 'ws';
 import { CertificateAuthority } from '../../certs/authority.ts';
 import {
   clientCredentials,
+  eventually,
   mtlsAgent,
   ordersPolicyYaml,
   type PemCredentials,
@@ -178,6 +179,43 @@ t.test('the inbound listener over real mTLS', async (t) => {
       t.equal(app.requests.length, before);
     },
   );
+
+  await t.test('a client sending Expect: 100-continue gets its 100 and its response', async (t) => {
+    const echoed = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpsRequest(`${base}/orders`, {
+        ...tester,
+        method: 'POST',
+        checkServerIdentity: () => undefined,
+        headers: { expect: '100-continue', 'content-length': '5' },
+      });
+      req.on('continue', () => req.end('hello'));
+      req.on('response', async (res) => {
+        let text = '';
+        for await (const chunk of res) text += chunk;
+        resolve({ status: res.statusCode ?? 0, body: text });
+      });
+      req.on('error', reject);
+    });
+    t.equal(echoed.status, 200);
+    t.match(JSON.parse(echoed.body), { body: 'hello' });
+  });
+
+  await t.test('a client that disconnects cancels its request to the app', async (t) => {
+    const socket = connect({
+      host: '127.0.0.1',
+      port: sidecar.inboundPort,
+      ...tester,
+      checkServerIdentity: () => undefined,
+    });
+    socket.on('error', () => {});
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    socket.write('GET /orders?delay=2500&abandon=1 HTTP/1.1\r\nhost: orders\r\n\r\n');
+    await eventually(() => app.requests.some((r) => r.url?.includes('abandon=1')));
+    const appSide = app.requests.find((r) => r.url?.includes('abandon=1'))!;
+    socket.destroy();
+    await eventually(() => appSide.socket.destroyed, 1500);
+    t.pass('the app-side connection was closed long before the app would have answered');
+  });
 
   const refusedAtHandshake = async (
     t: Test,

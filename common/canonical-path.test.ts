@@ -1,5 +1,5 @@
 import t from 'tap';
-import { canonicalTarget } from './request-target.ts';
+import { canonicalTarget } from './canonical-path.ts';
 
 const canonical = (raw: string) => {
   const result = canonicalTarget(raw);
@@ -73,10 +73,16 @@ t.test(
   },
 );
 
-t.test('servlet-style parameters on a dot segment are rejected', async (t) => {
-  t.match(canonical('/orders/..;/admin'), /; parameters on a dot segment/);
-  t.match(canonical('/orders/.;x/admin'), /; parameters on a dot segment/);
-  t.equal(canonical('/orders;v=1'), '/orders;v=1');
+t.test('path parameters are rejected, on dot segments and on ordinary ones', async (t) => {
+  t.match(canonical('/orders/..;/admin'), /has a ;/);
+  t.match(canonical('/orders/.;x/admin'), /has a ;/);
+  t.match(
+    canonical('/orders/export;jsessionid=1'),
+    /has a ;/,
+    'a servlet app would route this to /orders/export',
+  );
+  t.equal(canonical('/orders%3Bv=1'), '/orders%3Bv=1', 'an escaped ; is data to every server');
+  t.equal(canonical('/orders?a=1;b=2'), '/orders?a=1;b=2', 'the query is not the path');
 });
 
 t.test('a target that is not origin-form is rejected', async (t) => {

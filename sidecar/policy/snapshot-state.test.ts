@@ -1,0 +1,59 @@
+import t from 'tap';
+import type { RoutePolicy } from '../../common/policy/schema.ts';
+import { SnapshotState } from './snapshot-state.ts';
+
+const policy = (name: string, mode: 'enforce' | 'audit', prefix: string): RoutePolicy => ({
+  apiVersion: 'postern.dev/v1alpha1',
+  kind: 'RoutePolicy',
+  metadata: { name, namespace: 'shop' },
+  spec: {
+    mode,
+    routes: [
+      {
+        name: 'r',
+        match: { path: { prefix } },
+        allow: [{ principals: ['spiffe://cluster.local/ns/shop/sa/frontend'] }],
+      },
+    ],
+  },
+});
+const snapshot = (version: string, policies: RoutePolicy[]) => ({
+  version,
+  hash: version,
+  meshDefault: 'deny',
+  policies,
+  registry: [],
+});
+
+t.test('a snapshot is applied whole and becomes current', async (t) => {
+  const state = new SnapshotState('shop');
+  t.same(state.apply(snapshot('1.1', [policy('a', 'enforce', '/orders')])), { ok: true });
+  t.equal(state.current?.snapshot.version, '1.1');
+});
+
+t.test(
+  'a snapshot whose policies disagree on mode is rejected and the last good one stays',
+  async (t) => {
+    // An audit policy beside an enforcing one would let its routes switch enforcement off.
+    const state = new SnapshotState('shop');
+    state.apply(snapshot('1.1', [policy('a', 'enforce', '/orders')]));
+    const result = state.apply(
+      snapshot('1.2', [policy('a', 'enforce', '/orders'), policy('b', 'audit', '/orders/items')]),
+    );
+    t.equal(result.ok, false);
+    t.match(
+      !result.ok && result.reason,
+      /RoutePolicy shop\/b: spec\.mode: "audit" conflicts with "enforce" in RoutePolicy shop\/a/,
+    );
+    t.equal(state.current?.snapshot.version, '1.1');
+  },
+);
+
+t.test('something that is not a snapshot is rejected with what was expected', async (t) => {
+  const state = new SnapshotState('shop');
+  t.match(state.apply({ version: 1 }), {
+    ok: false,
+    reason: /expected version, hash, meshDefault, policies\[\], registry\[\]/,
+  });
+  t.equal(state.current, undefined);
+});

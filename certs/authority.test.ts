@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -101,4 +101,28 @@ t.test('a certificate with no SPIFFE ID, or two, proves no identity', async (t) 
   });
   t.equal(spiffeIdOf(new X509Certificate(none).raw), undefined);
   t.equal(spiffeIdOf(new X509Certificate(two).raw), undefined);
+});
+
+t.test('half a CA folder is an error, not a reason to mint a new root', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'postern-ca-'));
+  const ca = await CertificateAuthority.create('cluster.local');
+  await ca.writeTo(dir);
+  await rm(join(dir, 'ca.key'));
+  await t.rejects(CertificateAuthority.loadOrCreate(dir, 'cluster.local'), {
+    code: 'POSTERN_CA_INCOMPLETE',
+    message: /has ca\.crt but not ca\.key/,
+  });
+  t.equal(
+    await readFile(join(dir, 'ca.crt'), 'utf8'),
+    ca.certPem,
+    'the existing certificate was left alone',
+  );
+});
+
+t.test('an empty CA folder gets a new CA, which later starts load', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'postern-ca-'));
+  const created = await CertificateAuthority.loadOrCreate(dir, 'example.org');
+  const loaded = await CertificateAuthority.loadOrCreate(dir, 'ignored.example');
+  t.equal(loaded.certPem, created.certPem);
+  t.equal(loaded.trustDomain, 'example.org');
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CsrRejectedError, PosternError } from '../common/errors.ts';
 import { uriSansOf } from './peer-identity.ts';
@@ -105,11 +105,26 @@ export class CertificateAuthority {
     return CertificateAuthority.fromPem(certPem, keyPem);
   }
 
+  /**
+   * Loads the CA in `dir`, or creates one if the folder holds neither file.
+   * Half a CA (a certificate without its key, or the reverse) is an error:
+   * minting a new root over it would silently break trust across the mesh.
+   */
   static async loadOrCreate(dir: string, trustDomain: string): Promise<CertificateAuthority> {
-    try {
-      return await CertificateAuthority.load(dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const present = await Promise.all(
+      [CA_FILES.cert, CA_FILES.key].map((name) =>
+        access(join(dir, name)).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    if (present[0] && present[1]) return CertificateAuthority.load(dir);
+    if (present[0] || present[1]) {
+      throw new PosternError(
+        'POSTERN_CA_INCOMPLETE',
+        `${dir} has ${present[0] ? CA_FILES.cert : CA_FILES.key} but not ${present[0] ? CA_FILES.key : CA_FILES.cert}; restore it rather than start a new CA`,
+      );
     }
     const ca = await CertificateAuthority.create(trustDomain);
     await ca.writeTo(dir);

@@ -181,6 +181,27 @@ const tokenCreate: Command = {
   },
 };
 
+const tokenRevoke: Command = {
+  name: 'token revoke',
+  summary:
+    'Deletes the bootstrap tokens bound to an identity: its sidecars can no longer bootstrap, nor renew their certificates.',
+  flags: [
+    { name: 'state', help: 'the control plane state folder', required: true },
+    {
+      name: 'spiffe-id',
+      help: 'identity to revoke, spiffe://<td>/ns/<ns>/sa/<sa>',
+      required: true,
+    },
+  ],
+  async run(values) {
+    const id = parseSpiffeId(values['spiffe-id']!);
+    const store = new TokenStore(statePaths(values.state!).tokens, id.trustDomain);
+    const removed = await store.revoke(values['spiffe-id']!);
+    process.stdout.write(`revoked ${removed} token(s) bound to ${values['spiffe-id']}\n`);
+    return removed ? 0 : 1;
+  },
+};
+
 const sidecar: Command = {
   name: 'sidecar',
   summary:
@@ -300,6 +321,7 @@ export const COMMANDS: readonly Command[] = [
   controlPlane,
   sidecar,
   tokenCreate,
+  tokenRevoke,
   certsInit,
   certsIssue,
   policyValidate,

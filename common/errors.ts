@@ -50,8 +50,11 @@ export class PolicyValidationError extends PosternError {
 
 /** The control plane could not be reached or answered with an error. */
 export class ControlPlaneError extends PosternError {
-  constructor(message: string, options?: ErrorOptions) {
+  /** The HTTP status the control plane answered with; undefined when it could not be reached. */
+  readonly status: number | undefined;
+  constructor(message: string, options?: ErrorOptions & { status?: number }) {
     super('POSTERN_CONTROL_PLANE', message, options);
+    this.status = options?.status;
   }
 }
 

@@ -31,6 +31,8 @@ export interface ApiOptions {
   readonly keepAliveMs?: number;
 }
 
+const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
+
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 
 /** The SPIFFE ID proven by the caller's client certificate, if it presented a valid one. */
@@ -71,6 +73,11 @@ export function createApiServer(options: ApiOptions): Server {
       spiffeId = binding.spiffeId;
       dnsNames = workloadDnsNames(binding.workload, binding.namespace);
     } else if (current) {
+      if (!(await tokens.isBound(current))) {
+        throw new AuthenticationError(
+          `${current} has no bootstrap binding any more (revoked); it cannot renew`,
+        );
+      }
       spiffeId = current;
       // A renewal keeps the names the bootstrap proved: they are in the certificate being renewed.
       const peer = new x509.X509Certificate(
@@ -140,7 +147,17 @@ export function createApiServer(options: ApiOptions): Server {
       labels,
       address,
       spiffeId,
-      send: (snapshot) => res.write(formatSseEvent('snapshot', JSON.stringify(snapshot))),
+      send: (snapshot) => {
+        // A sidecar that stopped reading would make us buffer every snapshot
+        // for it; past a bound it is cut off, and gets the latest whole when
+        // it reconnects.
+        if (res.writableLength > MAX_UNREAD_BYTES) {
+          logger.warn('snapshot watch cut off: the sidecar is not reading', { workload, spiffeId });
+          res.destroy();
+          return;
+        }
+        res.write(formatSseEvent('snapshot', JSON.stringify(snapshot)));
+      },
     });
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), keepAliveMs);
     logger.info('workload subscribed', { workload, spiffeId, address });
@@ -163,6 +180,15 @@ export function createApiServer(options: ApiOptions): Server {
         400,
         'expected {"workload", "version", "hash", "status": "applied"|"rejected", "reason"?}',
       );
+    }
+    if (!(await tokens.bindingFor(String(ack.workload), spiffeId))) {
+      sendError(
+        res,
+        403,
+        'POSTERN_FORBIDDEN',
+        `${spiffeId} is not bound to workload ${JSON.stringify(ack.workload)}`,
+      );
+      return;
     }
     hub.recordAck(ack, spiffeId);
     if (ack.status === 'rejected')

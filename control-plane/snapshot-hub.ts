@@ -1,5 +1,6 @@
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import {
+  formatLabels,
   hashSnapshotContent,
   type MeshDefault,
   type RegistryEntry,
@@ -34,6 +35,11 @@ export function selects(
  * each subscriber its own snapshot whenever what it would receive changes.
  * Versions are `<epoch>.<counter>`: the counter moves on every change of
  * policies or registry, the epoch on every control-plane start.
+ *
+ * Changes are coalesced: a burst (a control-plane restart brings every
+ * sidecar back within moments, each registering) costs one fan-out, in which
+ * the registry is built once and each distinct (namespace, labels) snapshot
+ * once, not once per subscriber per change.
  */
 export class SnapshotHub {
   readonly #epoch: number;
@@ -42,6 +48,8 @@ export class SnapshotHub {
   #policies: readonly RoutePolicy[] = [];
   readonly #subscribers = new Map<Subscriber, string | undefined>(); // → hash last sent
   readonly #acks = new Map<string, SnapshotAck & { spiffeId: string; at: string }>();
+  #registry: RegistryEntry[] | undefined;
+  #flushScheduled = false;
 
   constructor(epoch: number, meshDefault: MeshDefault) {
     this.#epoch = epoch;
@@ -57,10 +65,11 @@ export class SnapshotHub {
     this.#changed();
   }
 
+  /** Registers a subscriber and sends it the current snapshot at once. Returns the unsubscribe. */
   subscribe(subscriber: Subscriber): () => void {
     this.#subscribers.set(subscriber, undefined);
     if (subscriber.address) this.#changed();
-    else this.#push(subscriber);
+    this.#push(subscriber, this.snapshotFor(subscriber.namespace, subscriber.labels));
     return () => {
       this.#subscribers.delete(subscriber);
       if (subscriber.address) this.#changed();
@@ -79,19 +88,24 @@ export class SnapshotHub {
     return [...this.#acks.values()];
   }
 
-  registry(): RegistryEntry[] {
-    const entries: RegistryEntry[] = [];
-    for (const sub of this.#subscribers.keys()) {
-      if (sub.address) {
-        entries.push({
-          service: sub.workload,
-          namespace: sub.namespace,
-          address: sub.address,
-          spiffeId: sub.spiffeId,
-        });
+  registry(): readonly RegistryEntry[] {
+    if (!this.#registry) {
+      const entries: RegistryEntry[] = [];
+      for (const sub of this.#subscribers.keys()) {
+        if (sub.address) {
+          entries.push({
+            service: sub.workload,
+            namespace: sub.namespace,
+            address: sub.address,
+            spiffeId: sub.spiffeId,
+          });
+        }
       }
+      this.#registry = entries.sort((a, b) =>
+        (a.service + a.address).localeCompare(b.service + b.address),
+      );
     }
-    return entries.sort((a, b) => (a.service + a.address).localeCompare(b.service + b.address));
+    return this.#registry;
   }
 
   snapshotFor(namespace: string, labels: Readonly<Record<string, string>>): Snapshot {
@@ -105,11 +119,25 @@ export class SnapshotHub {
 
   #changed(): void {
     this.#counter++;
-    for (const subscriber of this.#subscribers.keys()) this.#push(subscriber);
+    this.#registry = undefined;
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const built = new Map<string, Snapshot>();
+      for (const subscriber of this.#subscribers.keys()) {
+        const key = `${subscriber.namespace}|${formatLabels(Object.fromEntries(Object.entries(subscriber.labels).sort()))}`;
+        let snapshot = built.get(key);
+        if (!snapshot) {
+          snapshot = this.snapshotFor(subscriber.namespace, subscriber.labels);
+          built.set(key, snapshot);
+        }
+        this.#push(subscriber, snapshot);
+      }
+    });
   }
 
-  #push(subscriber: Subscriber): void {
-    const snapshot = this.snapshotFor(subscriber.namespace, subscriber.labels);
+  #push(subscriber: Subscriber, snapshot: Snapshot): void {
     if (this.#subscribers.get(subscriber) === snapshot.hash) return;
     this.#subscribers.set(subscriber, snapshot.hash);
     subscriber.send(snapshot);

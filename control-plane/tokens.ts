@@ -69,8 +69,24 @@ export class TokenStore {
     return token;
   }
 
+  /** Deletes every token bound to `spiffeId`; its sidecars can then neither bootstrap nor renew. Returns how many. */
+  async revoke(spiffeId: string): Promise<number> {
+    const tokens = await this.#read();
+    const kept = Object.fromEntries(
+      Object.entries(tokens).filter(([, b]) => b.spiffeId !== spiffeId),
+    );
+    const removed = Object.keys(tokens).length - Object.keys(kept).length;
+    if (removed) await writeFileAtomic(this.#path, JSON.stringify(kept, null, 2) + '\n');
+    return removed;
+  }
+
   async verify(token: string): Promise<TokenBinding | undefined> {
     return (await this.#read())[hash(token.trim())];
+  }
+
+  /** Whether any token still binds `spiffeId`: deleting an identity's tokens revokes its renewals too. */
+  async isBound(spiffeId: string): Promise<boolean> {
+    return Object.values(await this.#read()).some((b) => b.spiffeId === spiffeId);
   }
 
   /** Whether some token binds `workload` to `spiffeId`: the check that a sidecar may register as that service. */

@@ -59,7 +59,9 @@ export class ControlPlaneClient {
       try {
         message = (JSON.parse(text) as { error: { message: string } }).error.message;
       } catch {}
-      throw new ControlPlaneError(`${method} ${path} answered ${response.statusCode}: ${message}`);
+      throw new ControlPlaneError(`${method} ${path} answered ${response.statusCode}: ${message}`, {
+        status: response.statusCode,
+      });
     }
     return response;
   }

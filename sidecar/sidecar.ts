@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
@@ -41,6 +42,20 @@ export interface Sidecar {
 }
 
 /**
+ * The host peers should dial when --advertise is not given. A wildcard bind
+ * says nothing about where we are reachable; in a pod the first non-loopback
+ * IPv4 address is the pod IP (the injected sidecar passes it explicitly).
+ */
+function advertisedHost(inboundHost: string): string {
+  if (inboundHost !== '0.0.0.0' && inboundHost !== '::') return inboundHost;
+  for (const addresses of Object.values(networkInterfaces())) {
+    const external = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (external) return external.address;
+  }
+  return '127.0.0.1';
+}
+
+/**
  * Starts a sidecar: admin first (so the readiness probe answers "not yet"),
  * then the workload certificate, then the data-plane listeners, then the
  * snapshot watch that registers this workload. Ready once it holds both a
@@ -75,6 +90,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const admin = createAdminServer({
     notReadyBecause: () => [
       ...(certificate.current ? [] : ['no workload certificate yet']),
+      ...(certificate.expired()
+        ? ['the workload certificate has expired and could not be renewed']
+        : []),
       ...(state.current ? [] : ['no policy snapshot yet']),
       ...(inbound ? [] : ['listeners not started']),
     ],
@@ -125,21 +143,23 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
   const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');
 
+  const advertise = options.advertise ?? `${advertisedHost(options.inboundHost)}:${inboundPort}`;
   watch = new SnapshotWatch({
     client,
     logger,
     registration: {
       workload: options.workload,
       labels: options.labels,
-      address:
-        options.advertise ??
-        `${options.inboundHost === '0.0.0.0' ? '127.0.0.1' : options.inboundHost}:${inboundPort}`,
+      address: advertise,
     },
     apply: (snapshot) => state.apply(snapshot),
-    onResult: (result) => metrics.snapshots.inc({ result: result.ok ? 'applied' : 'rejected' }),
+    onResult: (result) => {
+      metrics.snapshots.inc({ result: result.ok ? 'applied' : 'rejected' });
+      if (result.ok && state.current) outbound?.retainOnly(state.current.snapshot.registry);
+    },
   });
   watch.start();
-  logger.info('sidecar listening', { spiffeId, inboundPort, outboundPort, adminPort });
+  logger.info('sidecar listening', { spiffeId, inboundPort, outboundPort, adminPort, advertise });
 
   return { inboundPort, outboundPort, adminPort, close: closeAll };
 }

@@ -133,7 +133,7 @@ export async function startTestMesh(
   const policiesDir = join(dir, 'policies');
   const stateDir = join(dir, 'state');
   await mkdir(policiesDir);
-  await writeFile(join(policiesDir, 'policies.yaml'), policies);
+  if (policies) await writeFile(join(policiesDir, 'policies.yaml'), policies);
   const controlPlane = await startControlPlane({
     policiesDir,
     stateDir,

@@ -38,7 +38,14 @@ export async function loadPolicies(
   const seen = new Map<string, string>();
   const sources: string[] = []; // the file of each policy, by index
   for (const file of await policyFiles(paths)) {
-    const documents = parseAllDocuments(await readFile(file, 'utf8'));
+    const text = await readFile(file, 'utf8');
+    if (text.trim() === '') {
+      // Most likely a save caught half-way (truncate, then write): treating it
+      // as "no policies" would drop whatever the file denied.
+      errors.push(`${file}: the file is empty; delete it to remove its policies`);
+      continue;
+    }
+    const documents = parseAllDocuments(text);
     const list = Array.isArray(documents) ? documents : [documents];
     list.forEach((document, index) => {
       const label = `document ${index + 1}`;

@@ -169,3 +169,11 @@ t.test('a policy path that is not canonical is an error that says what to write'
   t.match(errors.join('\n'), /spec\.routes\[4\]\.match\.path\.template: expected a canonical path/);
   t.equal(errors.length, 5);
 });
+
+t.test(
+  'an empty policy file is an error (a save caught half-way must not drop its policies)',
+  async (t) => {
+    const { errors, file } = await load('');
+    t.same(errors, [`${file}: the file is empty; delete it to remove its policies`]);
+  },
+);

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createCsr } from '../../certs/authority.ts';
 import { privateKeyToPem } from '../../certs/x509.ts';
 import { backoffDelay, sleep } from '../../common/backoff.ts';
+import { ControlPlaneError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ControlPlaneClient } from '../control-plane-client.ts';
 import type { Svid } from './svid.ts';
@@ -30,6 +31,8 @@ export class WorkloadCertificate {
   readonly #abort = new AbortController();
   #current: Svid | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The control plane refused a renewal by SVID: try the bootstrap token next. */
+  #svidRefused = false;
 
   constructor(options: WorkloadCertificateOptions) {
     this.#options = options;
@@ -37,6 +40,13 @@ export class WorkloadCertificate {
 
   get current(): Svid | undefined {
     return this.#current;
+  }
+
+  /** Whether the current certificate has run out (peers will refuse it). */
+  expired(): boolean {
+    return (
+      this.#current !== undefined && (this.#options.now ?? Date.now)() >= this.#current.notAfterMs
+    );
   }
 
   async #request(useToken: boolean): Promise<Svid> {
@@ -99,14 +109,25 @@ export class WorkloadCertificate {
     this.#timer.unref();
   }
 
+  /**
+   * Renewal authenticates with the current SVID. Once that has expired (a
+   * control-plane outage longer than half a lifetime), or the control plane
+   * no longer accepts it, the sidecar falls back to its bootstrap token, as
+   * on first start; a revoked identity has neither and stays without one.
+   */
   async #renew(attempt: number): Promise<void> {
     if (this.#abort.signal.aborted) return;
+    const now = (this.#options.now ?? Date.now)();
+    const useToken = this.#svidRefused || !this.#current || now >= this.#current.notAfterMs;
     try {
-      const svid = await this.#request(false);
+      const svid = await this.#request(useToken);
+      this.#svidRefused = false;
       this.#install(svid);
       this.#options.onRotated(svid);
     } catch (error) {
-      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
+      if (error instanceof ControlPlaneError && error.status === 401) this.#svidRefused = !useToken;
+      // Past expiry the sidecar serves nothing, so it retries more eagerly.
+      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: this.expired() ? 5_000 : 30_000 });
       this.#options.logger.error('certificate renewal failed; retrying', {
         error,
         retryInMs: delay,

@@ -52,7 +52,6 @@ export class InboundListener {
   readonly #proxy: httpProxy;
   readonly #peers = new WeakMap<Socket, PeerFacts>();
   readonly #identities = new PeerIdentityCache();
-  readonly #tunnels: Set<Duplex>;
   #ownId: string;
 
   constructor(options: InboundOptions) {
@@ -109,7 +108,7 @@ export class InboundListener {
       return headers;
     };
 
-    this.#tunnels = serveExchanges(this.server, {
+    serveExchanges(this.server, {
       direction: 'inbound',
       chain,
       metrics,
@@ -146,7 +145,6 @@ export class InboundListener {
   }
 
   async close(): Promise<void> {
-    for (const tunnel of this.#tunnels) tunnel.destroy();
     await closeServer(this.server);
     this.#proxy.close();
     await this.#pool.close();

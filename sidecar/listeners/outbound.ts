@@ -11,6 +11,7 @@ import { scrubRequestHeadersInPlace, upstreamRequestHeaders } from '../http/head
 import { writeLocalReplyToSocket } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
 import { MeshConnections } from '../outbound/mesh-connections.ts';
+import type { Endpoint } from '../outbound/service-directory.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { failTunnel, serveExchanges } from './serve-exchanges.ts';
@@ -32,7 +33,6 @@ export class OutboundListener {
   readonly server: Server;
   readonly #connections: MeshConnections;
   readonly #proxy: httpProxy;
-  readonly #tunnels: Set<Duplex>;
 
   constructor(options: OutboundOptions) {
     const { state, logger, metrics } = options;
@@ -44,7 +44,7 @@ export class OutboundListener {
     );
 
     this.server = createServer();
-    this.#tunnels = serveExchanges(this.server, {
+    serveExchanges(this.server, {
       direction: 'outbound',
       chain,
       metrics,
@@ -95,8 +95,12 @@ export class OutboundListener {
     this.#connections.setCertificate(svid);
   }
 
+  /** After a snapshot: drop connections to endpoints that left the registry. */
+  retainOnly(endpoints: readonly Endpoint[]): void {
+    this.#connections.retainOnly(endpoints);
+  }
+
   async close(): Promise<void> {
-    for (const tunnel of this.#tunnels) tunnel.destroy();
     await closeServer(this.server);
     this.#proxy.close();
     await this.#connections.close();

@@ -32,13 +32,11 @@ export interface ExchangeHandlers {
 /**
  * The glue both listeners share: run the direction's filter chain on each
  * request (and on each Upgrade request), answer locally when a filter
- * replies, otherwise forward or tunnel; record metrics. Returns the set of
- * open tunnels, which an HTTP server no longer tracks once upgraded, so that
- * closing the listener can close them.
+ * replies, otherwise forward or tunnel; record metrics. Upgraded sockets
+ * close with the server (common/listen.ts tracks every accepted socket).
  */
-export function serveExchanges(server: Server, handlers: ExchangeHandlers): Set<Duplex> {
+export function serveExchanges(server: Server, handlers: ExchangeHandlers): void {
   const { direction, chain, metrics } = handlers;
-  const tunnels = new Set<Duplex>();
 
   server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
     const exchange: Exchange = { req, startedAt: performance.now() };
@@ -81,16 +79,12 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): Set<
         return;
       }
       req.url = exchange.target!.path + exchange.target!.search;
-      tunnels.add(socket);
-      socket.once('close', () => tunnels.delete(socket));
       handlers.tunnel(exchange, socket, head);
     } catch (error) {
       handlers.logger.error('upgrade handling failed', { direction, error });
       writeLocalReplyToSocket(socket, INTERNAL_ERROR);
     }
   });
-
-  return tunnels;
 }
 
 /**

@@ -51,6 +51,21 @@ export class MeshConnections {
     return agent;
   }
 
+  /** Closes connections to endpoints the registry no longer lists (pods come and go). */
+  retainOnly(endpoints: readonly Endpoint[]): void {
+    const live = new Set(endpoints.map((e) => `${e.address}|${e.spiffeId}`));
+    for (const [key, pool] of this.#pools) {
+      if (live.has(key)) continue;
+      this.#pools.delete(key);
+      void pool.close();
+    }
+    for (const [key, agent] of this.#agents) {
+      if (live.has(key)) continue;
+      this.#agents.delete(key);
+      agent.destroy();
+    }
+  }
+
   setCertificate(svid: Svid): void {
     this.#svid = svid;
     const pools = this.#pools;

@@ -40,8 +40,10 @@ export class SnapshotWatch {
       try {
         const stream = await client.watchSnapshots(registration, signal);
         const parser = new SseParser();
+        // Streaming decode: a multi-byte character split across chunks stays whole.
+        const decoder = new TextDecoder('utf-8');
         for await (const chunk of stream) {
-          for (const event of parser.push(chunk.toString('utf8'))) {
+          for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
             if (event.event !== 'snapshot') continue;
             attempt = 0; // the connection works: the next failure starts the backoff afresh
             await this.#handle(event.data);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
@@ -5,6 +6,7 @@ import { Agent, request } from 'undici';
 import { createCsr } from '../../certs/authority.ts';
 import { uriSansOf } from '../../certs/peer-identity.ts';
 import { privateKeyToPem } from '../../certs/x509.ts';
+import { CHILD_NODE_ARGS, POSTERN_BIN } from '../../cli/processes.ts';
 import type { CertificateResponse } from '../../common/wire.ts';
 import { clientCredentials, startTestMesh } from '../helpers.ts';
 
@@ -113,6 +115,67 @@ t.test('the control plane signs CSRs only for the identity the credential proves
     );
     t.equal(hijack.statusCode, 403, 'orders cannot register as frontend');
     await hijack.body.dump();
+  });
+
+  await t.test('a revoked identity can no longer renew with its still-valid SVID', async (t) => {
+    const billingToken = (await readFile(await mesh.tokenFor('billing', 'shop'), 'utf8')).trim();
+    const BILLING = 'spiffe://cluster.local/ns/shop/sa/billing';
+    const first = await createCsr(BILLING);
+    const issued = await post({ csr: first.csrPem, token: billingToken });
+    const withSvid = new Agent({
+      connect: {
+        ca: mesh.controlPlane.ca.bundlePem,
+        cert: issued.body.certificateChain,
+        key: await privateKeyToPem(first.keys.privateKey),
+      },
+    });
+    t.teardown(() => withSvid.close());
+    t.equal(
+      (await post({ csr: (await createCsr(BILLING)).csrPem }, withSvid)).status,
+      200,
+      'renews before revocation',
+    );
+    const revoke = spawnSync(
+      process.execPath,
+      [
+        ...CHILD_NODE_ARGS,
+        POSTERN_BIN,
+        'token',
+        'revoke',
+        '--state',
+        mesh.stateDir,
+        '--spiffe-id',
+        BILLING,
+      ],
+      { encoding: 'utf8' },
+    );
+    t.equal(revoke.status, 0, revoke.stderr);
+    const refused = await post({ csr: (await createCsr(BILLING)).csrPem }, withSvid);
+    t.equal(refused.status, 401);
+    t.match(refused.body.error.message, /no bootstrap binding any more \(revoked\)/);
+    t.equal(
+      (await post({ csr: (await createCsr(BILLING)).csrPem, token: billingToken })).status,
+      401,
+      'nor bootstrap with the token',
+    );
+  });
+
+  await t.test('acks are accepted only for the workload the caller is bound to', async (t) => {
+    const asOrders = new Agent({ connect: await clientCredentials(mesh.controlPlane.ca, ORDERS) });
+    t.teardown(() => asOrders.close());
+    const ack = (workload: string) =>
+      request(`${mesh.controlPlaneUrl}/v1/acks`, {
+        method: 'POST',
+        dispatcher: asOrders,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ workload, version: '1.1', hash: 'h', status: 'applied' }),
+      });
+    const own = await ack('orders');
+    t.equal(own.statusCode, 204);
+    await own.body.dump();
+    const foreign = await ack('frontend');
+    t.equal(foreign.statusCode, 403);
+    await foreign.body.dump();
   });
 
   await t.test('the trust bundle is served to anyone who asks', async (t) => {

@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { ConfigError, NotImplementedError } from '../common/errors.ts';
@@ -109,12 +110,11 @@ const certsIssue: Command = {
 const controlPlane: Command = {
   name: 'control-plane',
   summary:
-    'Runs the control plane: CA, CSR signing, policy snapshots from a folder of RoutePolicy YAML, workload registry.',
+    'Runs the control plane: CA, CSR signing, policy snapshots from RoutePolicy YAML files or resources, workload registry.',
   flags: [
     {
       name: 'policies',
-      help: 'folder of RoutePolicy YAML files (watched for changes)',
-      required: true,
+      help: 'folder of RoutePolicy YAML files (watched for changes); required with --policy-source files',
     },
     { name: 'state', help: 'state folder: CA, bootstrap tokens, version epoch', required: true },
     { name: 'api-port', help: 'HTTPS API port', default: '15010' },
@@ -135,6 +135,15 @@ const controlPlane: Command = {
       default: 'deny',
     },
     { name: 'svid-ttl', help: 'lifetime of workload certificates', default: '24h' },
+    {
+      name: 'policy-source',
+      help: 'files (the --policies folder) | kubernetes (RoutePolicy resources through the API)',
+      default: 'files',
+    },
+    {
+      name: 'kubeconfig',
+      help: 'with --policy-source kubernetes: kubeconfig file (default: the in-cluster service account)',
+    },
   ],
   async run(values) {
     const meshDefault = values['mesh-default'];
@@ -143,8 +152,21 @@ const controlPlane: Command = {
         `--mesh-default must be deny or allow-authenticated; found ${JSON.stringify(meshDefault)}`,
       );
     }
+    const source = values['policy-source'];
+    if (source !== 'files' && source !== 'kubernetes') {
+      throw new ConfigError(
+        `--policy-source must be files or kubernetes; found ${JSON.stringify(source)}`,
+      );
+    }
+    if (source === 'files' && !values.policies) {
+      throw new ConfigError(
+        'postern control-plane: --policies DIR is required with --policy-source files',
+      );
+    }
     const cp = await startControlPlane({
-      policiesDir: values.policies!,
+      ...(source === 'kubernetes'
+        ? { kubernetes: kubeConfig(values.kubeconfig) }
+        : { policiesDir: values.policies! }),
       stateDir: values.state!,
       apiPort: portFlag(values, 'api-port'),
       host: values.host!,
@@ -155,6 +177,14 @@ const controlPlane: Command = {
     return untilSignalled(() => cp.close());
   },
 };
+
+/** The API server to read RoutePolicies from: a kubeconfig file, or the pod's service account. */
+function kubeConfig(file: string | undefined): KubeConfig {
+  const config = new KubeConfig();
+  if (file) config.loadFromFile(file);
+  else config.loadFromCluster();
+  return config;
+}
 
 const tokenCreate: Command = {
   name: 'token create',

@@ -1,16 +1,21 @@
+import type { KubeConfig } from '@kubernetes/client-node';
 import { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
+import type { RoutePolicy } from '../common/policy/schema.ts';
 import type { MeshDefault } from '../common/wire.ts';
 import { createApiServer } from './api-server.ts';
+import { KubernetesPolicySource } from './kubernetes-source.ts';
 import { PolicyDirectory } from './policy-source.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
 import { nextEpoch, statePaths } from './state.ts';
 import { TokenStore } from './tokens.ts';
 
 export interface ControlPlaneOptions {
-  readonly policiesDir: string;
+  /** Where RoutePolicies come from: a folder of YAML files, or the Kubernetes API. */
+  readonly policiesDir?: string;
+  readonly kubernetes?: KubeConfig;
   readonly stateDir: string;
   readonly apiPort: number;
   readonly host: string;
@@ -55,9 +60,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const ca = await CertificateAuthority.loadOrCreate(paths.ca, options.trustDomain);
   const epoch = await nextEpoch(options.stateDir);
   const hub = new SnapshotHub(epoch, options.meshDefault);
-  const policies = new PolicyDirectory(options.policiesDir, logger, (next) =>
-    hub.setPolicies(next),
-  );
+  const onChange = (next: readonly RoutePolicy[]) => hub.setPolicies(next);
+  const policies = options.kubernetes
+    ? new KubernetesPolicySource(options.kubernetes, logger, onChange)
+    : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setPolicies(await policies.start());
 
   const server = createApiServer({
@@ -90,7 +96,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     hub,
     async close() {
       clearInterval(renew);
-      policies.close();
+      await policies.close();
       await closeServer(server);
     },
   };

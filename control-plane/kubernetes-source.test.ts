@@ -1,0 +1,150 @@
+/**
+ * No Kubernetes API server runs here, so this test serves the API's wire
+ * format from a fake over real HTTPS: a RoutePolicyList as `kubectl get
+ * --raw` returns it (test/fixtures/kubernetes) and watch events as the API
+ * server streams them (one JSON object per line). The client side is the
+ * real @kubernetes/client-node informer.
+ */
+import { readFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import t, { type Test } from 'tap';
+import { CertificateAuthority } from '../certs/authority.ts';
+import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
+import type { RoutePolicy } from '../common/policy/schema.ts';
+import { eventually, testLogger } from '../test/helpers.ts';
+import { KubernetesPolicySource } from './kubernetes-source.ts';
+
+const PATH = '/apis/postern.dev/v1alpha1/routepolicies';
+
+async function fakeApiServer(t: Test) {
+  const ca = await CertificateAuthority.create('cluster.local');
+  const keys = await generateKeyPair();
+  const cert = await ca.issue(keys.publicKey, {
+    uris: [],
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    ttlMs: 3600_000,
+  });
+  const list = await readFile(
+    join(import.meta.dirname, '../test/fixtures/kubernetes/routepolicy-list.json'),
+    'utf8',
+  );
+  const watchers: ServerResponse[] = [];
+  const requests: string[] = [];
+  const server = createServer({ cert, key: await privateKeyToPem(keys.privateKey) }, (req, res) => {
+    requests.push(`${req.method} ${req.url} ${req.headers.authorization}`);
+    const url = new URL(req.url ?? '/', 'https://api');
+    if (url.pathname !== PATH) {
+      res.writeHead(404).end();
+      return;
+    }
+    if (url.searchParams.get('watch') === 'true') {
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      res.flushHeaders();
+      watchers.push(res);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(list);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: 'fake',
+        server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        caData: Buffer.from(ca.bundlePem).toString('base64'),
+      },
+    ],
+    users: [{ name: 'control-plane', token: 'service-account-token' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'control-plane' }],
+    currentContext: 'fake',
+  });
+  const event = (type: 'ADDED' | 'MODIFIED' | 'DELETED', object: unknown) => {
+    for (const watcher of watchers) watcher.write(`${JSON.stringify({ type, object })}\n`);
+  };
+  return { kubeConfig, event, requests, watching: () => watchers.length > 0 };
+}
+
+const routePolicy = (name: string, resourceVersion: string, principals: string[]) => ({
+  apiVersion: 'postern.dev/v1alpha1',
+  kind: 'RoutePolicy',
+  metadata: { name, namespace: 'shop', resourceVersion, uid: `uid-${name}` },
+  spec: {
+    selector: { matchLabels: { app: 'orders' } },
+    routes: [{ name: 'r', allow: [{ principals }] }],
+  },
+});
+
+t.test(
+  'RoutePolicies from the Kubernetes API: listed, watched, validated one by one',
+  async (t) => {
+    const api = await fakeApiServer(t);
+    const changes: (readonly RoutePolicy[])[] = [];
+    const source = new KubernetesPolicySource(
+      api.kubeConfig,
+      testLogger('control-plane'),
+      (policies) => changes.push(policies),
+    );
+    t.teardown(() => source.close());
+
+    const initial = await source.start();
+    t.same(
+      initial.map((p) => p.metadata),
+      [{ name: 'orders-api', namespace: 'shop' }],
+      'the invalid resource in the list is left out; server metadata is stripped',
+    );
+    t.match(
+      api.requests[0],
+      new RegExp(`^GET ${PATH}.* Bearer service-account-token$`),
+      'authenticates with the configured token',
+    );
+    await eventually(api.watching);
+
+    api.event('ADDED', routePolicy('extra', '48300', ['spiffe://cluster.local/ns/shop/sa/a']));
+    await eventually(() => changes.at(-1)?.length === 2);
+    t.same(
+      changes.at(-1)!.map((p) => p.metadata.name),
+      ['extra', 'orders-api'],
+    );
+
+    api.event('MODIFIED', routePolicy('extra', '48301', ['not-a-principal']));
+    api.event('ADDED', routePolicy('zz-later', '48302', ['spiffe://cluster.local/ns/shop/sa/b']));
+    await eventually(() => changes.at(-1)?.some((p) => p.metadata.name === 'zz-later') ?? false);
+    const extra = changes.at(-1)!.find((p) => p.metadata.name === 'extra')!;
+    t.same(
+      extra.spec.routes[0]!.allow![0]!.principals,
+      ['spiffe://cluster.local/ns/shop/sa/a'],
+      'an invalid update keeps the last valid version',
+    );
+
+    api.event('DELETED', routePolicy('extra', '48303', ['spiffe://cluster.local/ns/shop/sa/a']));
+    await eventually(() => !changes.at(-1)!.some((p) => p.metadata.name === 'extra'));
+    t.same(
+      changes.at(-1)!.map((p) => p.metadata.name),
+      ['orders-api', 'zz-later'],
+    );
+
+    const auditing = {
+      ...routePolicy('auditing', '48304', ['*']),
+      spec: { ...routePolicy('auditing', '48304', ['*']).spec, mode: 'audit' },
+    };
+    const before = changes.length;
+    api.event('ADDED', auditing);
+    await eventually(() => changes.length > before);
+    t.same(
+      changes.at(-1)!.map((p) => p.metadata.name),
+      ['orders-api', 'zz-later'],
+      'a conflicting set keeps the last good one',
+    );
+  },
+);

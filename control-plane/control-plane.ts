@@ -23,6 +23,8 @@ export interface ControlPlaneOptions {
   readonly meshDefault: MeshDefault;
   readonly svidTtlMs: number;
   readonly logger?: Logger;
+  /** Interval of keep-alive comments on snapshot streams (default 15 s); tests shorten it. */
+  readonly keepAliveMs?: number;
 }
 
 export interface ControlPlane {
@@ -73,6 +75,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
     svidTtlMs: options.svidTtlMs,
     tls: await servingCertificate(ca),
+    ...(options.keepAliveMs ? { keepAliveMs: options.keepAliveMs } : {}),
   });
   // Renew the serving certificate at half life; open connections keep theirs.
   const renew = setInterval(() => {

@@ -8,6 +8,9 @@ import {
 } from '../common/wire.ts';
 import { type Svid, tlsOptionsOf } from './identity/svid.ts';
 
+/** How long the control plane may take to answer (for the watch: to start the stream). */
+const ANSWER_TIMEOUT_MS = 10_000;
+
 export interface Registration {
   readonly workload: string;
   readonly labels: Readonly<Record<string, string>>;
@@ -28,17 +31,36 @@ export class ControlPlaneClient {
   constructor(baseUrl: string, caPem: string) {
     this.#base = baseUrl.replace(/\/+$/, '');
     this.#ca = caPem;
-    this.#agent = new Agent({ connect: { ca: caPem } });
+    this.#agent = new Agent({ connect: { ca: caPem }, headersTimeout: ANSWER_TIMEOUT_MS });
   }
 
   /** Present this SVID from now on. Streams already open keep their connection. */
   useCertificate(svid: Svid): void {
     const previous = this.#agent;
-    this.#agent = new Agent({ connect: { ...tlsOptionsOf(svid), ca: this.#ca } });
+    this.#agent = new Agent({
+      connect: { ...tlsOptionsOf(svid), ca: this.#ca },
+      headersTimeout: ANSWER_TIMEOUT_MS,
+    });
     void previous.close();
   }
 
-  async #call(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal) {
+  /**
+   * One API call. Calls other than the stream get a deadline: a connection
+   * stranded by a network cut must fail the call, not hang the caller (a
+   * hung ack would stall the snapshot watch behind it).
+   */
+  async #call(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    options: { signal?: AbortSignal; stream?: boolean } = {},
+  ) {
+    const deadline = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
+    const signal = options.stream
+      ? options.signal
+      : options.signal
+        ? AbortSignal.any([options.signal, deadline])
+        : deadline;
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(`${this.#base}${path}`, {
@@ -81,12 +103,15 @@ export class ControlPlaneClient {
       labels: formatLabels(registration.labels),
       address: registration.address,
     });
-    const response = await this.#call('GET', `/v1/snapshots?${query}`, undefined, signal);
+    const response = await this.#call('GET', `/v1/snapshots?${query}`, undefined, {
+      signal,
+      stream: true,
+    });
     return response.body;
   }
 
-  async ack(ack: SnapshotAck): Promise<void> {
-    const response = await this.#call('POST', '/v1/acks', ack);
+  async ack(ack: SnapshotAck, signal?: AbortSignal): Promise<void> {
+    const response = await this.#call('POST', '/v1/acks', ack, signal ? { signal } : {});
     await response.body.dump();
   }
 

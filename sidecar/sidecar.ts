@@ -32,6 +32,8 @@ export interface SidecarOptions {
   readonly adminPort: number;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** How long a silent snapshot stream is trusted (see SnapshotWatch); tests shorten it. */
+  readonly watchIdleTimeoutMs?: number;
 }
 
 export interface Sidecar {
@@ -153,6 +155,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       address: advertise,
     },
     apply: (snapshot) => state.apply(snapshot),
+    ...(options.watchIdleTimeoutMs ? { idleTimeoutMs: options.watchIdleTimeoutMs } : {}),
     onResult: (result) => {
       metrics.snapshots.inc({ result: result.ok ? 'applied' : 'rejected' });
       if (result.ok && state.current) outbound?.retainOnly(state.current.snapshot.registry);

@@ -120,6 +120,9 @@ export interface TestMesh {
     labels?: Record<string, string>;
     adminPort?: number;
     tokenFile?: string;
+    /** Dial the control plane here instead (a proxy in between, say). */
+    controlPlaneUrl?: string;
+    watchIdleTimeoutMs?: number;
   }): Promise<Sidecar>;
 }
 
@@ -127,7 +130,11 @@ export interface TestMesh {
 export async function startTestMesh(
   t: { teardown(fn: () => unknown): void },
   policies: string,
-  options: { meshDefault?: 'deny' | 'allow-authenticated'; svidTtlMs?: number } = {},
+  options: {
+    meshDefault?: 'deny' | 'allow-authenticated';
+    svidTtlMs?: number;
+    keepAliveMs?: number;
+  } = {},
 ): Promise<TestMesh> {
   const dir = await tempDir(t);
   const policiesDir = join(dir, 'policies');
@@ -143,6 +150,7 @@ export async function startTestMesh(
     meshDefault: options.meshDefault ?? 'deny',
     svidTtlMs: options.svidTtlMs ?? 3600_000,
     logger: testLogger('control-plane'),
+    ...(options.keepAliveMs ? { keepAliveMs: options.keepAliveMs } : {}),
   });
   t.teardown(() => controlPlane.close());
   const caFile = join(dir, 'ca.pem');
@@ -165,7 +173,8 @@ export async function startTestMesh(
     },
     async startSidecar(o) {
       const sidecar = await startSidecar({
-        controlPlane: mesh.controlPlaneUrl,
+        controlPlane: o.controlPlaneUrl ?? mesh.controlPlaneUrl,
+        ...(o.watchIdleTimeoutMs ? { watchIdleTimeoutMs: o.watchIdleTimeoutMs } : {}),
         caFile,
         bootstrapTokenFile:
           o.tokenFile ?? (await mesh.tokenFor(o.workload, o.namespace, o.serviceAccount)),

@@ -12,6 +12,12 @@ export interface SnapshotWatchOptions {
   /** Validates, compiles and swaps in a snapshot; a failure leaves the previous one in force. */
   readonly apply: (snapshot: unknown) => ApplyResult;
   readonly onResult?: (result: ApplyResult) => void;
+  /**
+   * A stream silent for this long is presumed cut (the control plane sends a
+   * keep-alive comment every 15 s) and is reconnected. A network cut without
+   * a reset would otherwise leave the watch waiting forever.
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /**
@@ -36,13 +42,20 @@ export class SnapshotWatch {
     const { client, registration, logger } = this.#options;
     const signal = this.#abort.signal;
     let attempt = 0;
+    const idleTimeoutMs = this.#options.idleTimeoutMs ?? 45_000;
     while (!signal.aborted) {
+      const silence = new AbortController();
+      const idle = setTimeout(() => silence.abort(), idleTimeoutMs);
       try {
-        const stream = await client.watchSnapshots(registration, signal);
+        const stream = await client.watchSnapshots(
+          registration,
+          AbortSignal.any([signal, silence.signal]),
+        );
         const parser = new SseParser();
         // Streaming decode: a multi-byte character split across chunks stays whole.
         const decoder = new TextDecoder('utf-8');
         for await (const chunk of stream) {
+          idle.refresh();
           for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
             if (event.event !== 'snapshot') continue;
             attempt = 0; // the connection works: the next failure starts the backoff afresh
@@ -52,7 +65,13 @@ export class SnapshotWatch {
         if (!signal.aborted) logger.warn('snapshot watch ended by the control plane; reconnecting');
       } catch (error) {
         if (signal.aborted) break;
-        logger.warn('snapshot watch failed; keeping the last good snapshot', { error });
+        if (silence.signal.aborted) {
+          logger.warn('snapshot watch silent too long, presumed cut; reconnecting', {
+            idleTimeoutMs,
+          });
+        } else logger.warn('snapshot watch failed; keeping the last good snapshot', { error });
+      } finally {
+        clearTimeout(idle);
       }
       const delay = backoffDelay(attempt++, { baseMs: 250, maxMs: 10_000 });
       await sleep(delay, signal);
@@ -80,13 +99,16 @@ export class SnapshotWatch {
         reason: result.reason,
       });
     try {
-      await client.ack({
-        workload: registration.workload,
-        version,
-        hash: String(snapshot.hash ?? ''),
-        status: result.ok ? 'applied' : 'rejected',
-        ...(result.ok ? {} : { reason: result.reason }),
-      });
+      await client.ack(
+        {
+          workload: registration.workload,
+          version,
+          hash: String(snapshot.hash ?? ''),
+          status: result.ok ? 'applied' : 'rejected',
+          ...(result.ok ? {} : { reason: result.reason }),
+        },
+        this.#abort.signal,
+      );
     } catch (error) {
       logger.warn('snapshot ack failed', { error });
     }

@@ -16,10 +16,14 @@ import type { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
 import { Logger } from '../common/log.ts';
+import type { RegistryEntry } from '../common/wire.ts';
 import { type ControlPlane, startControlPlane } from '../control-plane/control-plane.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
+import { OutboundListener } from '../sidecar/listeners/outbound.ts';
+import { SnapshotState } from '../sidecar/policy/snapshot-state.ts';
 import { type Sidecar, startSidecar } from '../sidecar/sidecar.ts';
+import { SidecarMetrics } from '../sidecar/telemetry/metrics.ts';
 
 export { freePort };
 
@@ -284,4 +288,43 @@ export async function spawnSidecar(
     );
   });
   return { child, ...listening, log: () => log };
+}
+
+/**
+ * An outbound listener for frontend (namespace shop) with an SVID from `ca`
+ * and a snapshot whose registry is `registry`, without a control plane: for
+ * tests that need the registry to say something a control plane would not.
+ */
+export async function startOutboundListener(
+  t: { teardown(fn: () => unknown): void },
+  ca: CertificateAuthority,
+  registry: RegistryEntry[],
+): Promise<{ port: number; state: SnapshotState }> {
+  const own = await clientCredentials(ca, 'spiffe://cluster.local/ns/shop/sa/frontend');
+  const svid = {
+    spiffeId: 'spiffe://cluster.local/ns/shop/sa/frontend',
+    certPem: own.cert,
+    keyPem: own.key,
+    bundlePem: own.ca,
+    notBeforeMs: 0,
+    notAfterMs: Date.now() + 3600_000,
+  };
+  const state = new SnapshotState('shop');
+  const applied = state.apply({
+    version: '1.1',
+    hash: 'h',
+    meshDefault: 'deny',
+    policies: [],
+    registry,
+  });
+  if (!applied.ok) throw new Error(applied.reason);
+  const outbound = new OutboundListener({
+    svid,
+    state,
+    logger: testLogger('outbound'),
+    metrics: new SidecarMetrics(),
+  });
+  const port = await outbound.listen(0, '127.0.0.1');
+  t.teardown(() => outbound.close());
+  return { port, state };
 }

@@ -35,6 +35,19 @@ t.test('the control plane signs CSRs only for the identity the credential proves
     };
   };
 
+  /** An agent presenting the SVID that `token` bought for `spiffeId`, as a sidecar renews with it. */
+  const bootstrapped = async (spiffeId: string, token: string) => {
+    const first = await createCsr(spiffeId);
+    const issued = await post({ csr: first.csrPem, token });
+    return new Agent({
+      connect: {
+        ca: mesh.controlPlane.ca.bundlePem,
+        cert: issued.body.certificateChain,
+        key: await privateKeyToPem(first.keys.privateKey),
+      },
+    });
+  };
+
   await t.test(
     'a CSR with its own token gets a short-lived certificate whose only URI SAN is its SPIFFE ID',
     async (t) => {
@@ -83,15 +96,7 @@ t.test('the control plane signs CSRs only for the identity the credential proves
   });
 
   await t.test('a renewal authenticates with the current SVID instead of a token', async (t) => {
-    const first = await createCsr(ORDERS);
-    const issued = await post({ csr: first.csrPem, token: ordersToken });
-    const withSvid = new Agent({
-      connect: {
-        ca: mesh.controlPlane.ca.bundlePem,
-        cert: issued.body.certificateChain,
-        key: await privateKeyToPem(first.keys.privateKey),
-      },
-    });
+    const withSvid = await bootstrapped(ORDERS, ordersToken);
     t.teardown(() => withSvid.close());
     const renewed = await post({ csr: (await createCsr(ORDERS)).csrPem }, withSvid);
     t.equal(renewed.status, 200);
@@ -120,15 +125,7 @@ t.test('the control plane signs CSRs only for the identity the credential proves
   await t.test('a revoked identity can no longer renew with its still-valid SVID', async (t) => {
     const billingToken = (await readFile(await mesh.tokenFor('billing', 'shop'), 'utf8')).trim();
     const BILLING = 'spiffe://cluster.local/ns/shop/sa/billing';
-    const first = await createCsr(BILLING);
-    const issued = await post({ csr: first.csrPem, token: billingToken });
-    const withSvid = new Agent({
-      connect: {
-        ca: mesh.controlPlane.ca.bundlePem,
-        cert: issued.body.certificateChain,
-        key: await privateKeyToPem(first.keys.privateKey),
-      },
-    });
+    const withSvid = await bootstrapped(BILLING, billingToken);
     t.teardown(() => withSvid.close());
     t.equal(
       (await post({ csr: (await createCsr(BILLING)).csrPem }, withSvid)).status,

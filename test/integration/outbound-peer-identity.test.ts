@@ -3,10 +3,7 @@ import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { request } from 'undici';
 import { CertificateAuthority } from '../../certs/authority.ts';
-import { OutboundListener } from '../../sidecar/listeners/outbound.ts';
-import { SnapshotState } from '../../sidecar/policy/snapshot-state.ts';
-import { SidecarMetrics } from '../../sidecar/telemetry/metrics.ts';
-import { clientCredentials, testLogger } from '../helpers.ts';
+import { clientCredentials, startOutboundListener } from '../helpers.ts';
 
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 const PAYMENTS = 'spiffe://cluster.local/ns/shop/sa/payments';
@@ -24,36 +21,10 @@ t.test(
     });
     await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
     t.teardown(() => new Promise((resolve) => impostor.close(resolve)));
-
-    const own = await clientCredentials(ca, 'spiffe://cluster.local/ns/shop/sa/frontend');
-    const svid = {
-      spiffeId: 'spiffe://cluster.local/ns/shop/sa/frontend',
-      certPem: own.cert,
-      keyPem: own.key,
-      bundlePem: own.ca,
-      notBeforeMs: 0,
-      notAfterMs: Date.now() + 3600_000,
-    };
-    const state = new SnapshotState('shop');
     const address = `127.0.0.1:${(impostor.address() as AddressInfo).port}`;
-    t.same(
-      state.apply({
-        version: '1.1',
-        hash: 'h',
-        meshDefault: 'deny',
-        policies: [],
-        registry: [{ service: 'orders', namespace: 'shop', address, spiffeId: ORDERS }],
-      }),
-      { ok: true },
-    );
-    const outbound = new OutboundListener({
-      svid,
-      state,
-      logger: testLogger('outbound'),
-      metrics: new SidecarMetrics(),
-    });
-    const port = await outbound.listen(0, '127.0.0.1');
-    t.teardown(() => outbound.close());
+    const { port, state } = await startOutboundListener(t, ca, [
+      { service: 'orders', namespace: 'shop', address, spiffeId: ORDERS },
+    ]);
 
     const res = await request(`http://127.0.0.1:${port}/orders`, { headers: { host: 'orders' } });
     t.equal(res.statusCode, 502);
@@ -62,7 +33,7 @@ t.test(
     t.match(body.error.message, `presented ${PAYMENTS} but ${ORDERS} was expected`);
     t.equal(impostorRequests, 0, 'no request reached the impostor');
 
-    // The same impostor is accepted when the registry says it is payments: the check is the identity, not the address.
+    // The same server is accepted when the registry says it is payments: the check is the identity, not the address.
     state.apply({
       version: '1.2',
       hash: 'h2',

@@ -8,10 +8,7 @@ import { connect as connectTls } from 'node:tls';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { CertificateAuthority } from '../../certs/authority.ts';
-import { OutboundListener } from '../../sidecar/listeners/outbound.ts';
-import { SnapshotState } from '../../sidecar/policy/snapshot-state.ts';
-import { SidecarMetrics } from '../../sidecar/telemetry/metrics.ts';
-import { clientCredentials, startTestMesh, testLogger } from '../helpers.ts';
+import { clientCredentials, startOutboundListener, startTestMesh } from '../helpers.ts';
 
 /** Writes raw bytes to a TCP or TLS socket and collects the reply until the peer closes. */
 function exchange(socket: import('node:net').Socket, text: string): Promise<string> {
@@ -75,38 +72,14 @@ t.test(
 
 async function outboundWithRegistry(t: Test, address: string) {
   const ca = await CertificateAuthority.create('cluster.local');
-  const own = await clientCredentials(ca, 'spiffe://cluster.local/ns/shop/sa/frontend');
-  const svid = {
-    spiffeId: 'spiffe://cluster.local/ns/shop/sa/frontend',
-    certPem: own.cert,
-    keyPem: own.key,
-    bundlePem: own.ca,
-    notBeforeMs: 0,
-    notAfterMs: Date.now() + 3600_000,
-  };
-  const state = new SnapshotState('shop');
-  state.apply({
-    version: '1.1',
-    hash: 'h',
-    meshDefault: 'deny',
-    policies: [],
-    registry: [
-      {
-        service: 'orders',
-        namespace: 'shop',
-        address,
-        spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders',
-      },
-    ],
-  });
-  const outbound = new OutboundListener({
-    svid,
-    state,
-    logger: testLogger('outbound'),
-    metrics: new SidecarMetrics(),
-  });
-  const port = await outbound.listen(0, '127.0.0.1');
-  t.teardown(() => outbound.close());
+  const { port } = await startOutboundListener(t, ca, [
+    {
+      service: 'orders',
+      namespace: 'shop',
+      address,
+      spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders',
+    },
+  ]);
   return { ca, port };
 }
 

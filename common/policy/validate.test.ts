@@ -177,3 +177,21 @@ t.test(
     t.same(errors, [`${file}: the file is empty; delete it to remove its policies`]);
   },
 );
+
+t.test('settings not enforced yet are accepted with a warning that says so', async (t) => {
+  const { errors, warnings } = await load(
+    `${HEADER}spec:\n  mtls: PERMISSIVE\n  jwt: [{ issuer: https://idp, jwksUri: https://idp/jwks }]\n  routes:\n    - name: r\n      rateLimit: { requests: 10, per: 1s }\n      exfiltration: { action: block }\n      allow: [{ jwt: { claims: { scope: read } } }]\n`,
+  );
+  t.same(errors, []);
+  t.match(warnings.join('\n'), /spec\.mtls: PERMISSIVE is not supported yet/);
+  t.match(warnings.join('\n'), /spec\.jwt: JWT authentication is not enforced yet/);
+  t.match(warnings.join('\n'), /spec\.routes\[0\]\.rateLimit: rate limits are not enforced yet/);
+  t.match(
+    warnings.join('\n'),
+    /spec\.routes\[0\]\.exfiltration: exfiltration guards are not enforced yet/,
+  );
+  t.match(
+    warnings.join('\n'),
+    /spec\.routes\[0\]\.allow\[0\]\.jwt: JWT claims are not verified yet, so this allow entry never matches/,
+  );
+});

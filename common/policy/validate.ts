@@ -317,6 +317,9 @@ function semanticProblems(
         p.path.startsWith(`spec.routes[${r}].`) ||
         p.path.startsWith(`spec.routes[${r}][`),
     );
+  if ((doc as { spec?: { mtls?: unknown } }).spec?.mtls === 'PERMISSIVE') {
+    found.warn('spec.mtls', 'PERMISSIVE is not supported yet; sidecars accept mTLS only (STRICT)');
+  }
   if (Array.isArray((doc as { spec?: { jwt?: unknown } }).spec?.jwt)) {
     found.warn(
       'spec.jwt',
@@ -335,6 +338,10 @@ function semanticProblems(
       );
     } else names.set(route.name, r);
     if (route.match?.path) checkPath(found, `${at}.match.path`, route.match.path);
+    // Accepted now so that policies written today stay valid; said plainly so nobody relies on them yet.
+    if (route.rateLimit) found.warn(`${at}.rateLimit`, 'rate limits are not enforced yet');
+    if (route.exfiltration)
+      found.warn(`${at}.exfiltration`, 'exfiltration guards are not enforced yet');
     route.match?.headers?.forEach((header, h) => {
       exactlyOne(found, `${at}.match.headers[${h}]`, header, ['exact', 'prefix', 'present']);
     });

@@ -35,6 +35,7 @@ async function fakeApiServer(t: Test) {
   );
   const watchers: ServerResponse[] = [];
   const requests: string[] = [];
+  let failLists = 0;
   const server = createServer({ cert, key: await privateKeyToPem(keys.privateKey) }, (req, res) => {
     requests.push(`${req.method} ${req.url} ${req.headers.authorization}`);
     const url = new URL(req.url ?? '/', 'https://api');
@@ -46,6 +47,20 @@ async function fakeApiServer(t: Test) {
       res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
       res.flushHeaders();
       watchers.push(res);
+      return;
+    }
+    if (failLists > 0) {
+      failLists--;
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message: 'etcdserver: request timed out',
+          code: 500,
+        }),
+      );
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -72,7 +87,19 @@ async function fakeApiServer(t: Test) {
   const event = (type: 'ADDED' | 'MODIFIED' | 'DELETED', object: unknown) => {
     for (const watcher of watchers) watcher.write(`${JSON.stringify({ type, object })}\n`);
   };
-  return { kubeConfig, event, requests, watching: () => watchers.length > 0 };
+  return {
+    kubeConfig,
+    event,
+    requests,
+    watching: () => watchers.length > 0,
+    failNextLists(count: number) {
+      failLists = count;
+    },
+    /** Cuts every open watch stream, as an API-server restart or a load balancer would. */
+    breakWatches() {
+      for (const watcher of watchers.splice(0)) watcher.socket?.destroy();
+    },
+  };
 }
 
 const routePolicy = (name: string, resourceVersion: string, principals: string[]) => ({
@@ -146,5 +173,44 @@ t.test(
       ['orders-api', 'zz-later'],
       'a conflicting set keeps the last good one',
     );
+  },
+);
+
+t.test(
+  'a failing list is retried instead of serving an empty policy set, and a broken watch is restarted',
+  async (t) => {
+    const api = await fakeApiServer(t);
+    api.failNextLists(2);
+    const changes: (readonly RoutePolicy[])[] = [];
+    const source = new KubernetesPolicySource(
+      api.kubeConfig,
+      testLogger('control-plane'),
+      (policies) => changes.push(policies),
+    );
+    t.teardown(() => source.close());
+    const initial = await source.start();
+    t.same(
+      initial.map((p) => p.metadata.name),
+      ['orders-api'],
+      'start() waited for a list that succeeded',
+    );
+    t.equal(
+      api.requests.filter((r) => !r.includes('watch=true')).length,
+      3,
+      'two failed lists, then one that worked',
+    );
+
+    await eventually(api.watching);
+    api.breakWatches();
+    await eventually(api.watching, 15_000);
+    api.event(
+      'ADDED',
+      routePolicy('after-break', '48400', ['spiffe://cluster.local/ns/shop/sa/a']),
+    );
+    await eventually(
+      () => changes.at(-1)?.some((p) => p.metadata.name === 'after-break') ?? false,
+      10_000,
+    );
+    t.pass('events on the new watch are applied');
   },
 );

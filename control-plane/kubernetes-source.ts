@@ -1,7 +1,10 @@
 /**
  * In-cluster policy source: RoutePolicy resources read from the Kubernetes
- * API with a list-then-watch informer (@kubernetes/client-node), which
- * relists and rewatches by itself after errors.
+ * API with a list-then-watch informer (@kubernetes/client-node). The
+ * informer resumes by itself only after a watch expiry (410) or timeout; after
+ * any other error it stops, so this source restarts it with backoff. Until a
+ * first list has succeeded, `start()` keeps trying rather than report an
+ * empty policy set (which would hand every workload the mesh default).
  *
  * Resources are validated one by one, as the API server's admission would
  * (the /validate webhook refuses them up front; this is the second line): an
@@ -15,6 +18,7 @@ import {
   type KubernetesObject,
   makeInformer,
 } from '@kubernetes/client-node';
+import { backoffDelay, sleep } from '../common/backoff.ts';
 import type { Logger } from '../common/log.ts';
 import { overlappingSelectorProblems } from '../common/policy/policy-set.ts';
 import { API_VERSION, type RoutePolicy } from '../common/policy/schema.ts';
@@ -34,6 +38,10 @@ export class KubernetesPolicySource {
   readonly #valid = new Map<string, RoutePolicy>();
   #scheduled = false;
   #current: readonly RoutePolicy[] = [];
+  #failure: unknown;
+  #started = false;
+  #restarting = false;
+  readonly #closed = new AbortController();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -51,15 +59,48 @@ export class KubernetesPolicySource {
     for (const event of ['add', 'update', 'delete'] as const)
       this.#informer.on(event, () => this.#schedule());
     this.#informer.on('error', (error) => {
-      this.#logger.warn('RoutePolicy watch failed; the informer relists and rewatches', { error });
+      this.#failure = error ?? new Error('the RoutePolicy list or watch failed');
+      if (this.#started) void this.#restart();
     });
   }
 
-  /** Lists the RoutePolicies, then watches them; resolves with the first valid set. */
+  /** Lists the RoutePolicies, then watches them; resolves with the first valid set once a list has succeeded. */
   async start(): Promise<readonly RoutePolicy[]> {
-    await this.#informer.start();
+    for (let attempt = 0; !this.#closed.signal.aborted; attempt++) {
+      this.#failure = undefined;
+      await this.#informer.start();
+      if (!this.#failure) break;
+      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
+      this.#logger.warn('listing RoutePolicies failed; retrying', {
+        error: this.#failure,
+        retryInMs: delay,
+      });
+      await sleep(delay, this.#closed.signal);
+    }
+    this.#started = true;
     this.#recompute();
     return this.#current;
+  }
+
+  /** After a failure the informer has stopped: start it again (it resumes from the last resourceVersion), with backoff. */
+  async #restart(): Promise<void> {
+    if (this.#restarting) return;
+    this.#restarting = true;
+    for (let attempt = 0; !this.#closed.signal.aborted; attempt++) {
+      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
+      this.#logger.warn(
+        'RoutePolicy watch failed; keeping the current policies and restarting it',
+        {
+          error: this.#failure,
+          retryInMs: delay,
+        },
+      );
+      await sleep(delay, this.#closed.signal);
+      this.#failure = undefined;
+      await this.#informer.start();
+      if (!this.#failure) break;
+    }
+    this.#restarting = false;
   }
 
   #schedule(): void {
@@ -104,6 +145,7 @@ export class KubernetesPolicySource {
   }
 
   async close(): Promise<void> {
+    this.#closed.abort();
     await this.#informer.stop();
   }
 }

@@ -89,3 +89,38 @@ t.test('a target that is not origin-form is rejected', async (t) => {
   t.match(canonical('*'), /must start with \//);
   t.match(canonical('http://orders/x'), /must start with \//);
 });
+
+t.test(
+  'every byte has one spelling: characters a segment may hold raw are decoded, the rest stay escaped',
+  async (t) => {
+    t.equal(
+      canonical('/v1/users%3AbatchDelete'),
+      '/v1/users:batchDelete',
+      'so a policy on /v1/users:batchDelete sees it',
+    );
+    t.equal(canonical('/a%2Bb%40c%21%24%26%27%28%29%2A%2C%3D'), "/a+b@c!$&'()*,=");
+    t.equal(canonical('/a%7Bb%7Cc%22'), '/a%7Bb%7Cc%22');
+    t.equal(
+      canonical('/a%3fb%23c'),
+      '/a%3Fb%23c',
+      'an escaped ? or # is data, not a query or fragment',
+    );
+  },
+);
+
+t.test('characters a path may not hold raw are rejected, not guessed at', async (t) => {
+  for (const raw of [
+    '/a{b',
+    '/a}b',
+    '/a|b',
+    '/a^b',
+    '/a`b',
+    '/a"b',
+    '/a<b',
+    '/a>b',
+    '/a[b',
+    '/a]b',
+  ]) {
+    t.match(canonical(raw), /must be percent-encoded/, raw);
+  }
+});

@@ -4,19 +4,22 @@
  * than it was authorized. What could be read two ways is rejected (400), not
  * guessed at. WHATWG `URL` is not this algorithm (it turns `\` into `/`).
  *
- * 1. Percent-escapes are checked and normalised in one pass: escapes of
- *    unreserved characters (A-Z a-z 0-9 - . _ ~) are decoded, once; escapes of
- *    `/`, `\` and NUL are rejected (an app that decodes them would see other
- *    segments); `%25` followed by two hex digits is rejected (it decodes
- *    again); escaped bytes >= 0x80 must be valid, shortest-form UTF-8; every
- *    other escape is kept, with upper-case hex.
+ * Every byte gets exactly one spelling, because apps that decode before
+ * routing read `%3A` and `:` alike:
+ * 1. Characters a path segment may hold raw (unreserved, sub-delims but `;`,
+ *    `:` and `@`) are always raw: their escapes are decoded, once. Every other
+ *    byte is always escaped (upper-case hex), and may not appear raw.
+ *    Escapes of `/`, `\` and NUL are rejected (an app that decodes them would
+ *    see other segments); `%25` followed by two hex digits is rejected (it
+ *    decodes again); escaped bytes >= 0x80 must be valid, shortest-form UTF-8.
  * 2. Slashes are merged and `.`/`..` segments removed (RFC 3986 5.2.4);
  *    climbing above the root is rejected.
- * 3. A raw `\`, control characters, spaces, non-ASCII bytes, fragments and
- *    raw `;` are rejected. Servlet containers and some routers cut `;...`
- *    path parameters off a segment before routing (`/orders/export;x=1` is
- *    their `/orders/export`, `/..;/` their `..`), a reading policy could not
- *    follow without guessing the app's; `%3B` stays an escape both agree on.
+ * 3. A raw `\`, control characters, spaces, non-ASCII bytes, fragments,
+ *    characters a path may not hold raw (`" < > [ ] ^ \` { | }`) and raw `;`
+ *    are rejected. Servlet containers and some routers cut `;...` path
+ *    parameters off a segment before routing (`/orders/export;x=1` is their
+ *    `/orders/export`, `/..;/` their `..`), a reading policy could not follow
+ *    without guessing the app's; `%3B` stays an escape both agree on.
  */
 export interface RequestTarget {
   readonly path: string;
@@ -30,6 +33,8 @@ export type TargetResult =
 
 // Printable ASCII only; `\` and `#` are printable but refused below.
 const NOT_PRINTABLE_ASCII = /[^\x21-\x7e]/;
+// Printable, but never raw in a path (RFC 3986): they must arrive escaped.
+const NOT_RAW_IN_PATH = /["<>[\]^`{|}]/;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function reject(reason: string): TargetResult {
@@ -41,6 +46,19 @@ function hexValue(code: number): number {
   const lower = code | 0x20;
   if (lower >= 97 && lower <= 102) return lower - 87; // a-f
   return -1;
+}
+
+/** Characters RFC 3986 lets a path segment hold raw, less `;` (see step 3). */
+function rawInSegment(byte: number): boolean {
+  // sub-delims but ';': ! $ & ' ( ) * + , =   and  : @
+  return (
+    isUnreserved(byte) ||
+    (byte >= 0x24 && byte <= 0x2c && byte !== 0x25) ||
+    byte === 0x21 ||
+    byte === 0x3d ||
+    byte === 0x3a ||
+    byte === 0x40
+  );
 }
 
 function isUnreserved(byte: number): boolean {
@@ -104,7 +122,7 @@ function normaliseEscapes(rawPath: string): string | { reason: string } {
       for (const b of bytes) out += percentEncode(b);
       continue;
     }
-    out += isUnreserved(byte) ? String.fromCharCode(byte) : percentEncode(byte);
+    out += rawInSegment(byte) ? String.fromCharCode(byte) : percentEncode(byte);
     i += 3;
   }
   return out;
@@ -121,6 +139,8 @@ export function canonicalTarget(raw: string): TargetResult {
   const rawPath = q === -1 ? raw : raw.slice(0, q);
   const search = q === -1 ? '' : raw.slice(q);
   if (rawPath.includes('\\')) return reject('the path has a backslash');
+  if (NOT_RAW_IN_PATH.test(rawPath))
+    return reject('the path has a character that must be percent-encoded');
   if (rawPath.includes(';'))
     return reject('the path has a ; (path parameters are read differently by different servers)');
   const decoded = normaliseEscapes(rawPath);

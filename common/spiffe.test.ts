@@ -25,3 +25,7 @@ t.test('IDs that are not spiffe://<td>/ns/<ns>/sa/<sa> are refused with the reas
   t.throws(() => parseSpiffeId('spiffe://Cluster.Local/ns/a/sa/b'), { message: /trust domain/ });
   t.throws(() => parseSpiffeId('spiffe://cluster.local/ns/A_B/sa/b'), { message: /namespace/ });
 });
+
+t.test('a service account may be a DNS subdomain (dots allowed)', async (t) => {
+  t.same(parseSpiffeId('spiffe://cluster.local/ns/shop/sa/build.bot').serviceAccount, 'build.bot');
+});

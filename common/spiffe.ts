@@ -11,10 +11,16 @@ export interface WorkloadIdentity {
 
 // DNS-1123 label (namespaces, service accounts) and a trust domain made of such labels.
 const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+// Service-account names are DNS subdomains (dots allowed).
+const SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export function isDnsLabel(value: string): boolean {
   return LABEL.test(value);
+}
+
+export function isDnsSubdomain(value: string): boolean {
+  return SUBDOMAIN.test(value);
 }
 
 export function formatSpiffeId(id: WorkloadIdentity): string {
@@ -42,8 +48,8 @@ export function parseSpiffeId(value: string): WorkloadIdentity {
   const [, namespace, , serviceAccount] = segments as [string, string, string, string];
   if (!LABEL.test(namespace))
     throw new InvalidSpiffeIdError(value, 'the namespace is not a DNS label');
-  if (!LABEL.test(serviceAccount)) {
-    throw new InvalidSpiffeIdError(value, 'the service account is not a DNS label');
+  if (!SUBDOMAIN.test(serviceAccount)) {
+    throw new InvalidSpiffeIdError(value, 'the service account is not a DNS subdomain');
   }
   return { trustDomain, namespace, serviceAccount };
 }

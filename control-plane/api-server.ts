@@ -120,6 +120,9 @@ export function createApiServer(options: ApiOptions): Server {
       throw new AuthenticationError('the snapshot watch needs a client certificate (your SVID)');
     const workload = url.searchParams.get('workload') ?? '';
     const binding = await tokens.bindingFor(workload, spiffeId);
+    // The caller may have gone while we looked: registering it now would
+    // leave a registry entry that nothing ever removes.
+    if (res.destroyed) return;
     if (!binding) {
       sendError(
         res,

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
-import { formatSpiffeId, isDnsLabel } from '../common/spiffe.ts';
+import { formatSpiffeId, isDnsLabel, isDnsSubdomain } from '../common/spiffe.ts';
 import { writeFileAtomic } from './state.ts';
 
 /** What a bootstrap token proves: one workload running as one SPIFFE identity. */
@@ -44,15 +44,18 @@ export class TokenStore {
 
   /** Mints a token bound to the workload's identity; returns the token (shown once, stored hashed). */
   async create(workload: string, namespace: string, serviceAccount: string): Promise<string> {
-    for (const [what, value] of [
-      ['workload', workload],
-      ['namespace', namespace],
-      ['service account', serviceAccount],
-    ] as const) {
-      if (!isDnsLabel(value))
-        throw new ConfigError(
-          `the ${what} ${JSON.stringify(value)} is not a DNS label (a-z, 0-9, -)`,
-        );
+    const checks = [
+      ['workload', workload, isDnsLabel(workload), 'a DNS label (a-z, 0-9, -)'],
+      ['namespace', namespace, isDnsLabel(namespace), 'a DNS label (a-z, 0-9, -)'],
+      [
+        'service account',
+        serviceAccount,
+        isDnsSubdomain(serviceAccount),
+        'a DNS subdomain (a-z, 0-9, -, .)',
+      ],
+    ] as const;
+    for (const [what, value, ok, expected] of checks) {
+      if (!ok) throw new ConfigError(`the ${what} ${JSON.stringify(value)} is not ${expected}`);
     }
     const token = `pst_${randomBytes(32).toString('base64url')}`;
     const spiffeId = formatSpiffeId({ trustDomain: this.#trustDomain, namespace, serviceAccount });

@@ -47,6 +47,11 @@ export async function loadPolicies(
     }
     const documents = parseAllDocuments(text);
     const list = Array.isArray(documents) ? documents : [documents];
+    if (list.every((document) => document.errors.length === 0 && document.contents === null)) {
+      // Comments only: as suspicious as an empty file (a truncated save keeps its header).
+      errors.push(`${file}: the file holds no document; delete it to remove its policies`);
+      continue;
+    }
     list.forEach((document, index) => {
       const label = `document ${index + 1}`;
       if (document.errors.length) {

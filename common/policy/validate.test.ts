@@ -195,3 +195,22 @@ t.test('settings not enforced yet are accepted with a warning that says so', asy
     /spec\.routes\[0\]\.allow\[0\]\.jwt: JWT claims are not verified yet, so this allow entry never matches/,
   );
 });
+
+t.test('a file holding only comments is an error too', async (t) => {
+  const { errors, file } = await load('# shop policies\n# (truncated)\n');
+  t.same(errors, [`${file}: the file holds no document; delete it to remove its policies`]);
+});
+
+t.test('an expiresAt on a date that does not exist is refused, not rolled over', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      allow: [{ principals: ["*"], expiresAt: "2099-02-30T00:00:00Z" }]\n`,
+  );
+  t.match(errors, [/spec\.routes\[0\]\.allow\[0\]\.expiresAt: expected an RFC 3339 timestamp/]);
+});
+
+t.test('service-account names may contain dots, as Kubernetes allows', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      allow: [{ principals: ["spiffe://cluster.local/ns/shop/sa/build.bot"] }]\n`,
+  );
+  t.same(errors, []);
+});

@@ -22,7 +22,14 @@ import {
 } from './schema.ts';
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-FormatRegistry.Set('date-time', (value) => RFC3339.test(value) && !Number.isNaN(Date.parse(value)));
+/** RFC 3339 and a real calendar date: Date.parse rolls 2026-02-30 over to March 2. */
+function isDateTime(value: string): boolean {
+  if (!RFC3339.test(value) || Number.isNaN(Date.parse(value))) return false;
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  return calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day;
+}
+FormatRegistry.Set('date-time', isDateTime);
 
 export interface Problem {
   /** `kind namespace/name` of the resource, or its position in the file when it has no name. */
@@ -127,7 +134,7 @@ const PRINCIPAL_PATTERNS = [
   /^\*$/,
   /^spiffe:\/\/[a-z0-9.-]+\/\*$/,
   /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/\*$/,
-  /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/sa\/[a-z0-9-]+$/,
+  /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/sa\/[a-z0-9.-]+$/, // service accounts are DNS subdomains
 ];
 
 const TEMPLATE_SEGMENT = /^(\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;

@@ -57,3 +57,19 @@ t.test('something that is not a snapshot is rejected with what was expected', as
   });
   t.equal(state.current, undefined);
 });
+
+t.test(
+  'a snapshot with malformed policies is rejected with the validation errors, not a crash',
+  async (t) => {
+    const state = new SnapshotState('shop');
+    const result = state.apply({
+      version: '1.1',
+      hash: 'h',
+      meshDefault: 'deny',
+      policies: [{}, {}],
+      registry: [],
+    });
+    t.equal(result.ok, false);
+    t.match(!result.ok && result.reason, /policies\[0\]: apiVersion: is required/);
+  },
+);

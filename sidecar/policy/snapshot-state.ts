@@ -52,6 +52,7 @@ export class SnapshotState {
     );
     // Every policy in a snapshot selects this workload, so any disagreement on
     // a workload-wide setting leaves the effective policy ambiguous.
+    if (problems.length) return { ok: false, reason: problems.join('; ') };
     for (const [index, message] of overlappingSelectorProblems(snapshot.policies)) {
       const policy = snapshot.policies[index]!;
       problems.push(`RoutePolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${message}`);

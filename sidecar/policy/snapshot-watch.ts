@@ -84,9 +84,19 @@ export class SnapshotWatch {
     let result: ApplyResult;
     try {
       parsed = JSON.parse(data);
-      result = this.#options.apply(parsed);
     } catch {
-      result = { ok: false, reason: 'the snapshot event is not valid JSON' };
+      parsed = undefined;
+    }
+    try {
+      result =
+        parsed === undefined
+          ? { ok: false, reason: 'the snapshot event is not valid JSON' }
+          : this.#options.apply(parsed);
+    } catch (error) {
+      result = {
+        ok: false,
+        reason: `the snapshot could not be applied: ${(error as Error).message}`,
+      };
     }
     this.#options.onResult?.(result);
     const snapshot = (parsed ?? {}) as Partial<Snapshot>;

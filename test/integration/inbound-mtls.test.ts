@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { type ClientOptions, WebSocket, WebSocketServer } from 'ws';
 import { CertificateAuthority } from '../../certs/authority.ts';
+import { generateKeyPair, privateKeyToPem } from '../../certs/x509.ts';
 import {
   clientCredentials,
   eventually,
@@ -216,6 +217,29 @@ t.test('the inbound listener over real mTLS', async (t) => {
     await eventually(() => appSide.socket.destroyed, 1500);
     t.pass('the app-side connection was closed long before the app would have answered');
   });
+
+  await t.test(
+    'a mesh certificate that proves no SPIFFE ID is refused before policy',
+    async (t) => {
+      const before = app.requests.length;
+      const keys = await generateKeyPair();
+      const anonymous = {
+        cert: await mesh.controlPlane.ca.issue(keys.publicKey, {
+          uris: [],
+          dnsNames: ['tool.example'],
+          ttlMs: 3600_000,
+        }),
+        key: await privateKeyToPem(keys.privateKey),
+        ca: tester.ca,
+      };
+      const agentWithoutId = mtlsAgent(anonymous);
+      t.teardown(() => agentWithoutId.close());
+      const res = await request(`${base}/orders`, { dispatcher: agentWithoutId });
+      t.equal(res.statusCode, 403);
+      t.match(await res.body.json(), { error: { code: 'POSTERN_NO_IDENTITY' } });
+      t.equal(app.requests.length, before);
+    },
+  );
 
   const refusedAtHandshake = async (
     t: Test,

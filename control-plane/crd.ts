@@ -12,14 +12,19 @@ const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];
 /**
  * TypeBox JSON Schema to a Kubernetes structural schema: symbol-keyed TypeBox
  * metadata dropped (JSON does that), `patternProperties` of a Record turned
- * into `additionalProperties`, and `additionalProperties: false` removed where
- * `properties` is given (the API server forbids both, and prunes unknown
- * fields anyway).
+ * into `additionalProperties`, and `additionalProperties: false` (which the
+ * API server forbids beside `properties`) replaced by
+ * `x-kubernetes-preserve-unknown-fields`. Without that the API server would
+ * silently prune a misspelt field (`expiresat` on a just-in-time grant would
+ * make it permanent); kept, it reaches the validator, which names it.
  */
 export function toStructural(schema: JsonSchema): JsonSchema {
   const out: JsonSchema = {};
   for (const [key, value] of Object.entries(JSON.parse(JSON.stringify(schema)) as JsonSchema)) {
-    if (key === 'additionalProperties' && value === false) continue;
+    if (key === 'additionalProperties' && value === false) {
+      out['x-kubernetes-preserve-unknown-fields'] = true;
+      continue;
+    }
     if (key === 'patternProperties') {
       const patterns = Object.values(value as Record<string, JsonSchema>);
       if (patterns.length !== 1)

@@ -140,8 +140,10 @@ const Exfiltration = object({
 const Route = object({
   name: Type.String({ pattern: DNS_LABEL_PATTERN, maxLength: 63 }),
   match: Type.Optional(RouteMatch),
-  allow: Type.Optional(Type.Array(Rule)),
-  deny: Type.Optional(Type.Array(Rule)),
+  // An empty list would silently mean "no allow list" (defaultAction decides):
+  // leave the field out instead.
+  allow: Type.Optional(Type.Array(Rule, { minItems: 1 })),
+  deny: Type.Optional(Type.Array(Rule, { minItems: 1 })),
   rateLimit: Type.Optional(RateLimit),
   exfiltration: Type.Optional(Exfiltration),
 });

@@ -117,12 +117,34 @@ t.test(
 
 t.test('a route that an earlier route always wins over is a warning', async (t) => {
   const { errors, warnings } = await load(
-    `${HEADER}spec:\n  routes:\n    - name: all-orders\n      match: { path: { prefix: /orders/ } }\n      allow: [{ principals: ["*"] }]\n    - name: get-orders\n      match: { methods: [GET], path: { prefix: /orders } }\n      allow: [{ principals: ["*"] }]\n    - name: post-orders\n      match: { methods: [POST], path: { template: "/orders/{id}" } }\n      allow: [{ principals: ["*"] }]\n`,
+    `${HEADER}spec:\n  routes:\n    - name: read-write\n      match: { methods: [GET, POST], path: { prefix: /orders/ } }\n      allow: [{ principals: ["*"] }]\n    - name: read\n      match: { methods: [GET], path: { prefix: /orders } }\n      allow: [{ principals: ["*"] }]\n`,
   );
   t.same(errors, []);
   t.match(warnings, [
-    /spec\.routes\[1\]: route "get-orders" can never be chosen: spec\.routes\[0\] \("all-orders"\)/,
+    /spec\.routes\[1\]: route "read" can never be chosen: spec\.routes\[0\] \("read-write"\)/,
   ]);
+});
+
+t.test(
+  'a later route with a method condition is not shadowed by an earlier one without',
+  async (t) => {
+    // GET /orders picks get-orders: a method condition outranks none.
+    const { warnings } = await load(
+      `${HEADER}spec:\n  routes:\n    - name: all-orders\n      match: { path: { prefix: /orders/ } }\n      allow: [{ principals: ["*"] }]\n    - name: get-orders\n      match: { methods: [GET], path: { prefix: /orders } }\n      allow: [{ principals: ["*"] }]\n`,
+    );
+    t.same(warnings, []);
+  },
+);
+
+t.test('a {parameter} outside a template path, and an empty allow list, are errors', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      match: { path: { exact: "/orders/{id}" } }\n      deny: [{ principals: ["*"] }]\n    - name: s\n      allow: []\n`,
+  );
+  t.match(
+    errors.join('\n'),
+    /spec\.routes\[0\]\.match\.path\.exact: \{parameters\} only work in a template path/,
+  );
+  t.match(errors.join('\n'), /spec\.routes\[1\]\.allow: expected a list of at least 1 item/);
 });
 
 t.test('structural errors do not hide semantic errors in other routes', async (t) => {
@@ -213,4 +235,18 @@ t.test('service-account names may contain dots, as Kubernetes allows', async (t)
     `${HEADER}spec:\n  routes:\n    - name: r\n      allow: [{ principals: ["spiffe://cluster.local/ns/shop/sa/build.bot"] }]\n`,
   );
   t.same(errors, []);
+});
+
+t.test('a header match on a header the sidecar strips or sets is an error', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      match: { headers: [{ name: X-Postern-Principal, present: true }, { name: Connection, exact: close }] }\n`,
+  );
+  t.match(
+    errors.join('\n'),
+    /headers\[0\]\.name: "X-Postern-Principal" is a header the sidecar strips or sets itself/,
+  );
+  t.match(
+    errors.join('\n'),
+    /headers\[1\]\.name: "Connection" is a header the sidecar strips or sets itself/,
+  );
 });

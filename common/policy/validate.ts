@@ -137,6 +137,19 @@ const PRINCIPAL_PATTERNS = [
   /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/sa\/[a-z0-9.-]+$/, // service accounts are DNS subdomains
 ];
 
+/** Hop-by-hop and identity headers: what the client sends there never reaches the app as sent. */
+const UNMATCHABLE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'x-forwarded-client-cert',
+  'x-forwarded-proto',
+]);
+
 const TEMPLATE_SEGMENT = /^(\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
 /** Collects problems for one resource; `error`/`warn` take the JSON path and the message. */
@@ -182,6 +195,13 @@ function checkPath(found: Findings, at: string, path: PathMatch): void {
     }
     // The sidecar matches canonical paths only: a policy path that is not
     // canonical would silently never match.
+    if (kind !== 'template' && /[{}]/.test(value)) {
+      found.error(
+        `${at}.${kind}`,
+        `{parameters} only work in a template path; write template: ${JSON.stringify(value)}`,
+      );
+      continue;
+    }
     // Template parameters stand in as one plain segment each.
     const literal = kind === 'template' ? value.replace(/\{[^}]*\}/g, 'p') : value;
     const canonical = canonicalTarget(literal);
@@ -291,8 +311,12 @@ function checkShadowing(
         continue;
       const earlierMethods = earlier.match?.methods;
       const laterMethods = later.match?.methods;
+      // A route with methods outranks one without, so only an earlier route
+      // with the same (or no) method condition covers the later one.
       const covered =
-        !earlierMethods || (laterMethods?.every((m) => earlierMethods.includes(m)) ?? false);
+        earlierMethods && laterMethods
+          ? laterMethods.every((m) => earlierMethods.includes(m))
+          : !earlierMethods && !laterMethods;
       if (covered) {
         found.warn(
           `spec.routes[${l}]`,
@@ -351,6 +375,17 @@ function semanticProblems(
       found.warn(`${at}.exfiltration`, 'exfiltration guards are not enforced yet');
     route.match?.headers?.forEach((header, h) => {
       exactlyOne(found, `${at}.match.headers[${h}]`, header, ['exact', 'prefix', 'present']);
+      const name = header.name.toLowerCase();
+      if (
+        UNMATCHABLE_HEADERS.has(name) ||
+        name.startsWith('x-postern-') ||
+        name.startsWith('proxy-')
+      ) {
+        found.error(
+          `${at}.match.headers[${h}].name`,
+          `${JSON.stringify(header.name)} is a header the sidecar strips or sets itself; a client's copy cannot be matched`,
+        );
+      }
     });
     for (const list of ['allow', 'deny'] as const) {
       route[list]?.forEach((rule, i) => {

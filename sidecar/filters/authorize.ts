@@ -33,6 +33,18 @@ export function authorizeRequest(
         };
       }
       const req = exchange.req;
+      // Node joins a repeated header into one value, an app may read only the
+      // first copy: a header that routing depends on must be unambiguous.
+      for (const name of applied.policy.matchedHeaders) {
+        if ((req.headersDistinct[name]?.length ?? 0) > 1) {
+          return {
+            status: 400,
+            code: 'POSTERN_REPEATED_HEADER',
+            message: `the ${name} header appears more than once`,
+            close: true,
+          };
+        }
+      }
       const decision = decide(
         applied.policy,
         {

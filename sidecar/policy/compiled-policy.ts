@@ -66,6 +66,8 @@ export interface CompiledPolicy {
   readonly meshDefault: MeshDefault;
   /** Finds the one route that handles a request, by precedence. */
   readonly table: RouteTable;
+  /** Lower-case names of every header some route matches on (a request may carry each at most once). */
+  readonly matchedHeaders: readonly string[];
   /** For a request no route matches: deny if any selecting policy says deny. */
   readonly defaultAction: Action;
   readonly defaultPolicy: string | undefined;
@@ -198,6 +200,9 @@ export function compilePolicies(
     unselected: policies.length === 0,
     meshDefault: snapshot.meshDefault,
     table: new RouteTable(ranked),
+    matchedHeaders: Object.freeze([
+      ...new Set(ranked.flatMap((route) => route.headers?.map((h) => h.name) ?? [])),
+    ]),
     defaultAction: denying || !decider ? 'deny' : 'allow',
     defaultPolicy: decider && policyId(decider),
     mode: decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce',

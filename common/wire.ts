@@ -65,6 +65,8 @@ export interface SnapshotAck {
   readonly hash: string;
   readonly status: 'applied' | 'rejected';
   readonly reason?: string;
+  /** The sidecar's advertised address: tells apart the pods of one workload. */
+  readonly address?: string;
 }
 
 /** Query parameters of GET /v1/snapshots: the workload's registration. */

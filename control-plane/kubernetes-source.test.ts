@@ -171,8 +171,19 @@ t.test(
     t.same(
       changes.at(-1)!.map((p) => p.metadata.name),
       ['orders-api', 'zz-later'],
-      'a conflicting set keeps the last good one',
+      'a conflicting namespace keeps its last good set',
     );
+    api.event('ADDED', {
+      ...routePolicy('elsewhere', '48305', ['*']),
+      metadata: {
+        name: 'elsewhere',
+        namespace: 'billing',
+        resourceVersion: '48305',
+        uid: 'uid-elsewhere',
+      },
+    });
+    await eventually(() => changes.at(-1)!.some((p) => p.metadata.name === 'elsewhere'));
+    t.pass('other namespaces still get their changes');
   },
 );
 

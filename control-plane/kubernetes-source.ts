@@ -9,8 +9,8 @@
  * Resources are validated one by one, as the API server's admission would
  * (the /validate webhook refuses them up front; this is the second line): an
  * invalid new resource is ignored, an invalid update keeps that resource's
- * last valid version, and a set whose resources conflict keeps the last good
- * set. Every rejection is logged with the resource and JSON path.
+ * last valid version, and a namespace whose resources conflict keeps its last
+ * good set. Every rejection is logged with the resource and JSON path.
  */
 import {
   CustomObjectsApi,
@@ -133,15 +133,26 @@ export class KubernetesPolicySource {
         { resource: key, errors: result.errors.map((p) => formatProblem(p)) },
       );
     }
+    // Conflicts are judged per namespace (selectors never cross one), so a
+    // conflict in one tenant's namespace freezes that namespace only.
+    const namespaceOf = (policy: RoutePolicy) => policy.metadata.namespace ?? 'default';
     const candidate = [...this.#valid.values()].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
-    const conflicts = overlappingSelectorProblems(candidate);
-    if (conflicts.length) {
-      this.#logger.error('RoutePolicies conflict; keeping the last good set', {
-        errors: conflicts.map(([i, message]) => `RoutePolicy ${keyOf(candidate[i]!)}: ${message}`),
+    const namespaces = new Set([...candidate, ...this.#current].map(namespaceOf));
+    const next: RoutePolicy[] = [];
+    for (const namespace of namespaces) {
+      const mine = candidate.filter((policy) => namespaceOf(policy) === namespace);
+      const conflicts = overlappingSelectorProblems(mine);
+      if (!conflicts.length) {
+        next.push(...mine);
+        continue;
+      }
+      this.#logger.error("RoutePolicies conflict; keeping the namespace's last good set", {
+        namespace,
+        errors: conflicts.map(([i, message]) => `RoutePolicy ${keyOf(mine[i]!)}: ${message}`),
       });
-      return;
+      next.push(...this.#current.filter((policy) => namespaceOf(policy) === namespace));
     }
-    this.#current = candidate;
+    this.#current = next.sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
   }
 
   async close(): Promise<void> {

@@ -77,7 +77,7 @@ export class SnapshotHub {
   }
 
   recordAck(ack: SnapshotAck, spiffeId: string): void {
-    this.#acks.set(`${spiffeId} ${ack.workload}`, {
+    this.#acks.set(`${spiffeId} ${ack.workload} ${ack.address ?? ''}`, {
       ...ack,
       spiffeId,
       at: new Date().toISOString(),

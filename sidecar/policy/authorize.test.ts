@@ -122,6 +122,28 @@ t.test('prefixes match whole path segments', async (t) => {
 t.test(
   'a method the route does not list falls through to other routes, then the default',
   async (t) => {
+    const layered = compiled([
+      policy({
+        routes: [
+          {
+            name: 'read',
+            match: { methods: ['GET'], path: { exact: '/orders' } },
+            allow: [{ principals: ['*'] }],
+          },
+          {
+            name: 'items',
+            match: { path: { template: '/{any}' } },
+            allow: [{ principals: [ONCALL] }],
+          },
+        ],
+      }),
+    ]);
+    t.match(authorize(layered, facts('GET', '/orders'), NOW), { route: 'read', allowed: true });
+    t.match(
+      authorize(layered, facts('DELETE', '/orders'), NOW),
+      { route: 'items', allowed: false },
+      'to the next route that matches',
+    );
     t.match(authorize(ORDERS, facts('DELETE', '/orders'), NOW), {
       allowed: false,
       reason: 'no-route-default-deny',

@@ -18,24 +18,58 @@ function pathMatches(path: CompiledPath, requestPath: string): boolean {
   );
 }
 
+/**
+ * DESIGN.md's precedence, written from the policy as authored (not from the
+ * compiler's rank): exact, then template (more literal segments, then more
+ * segments), then the longest prefix; then a method condition; then more
+ * header matches; then order.
+ */
+function precedenceKey(route: Route, order: number): number[] {
+  const path = route.match?.path;
+  const trimmed = (p: string) => p.replace(/\/+$/, '');
+  const kind = path?.exact !== undefined ? 0 : path?.template !== undefined ? 1 : 2;
+  const specificity =
+    path?.exact !== undefined
+      ? path.exact.length
+      : path?.template !== undefined
+        ? path.template.split('/').filter((s) => s && !s.startsWith('{')).length * 1000 +
+          path.template.split('/').length
+        : path?.prefix !== undefined
+          ? trimmed(path.prefix).length
+          : 0;
+  return [
+    kind,
+    -specificity,
+    route.match?.methods ? 0 : 1,
+    -(route.match?.headers?.length ?? 0),
+    order,
+  ];
+}
+
 function linearSelect(
-  routes: readonly CompiledRoute[],
+  routes: readonly Route[],
+  compiledByName: Map<string, CompiledRoute>,
   facts: RouteFacts,
-): CompiledRoute | undefined {
-  return [...routes]
-    .sort((a, b) => a.rank - b.rank)
-    .find(
-      (route) =>
-        (!route.methods || route.methods.has(facts.method)) &&
-        (route.headers ?? []).every((h) =>
-          h.kind === 'present'
-            ? (facts.headers?.[h.name] !== undefined) === h.present
-            : h.kind === 'exact'
-              ? facts.headers?.[h.name] === h.value
-              : String(facts.headers?.[h.name] ?? '\u0000').startsWith(h.value),
-        ) &&
-        pathMatches(route.path, facts.path),
+): string | undefined {
+  const ordered = routes
+    .map((route, order) => ({ route, key: precedenceKey(route, order) }))
+    .sort((a, b) => {
+      const i = a.key.findIndex((v, j) => v !== b.key[j]);
+      return i === -1 ? 0 : a.key[i]! - b.key[i]!;
+    });
+  return ordered.find(({ route }) => {
+    const compiled = compiledByName.get(route.name)!;
+    return (
+      (!route.match?.methods || route.match.methods.includes(facts.method as never)) &&
+      (route.match?.headers ?? []).every((h) => {
+        const value = facts.headers?.[h.name.toLowerCase()];
+        if (h.present !== undefined) return (value !== undefined) === h.present;
+        if (value === undefined) return false;
+        return h.exact !== undefined ? value === h.exact : String(value).startsWith(h.prefix!);
+      }) &&
+      pathMatches(compiled.path, facts.path)
     );
+  })?.route.name;
 }
 
 // A small deterministic generator (mulberry32) so failures replay.
@@ -75,7 +109,17 @@ t.test(
           match: {
             ...(path ? { path } : {}),
             ...(next() < 0.4 ? { methods: [pick(['GET', 'POST'] as const)] } : {}),
-            ...(next() < 0.2 ? { headers: [{ name: 'X-Tenant', exact: pick(['a', 'b']) }] } : {}),
+            ...(next() < 0.3
+              ? {
+                  headers: [
+                    pick([
+                      { name: 'X-Tenant', exact: pick(['a', 'b']) },
+                      { name: 'x-tenant', prefix: 'b' },
+                      { name: 'X-Tenant', present: next() < 0.5 },
+                    ]),
+                  ],
+                }
+              : {}),
           },
         });
       }
@@ -93,11 +137,12 @@ t.test(
             path: `/${Array.from({ length: 1 + Math.floor(next() * 4) }, () => pick(WORDS)).join('/')}`,
             headers: next() < 0.5 ? { 'x-tenant': pick(['a', 'b']) } : {},
           };
-          const expected = linearSelect(compiled.table.routes, facts);
+          const byName = new Map(compiled.table.routes.map((route) => [route.name, route]));
+          const expected = linearSelect(routes, byName, facts);
           const actual = compiled.table.select(facts);
-          if (actual?.name !== expected?.name) {
+          if (actual?.name !== expected) {
             t.fail(
-              `round ${round}: ${facts.method} ${facts.path} ${JSON.stringify(facts.headers)} chose ${actual?.name} but a linear scan chooses ${expected?.name}\n${JSON.stringify(routes)}`,
+              `round ${round}: ${facts.method} ${facts.path} ${JSON.stringify(facts.headers)} chose ${actual?.name} but a linear scan chooses ${expected}\n${JSON.stringify(routes)}`,
             );
             return;
           }

@@ -5,6 +5,8 @@ import type { Snapshot } from '../../common/wire.ts';
 import type { ControlPlaneClient, Registration } from '../control-plane-client.ts';
 import type { ApplyResult } from './snapshot-state.ts';
 
+const STABLE_STREAM_MS = 10_000;
+
 export interface SnapshotWatchOptions {
   readonly client: ControlPlaneClient;
   readonly registration: Registration;
@@ -44,6 +46,7 @@ export class SnapshotWatch {
     let attempt = 0;
     const idleTimeoutMs = this.#options.idleTimeoutMs ?? 45_000;
     while (!signal.aborted) {
+      const openedAt = Date.now();
       const silence = new AbortController();
       const idle = setTimeout(() => silence.abort(), idleTimeoutMs);
       try {
@@ -58,7 +61,6 @@ export class SnapshotWatch {
           idle.refresh();
           for (const event of parser.push(decoder.decode(chunk, { stream: true }))) {
             if (event.event !== 'snapshot') continue;
-            attempt = 0; // the connection works: the next failure starts the backoff afresh
             await this.#handle(event.data);
           }
         }
@@ -73,6 +75,10 @@ export class SnapshotWatch {
       } finally {
         clearTimeout(idle);
       }
+      // Only a stream that stayed up a while proves the path healthy: one cut
+      // right after its first snapshot (by a proxy, or the control plane's
+      // backpressure guard) must not turn into a tight reconnect loop.
+      if (Date.now() - openedAt >= STABLE_STREAM_MS) attempt = 0;
       const delay = backoffDelay(attempt++, { baseMs: 250, maxMs: 10_000 });
       await sleep(delay, signal);
     }
@@ -112,6 +118,7 @@ export class SnapshotWatch {
       await client.ack(
         {
           workload: registration.workload,
+          address: registration.address,
           version,
           hash: String(snapshot.hash ?? ''),
           status: result.ok ? 'applied' : 'rejected',

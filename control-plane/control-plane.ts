@@ -64,7 +64,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const hub = new SnapshotHub(epoch, options.meshDefault);
   const onChange = (next: readonly RoutePolicy[]) => hub.setPolicies(next);
   const policies = options.kubernetes
-    ? new KubernetesPolicySource(options.kubernetes, logger, onChange)
+    ? new KubernetesPolicySource(options.kubernetes, logger, onChange, paths.kubernetesLastValid)
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setPolicies(await policies.start());
 

@@ -5,10 +5,11 @@
  * server streams them (one JSON object per line). The client side is the
  * real @kubernetes/client-node informer.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import t, { type Test } from 'tap';
@@ -29,7 +30,7 @@ async function fakeApiServer(t: Test) {
     ipAddresses: ['127.0.0.1'],
     ttlMs: 3600_000,
   });
-  const list = await readFile(
+  let list = await readFile(
     join(import.meta.dirname, '../test/fixtures/kubernetes/routepolicy-list.json'),
     'utf8',
   );
@@ -92,6 +93,12 @@ async function fakeApiServer(t: Test) {
     event,
     requests,
     watching: () => watchers.length > 0,
+    /** Changes what the next list returns (as if resources changed while nobody watched). */
+    editList(edit: (list: { items: { metadata: { name: string }; spec: unknown }[] }) => void) {
+      const parsed = JSON.parse(list);
+      edit(parsed);
+      list = JSON.stringify(parsed);
+    },
     failNextLists(count: number) {
       failLists = count;
     },
@@ -223,5 +230,50 @@ t.test(
       10_000,
     );
     t.pass('events on the new watch are applied');
+  },
+);
+
+t.test(
+  'a resource that turned invalid while the control plane was down keeps its last valid version',
+  async (t) => {
+    const api = await fakeApiServer(t);
+    const stateFile = join(
+      await mkdtemp(join(tmpdir(), 'postern-k8s-')),
+      'kubernetes-last-valid.json',
+    );
+    const first = new KubernetesPolicySource(
+      api.kubeConfig,
+      testLogger('control-plane'),
+      () => {},
+      stateFile,
+    );
+    t.same(
+      (await first.start()).map((p) => p.metadata.name),
+      ['orders-api'],
+    );
+    await first.close();
+
+    // While no control plane runs, orders-api is edited into something invalid.
+    api.editList((list) => {
+      list.items[0]!.spec = { routes: [{ name: 'Bad Name', allow: [{ principals: ['nobody'] }] }] };
+    });
+    const second = new KubernetesPolicySource(
+      api.kubeConfig,
+      testLogger('control-plane'),
+      () => {},
+      stateFile,
+    );
+    t.teardown(() => second.close());
+    const policies = await second.start();
+    t.same(
+      policies.map((p) => p.metadata.name),
+      ['orders-api'],
+      'not dropped',
+    );
+    t.same(
+      policies[0]!.spec.routes[0]!.name,
+      'list-orders',
+      'the version enforced before the restart',
+    );
   },
 );

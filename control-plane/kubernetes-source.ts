@@ -12,6 +12,8 @@
  * last valid version, and a namespace whose resources conflict keeps its last
  * good set. Every rejection is logged with the resource and JSON path.
  */
+
+import { readFile } from 'node:fs/promises';
 import {
   CustomObjectsApi,
   type KubeConfig,
@@ -23,6 +25,7 @@ import type { Logger } from '../common/log.ts';
 import { overlappingSelectorProblems } from '../common/policy/policy-set.ts';
 import { API_VERSION, type RoutePolicy } from '../common/policy/schema.ts';
 import { formatProblem, validateRoutePolicy } from '../common/policy/validate.ts';
+import { writeFileAtomic } from './state.ts';
 
 const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];
 const PLURAL = 'routepolicies';
@@ -42,14 +45,24 @@ export class KubernetesPolicySource {
   #started = false;
   #restarting = false;
   readonly #closed = new AbortController();
+  readonly #lastValidFile: string | undefined;
+  #saving: Promise<void> = Promise.resolve();
 
+  /**
+   * `lastValidFile` (in the control plane's state folder) keeps each
+   * resource's last valid version across restarts: without it, a resource
+   * that became invalid while the control plane was down would come back as
+   * "new and invalid" and be ignored, dropping what its old version denied.
+   */
   constructor(
     kubeConfig: KubeConfig,
     logger: Logger,
     onChange: (policies: readonly RoutePolicy[]) => void,
+    lastValidFile?: string,
   ) {
     this.#logger = logger;
     this.#onChange = onChange;
+    this.#lastValidFile = lastValidFile;
     const api = kubeConfig.makeApiClient(CustomObjectsApi);
     this.#informer = makeInformer<KubernetesObject>(
       kubeConfig,
@@ -66,6 +79,7 @@ export class KubernetesPolicySource {
 
   /** Lists the RoutePolicies, then watches them; resolves with the first valid set once a list has succeeded. */
   async start(): Promise<readonly RoutePolicy[]> {
+    await this.#loadLastValid();
     for (let attempt = 0; !this.#closed.signal.aborted; attempt++) {
       this.#failure = undefined;
       await this.#informer.start();
@@ -153,10 +167,40 @@ export class KubernetesPolicySource {
       next.push(...this.#current.filter((policy) => namespaceOf(policy) === namespace));
     }
     this.#current = next.sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+    this.#saveLastValid();
+  }
+
+  async #loadLastValid(): Promise<void> {
+    if (!this.#lastValidFile) return;
+    let saved: unknown[];
+    try {
+      saved = JSON.parse(await readFile(this.#lastValidFile, 'utf8')) as unknown[];
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#logger.warn('could not read the last valid RoutePolicies; starting without them', {
+          error,
+        });
+      }
+      return;
+    }
+    for (const object of Array.isArray(saved) ? saved : []) {
+      const { policy } = validateRoutePolicy(object, 'saved');
+      if (policy) this.#valid.set(keyOf(policy), policy);
+    }
+  }
+
+  #saveLastValid(): void {
+    if (!this.#lastValidFile) return;
+    this.#saving = this.#saving
+      .then(() => writeFileAtomic(this.#lastValidFile!, JSON.stringify([...this.#valid.values()])))
+      .catch((error: unknown) =>
+        this.#logger.warn('could not save the last valid RoutePolicies', { error }),
+      );
   }
 
   async close(): Promise<void> {
     this.#closed.abort();
     await this.#informer.stop();
+    await this.#saving;
   }
 }

@@ -6,11 +6,13 @@ import { join } from 'node:path';
  *   ca/           the mesh CA (the layout `postern certs init` writes)
  *   tokens.json   bootstrap tokens, hashed, each bound to one workload identity
  *   epoch         how many times the control plane has started (snapshot versions' epoch)
+ *   kubernetes-last-valid.json   in cluster mode, each RoutePolicy's last valid version
  */
 export const statePaths = (dir: string) => ({
   ca: join(dir, 'ca'),
   tokens: join(dir, 'tokens.json'),
   epoch: join(dir, 'epoch'),
+  kubernetesLastValid: join(dir, 'kubernetes-last-valid.json'),
 });
 
 /** Writes via a temporary file and rename, so a crash never leaves half a file. */

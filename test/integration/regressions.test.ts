@@ -129,3 +129,19 @@ t.test('an Upgrade to anything but websocket is refused instead of tunnelled', a
   );
   t.match(reply, /^HTTP\/1\.1 400 POSTERN_UPGRADE_NOT_SUPPORTED/);
 });
+
+t.test('the outbound listener refuses targets it cannot route, with the reason', async (t) => {
+  const { port } = await outboundWithRegistry(t, '127.0.0.1:9');
+  const https = await exchange(
+    connectTcp(port, '127.0.0.1'),
+    'GET https://orders/ HTTP/1.1\r\nhost: orders\r\n\r\n',
+  );
+  t.match(https, /^HTTP\/1\.1 400[\s\S]*POSTERN_UNSUPPORTED_SCHEME/);
+  const noHost = await exchange(connectTcp(port, '127.0.0.1'), 'GET / HTTP/1.0\r\n\r\n');
+  t.match(noHost, /^HTTP\/1\.1 400[\s\S]*POSTERN_NO_DESTINATION/);
+  const connectMethod = await exchange(
+    connectTcp(port, '127.0.0.1'),
+    'CONNECT orders:443 HTTP/1.1\r\nhost: orders:443\r\n\r\n',
+  );
+  t.match(connectMethod, /^HTTP\/1\.1 405 POSTERN_CONNECT_NOT_SUPPORTED/);
+});

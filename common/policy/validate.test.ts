@@ -250,3 +250,21 @@ t.test('a header match on a header the sidecar strips or sets is an error', asyn
     /headers\[1\]\.name: "Connection" is a header the sidecar strips or sets itself/,
   );
 });
+
+t.test(
+  'deny entries that a more specific route or a trailing slash escapes are warned about',
+  async (t) => {
+    const { errors, warnings } = await load(
+      `${HEADER}spec:\n  routes:\n    - name: admin\n      match: { path: { prefix: /admin } }\n      deny: [{ principals: ["*"] }]\n    - name: admin-health\n      match: { path: { exact: /admin/health } }\n      allow: [{ principals: ["*"] }]\n    - name: delete\n      match: { path: { exact: /orders/delete } }\n      deny: [{ principals: ["*"] }]\n`,
+    );
+    t.same(errors, []);
+    t.match(
+      warnings.join('\n'),
+      /spec\.routes\[1\]: route "admin-health" takes requests under "\/admin" away from route "admin"/,
+    );
+    t.match(
+      warnings.join('\n'),
+      /spec\.routes\[2\]\.match\.path\.exact: deny entries on exact "\/orders\/delete" do not cover "\/orders\/delete\/"/,
+    );
+  },
+);

@@ -328,6 +328,51 @@ function checkShadowing(
   });
 }
 
+/** The literal path a route's match starts with, and whether it covers everything below it. */
+function pathScope(route: Route): { path: string; subtree: boolean } {
+  const path = route.match?.path;
+  if (!path) return { path: '', subtree: true };
+  if (path.exact !== undefined) return { path: path.exact, subtree: false };
+  if (path.prefix !== undefined) return { path: path.prefix.replace(/\/+$/, ''), subtree: true };
+  return { path: path.template!.replace(/\/\{.*$/, ''), subtree: false };
+}
+
+/**
+ * Deny entries only apply on their own route. Warns where a more specific
+ * route takes requests from under a prefix route that denies, and where an
+ * exact path with deny entries leaves its trailing-slash twin to another
+ * route (apps that route /x/ like /x would serve it).
+ */
+function checkDenyCoverage(
+  found: Findings,
+  routes: readonly Route[],
+  sound: (r: number) => boolean,
+): void {
+  routes.forEach((denying, d) => {
+    if (!sound(d) || !denying.deny) return;
+    const scope = pathScope(denying);
+    if (denying.match?.path?.exact !== undefined && !denying.match.path.exact.endsWith('/')) {
+      found.warn(
+        `spec.routes[${d}].match.path.exact`,
+        `deny entries on exact ${JSON.stringify(scope.path)} do not cover ${JSON.stringify(`${scope.path}/`)}; if the app serves both, deny on a prefix`,
+      );
+    }
+    if (!scope.subtree) return;
+    routes.forEach((other, o) => {
+      if (o === d || !sound(o) || !other.allow) return;
+      const inner = pathScope(other);
+      const under =
+        inner.path === scope.path ? !inner.subtree : inner.path.startsWith(`${scope.path}/`);
+      if (under) {
+        found.warn(
+          `spec.routes[${o}]`,
+          `route ${JSON.stringify(other.name)} takes requests under ${JSON.stringify(scope.path || '/')} away from route ${JSON.stringify(denying.name)}, whose deny entries do not apply to them`,
+        );
+      }
+    });
+  });
+}
+
 /**
  * The rules a schema cannot say. They run on every route that is
  * structurally sound, even when other parts of the document are not, so that
@@ -394,6 +439,7 @@ function semanticProblems(
     }
   });
   checkShadowing(found, routes as Route[], sound);
+  checkDenyCoverage(found, routes as Route[], sound);
 }
 
 /**

@@ -78,3 +78,23 @@ export async function stopChild(child: Child, graceMs = 5000): Promise<void> {
   await child.exited;
   clearTimeout(timer);
 }
+
+/** `postern control-plane` as its own process on 127.0.0.1, configured by POSTERN_* variables as in a pod. */
+export function startControlPlaneProcess(options: {
+  policiesDir: string;
+  stateDir: string;
+  apiPort: number;
+  logFile: string;
+}): Child {
+  return startChild(
+    'control-plane',
+    [POSTERN_BIN, 'control-plane'],
+    {
+      POSTERN_POLICIES: options.policiesDir,
+      POSTERN_STATE: options.stateDir,
+      POSTERN_API_PORT: String(options.apiPort),
+      POSTERN_HOST: '127.0.0.1',
+    },
+    options.logFile,
+  );
+}

@@ -11,6 +11,7 @@ import {
   freePort,
   POSTERN_BIN,
   startChild,
+  startControlPlaneProcess,
   stopChild,
   waitUntilHealthy,
 } from './processes.ts';
@@ -123,17 +124,12 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
 
   try {
     const cpPort = await freePort();
-    const controlPlane = startChild(
-      'control-plane',
-      [POSTERN_BIN, 'control-plane'],
-      {
-        POSTERN_POLICIES: resolve(options.policiesDir),
-        POSTERN_STATE: stateDir,
-        POSTERN_API_PORT: String(cpPort),
-        POSTERN_HOST: '127.0.0.1',
-      },
-      join(logs, 'control-plane.log'),
-    );
+    const controlPlane = startControlPlaneProcess({
+      policiesDir: resolve(options.policiesDir),
+      stateDir,
+      apiPort: cpPort,
+      logFile: join(logs, 'control-plane.log'),
+    });
     children.push(controlPlane);
     const verifyCa = new Agent({ connect: { ca: ca.bundlePem } });
     await waitUntilHealthy(

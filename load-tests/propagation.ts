@@ -22,6 +22,7 @@ import {
   freePort,
   POSTERN_BIN,
   startChild,
+  startControlPlaneProcess,
   stopChild,
   waitUntilHealthy,
 } from '../cli/processes.ts';
@@ -64,17 +65,12 @@ async function measure(sidecars: number, edits: number): Promise<void> {
     await ca.writeTo(statePaths(stateDir).ca);
     const tokens = new TokenStore(statePaths(stateDir).tokens, 'cluster.local');
     const apiPort = await freePort();
-    const controlPlane = startChild(
-      'control-plane',
-      [POSTERN_BIN, 'control-plane'],
-      {
-        POSTERN_POLICIES: policiesDir,
-        POSTERN_STATE: stateDir,
-        POSTERN_API_PORT: String(apiPort),
-        POSTERN_HOST: '127.0.0.1',
-      },
-      join(dir, 'control-plane.log'),
-    );
+    const controlPlane = startControlPlaneProcess({
+      policiesDir,
+      stateDir,
+      apiPort,
+      logFile: join(dir, 'control-plane.log'),
+    });
     children.push(controlPlane);
     const keys = await generateKeyPair();
     const operator = new Agent({

@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import type { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
@@ -327,4 +327,29 @@ export async function startOutboundListener(
   const port = await outbound.listen(0, '127.0.0.1');
   t.teardown(() => outbound.close());
   return { port, state };
+}
+
+/**
+ * The common scene: a control plane with `policies`, the echo app as
+ * "orders" behind a ready sidecar, and an mTLS client agent for `caller`.
+ */
+export async function ordersBehindSidecar(
+  t: { teardown(fn: () => unknown): void },
+  policies: string,
+  caller = 'spiffe://cluster.local/ns/default/sa/tester',
+): Promise<{ mesh: TestMesh; app: EchoApp; sidecar: Sidecar; agent: Agent }> {
+  const mesh = await startTestMesh(t, policies);
+  const app = await startEchoApp(t);
+  const sidecar = await mesh.startSidecar({
+    workload: 'orders',
+    namespace: 'shop',
+    appPort: app.port,
+  });
+  await eventually(
+    async () =>
+      (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
+  );
+  const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, caller));
+  t.teardown(() => agent.close());
+  return { mesh, app, sidecar, agent };
 }

@@ -1,19 +1,11 @@
 import t from 'tap';
 import { request } from 'undici';
-import {
-  clientCredentials,
-  eventually,
-  mtlsAgent,
-  startEchoApp,
-  startTestMesh,
-} from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+import { ordersBehindSidecar } from '../helpers.ts';
 
 t.test(
   'audit mode lets a request policy would deny through, telling the app, the log and the metrics',
   async (t) => {
-    const mesh = await startTestMesh(
+    const { sidecar, agent } = await ordersBehindSidecar(
       t,
       `apiVersion: postern.dev/v1alpha1
 kind: RoutePolicy
@@ -28,18 +20,6 @@ spec:
         - principals: [spiffe://cluster.local/ns/shop/sa/frontend]
 `,
     );
-    const app = await startEchoApp(t);
-    const sidecar = await mesh.startSidecar({
-      workload: 'orders',
-      namespace: 'shop',
-      appPort: app.port,
-    });
-    await eventually(
-      async () =>
-        (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
-    );
-    const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
-    t.teardown(() => agent.close());
 
     const res = await request(`https://127.0.0.1:${sidecar.inboundPort}/orders`, {
       dispatcher: agent,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { CertificateAuthority } from '../../certs/authority.ts';
-import { POSTERN_BIN, startChild, waitUntilHealthy } from '../../cli/processes.ts';
+import { startControlPlaneProcess, waitUntilHealthy } from '../../cli/processes.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
 import {
@@ -44,17 +44,12 @@ t.test(
     t.teardown(() => verifying.close());
 
     const startControlPlane = async () => {
-      const child = startChild(
-        'control-plane',
-        [POSTERN_BIN, 'control-plane'],
-        {
-          POSTERN_POLICIES: policiesDir,
-          POSTERN_STATE: stateDir,
-          POSTERN_API_PORT: String(apiPort),
-          POSTERN_HOST: '127.0.0.1',
-        },
-        join(dir, 'control-plane.log'),
-      );
+      const child = startControlPlaneProcess({
+        policiesDir,
+        stateDir,
+        apiPort,
+        logFile: join(dir, 'control-plane.log'),
+      });
       t.teardown(() => child.process.kill('SIGKILL'));
       await waitUntilHealthy(
         `https://127.0.0.1:${apiPort}/v1/trust-bundle`,

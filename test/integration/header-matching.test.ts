@@ -1,19 +1,11 @@
 import t from 'tap';
 import { request } from 'undici';
-import {
-  clientCredentials,
-  eventually,
-  mtlsAgent,
-  startEchoApp,
-  startTestMesh,
-} from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+import { ordersBehindSidecar } from '../helpers.ts';
 
 t.test(
   'routes chosen by header: matched as sent, and a repeated matched header is refused',
   async (t) => {
-    const mesh = await startTestMesh(
+    const { sidecar, app, agent } = await ordersBehindSidecar(
       t,
       `apiVersion: postern.dev/v1alpha1
 kind: RoutePolicy
@@ -31,18 +23,6 @@ spec:
         - principals: ["*"]
 `,
     );
-    const app = await startEchoApp(t);
-    const sidecar = await mesh.startSidecar({
-      workload: 'orders',
-      namespace: 'shop',
-      appPort: app.port,
-    });
-    await eventually(
-      async () =>
-        (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
-    );
-    const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
-    t.teardown(() => agent.close());
     const status = async (headers: string[]) => {
       const res = await request(`https://127.0.0.1:${sidecar.inboundPort}/orders`, {
         dispatcher: agent,

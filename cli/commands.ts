@@ -197,13 +197,19 @@ const tokenCreate: Command = {
     { name: 'service-account', help: 'service account', required: true },
     { name: 'out', help: 'file to write the token to', required: true },
     { name: 'trust-domain', help: 'SPIFFE trust domain', default: DEFAULT_TRUST_DOMAIN },
+    {
+      name: 'ttl',
+      help: 'how long the token can bootstrap a sidecar, e.g. 1h (default: until revoked)',
+    },
   ],
   async run(values) {
     const store = new TokenStore(statePaths(values.state!).tokens, values['trust-domain']!);
+    const ttlMs = values.ttl ? durationFlag(values, 'ttl') : undefined;
     const token = await store.create(
       values.workload!,
       values.namespace!,
       values['service-account']!,
+      ttlMs,
     );
     await writeFile(values.out!, `${token}\n`, { mode: 0o600 });
     process.stdout.write(`wrote a bootstrap token for ${values.workload} to ${values.out}\n`);

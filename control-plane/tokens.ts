@@ -12,6 +12,8 @@ export interface TokenBinding {
   readonly serviceAccount: string;
   readonly spiffeId: string;
   readonly createdAt: string;
+  /** After this instant the token no longer bootstraps (renewals by SVID go on); absent: no expiry. */
+  readonly expiresAt?: string;
 }
 
 type TokenFile = Record<string, TokenBinding>;
@@ -28,9 +30,12 @@ export class TokenStore {
   readonly #path: string;
   readonly #trustDomain: string;
 
-  constructor(path: string, trustDomain: string) {
+  readonly #now: () => number;
+
+  constructor(path: string, trustDomain: string, now: () => number = Date.now) {
     this.#path = path;
     this.#trustDomain = trustDomain;
+    this.#now = now;
   }
 
   async #read(): Promise<TokenFile> {
@@ -43,7 +48,12 @@ export class TokenStore {
   }
 
   /** Mints a token bound to the workload's identity; returns the token (shown once, stored hashed). */
-  async create(workload: string, namespace: string, serviceAccount: string): Promise<string> {
+  async create(
+    workload: string,
+    namespace: string,
+    serviceAccount: string,
+    ttlMs?: number,
+  ): Promise<string> {
     const checks = [
       ['workload', workload, isDnsLabel(workload), 'a DNS label (a-z, 0-9, -)'],
       ['namespace', namespace, isDnsLabel(namespace), 'a DNS label (a-z, 0-9, -)'],
@@ -65,7 +75,8 @@ export class TokenStore {
       namespace,
       serviceAccount,
       spiffeId,
-      createdAt: new Date().toISOString(),
+      createdAt: new Date(this.#now()).toISOString(),
+      ...(ttlMs ? { expiresAt: new Date(this.#now() + ttlMs).toISOString() } : {}),
     };
     await mkdir(dirname(this.#path), { recursive: true });
     await writeFileAtomic(this.#path, JSON.stringify(tokens, null, 2) + '\n');
@@ -83,8 +94,11 @@ export class TokenStore {
     return removed;
   }
 
+  /** The binding a token proves, unless it is unknown or expired. */
   async verify(token: string): Promise<TokenBinding | undefined> {
-    return (await this.#read())[hash(token.trim())];
+    const binding = (await this.#read())[hash(token.trim())];
+    if (binding?.expiresAt && Date.parse(binding.expiresAt) <= this.#now()) return undefined;
+    return binding;
   }
 
   /** Whether any token still binds `spiffeId`: deleting an identity's tokens revokes its renewals too. */

@@ -1,0 +1,64 @@
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { TokenStore } from './tokens.ts';
+
+async function store(now: () => number = Date.now) {
+  const file = join(await mkdtemp(join(tmpdir(), 'postern-tokens-')), 'tokens.json');
+  return { file, tokens: new TokenStore(file, 'cluster.local', now) };
+}
+
+t.test(
+  'a token proves the one identity it was minted for, and is stored only hashed',
+  async (t) => {
+    const { file, tokens } = await store();
+    const token = await tokens.create('orders', 'shop', 'orders');
+    t.match(await tokens.verify(token), {
+      workload: 'orders',
+      spiffeId: 'spiffe://cluster.local/ns/shop/sa/orders',
+    });
+    t.notMatch(await readFile(file, 'utf8'), token, 'the token itself is not on disk');
+    t.equal((await stat(file)).mode & 0o777, 0o600);
+    t.equal(await tokens.verify(`${token}x`), undefined);
+  },
+);
+
+t.test(
+  'a token with a TTL stops bootstrapping at its expiry, its binding stays for renewals',
+  async (t) => {
+    let now = Date.parse('2026-11-25T10:00:00Z');
+    const { tokens } = await store(() => now);
+    const token = await tokens.create('orders', 'shop', 'orders', 3600_000);
+    now += 3600_000 - 1;
+    t.ok(await tokens.verify(token), 'valid just before expiry');
+    now += 1;
+    t.equal(await tokens.verify(token), undefined, 'refused at expiry');
+    t.ok(
+      await tokens.isBound('spiffe://cluster.local/ns/shop/sa/orders'),
+      'sidecars already running still renew',
+    );
+  },
+);
+
+t.test('names that are not DNS names are refused with what was expected', async (t) => {
+  const { tokens } = await store();
+  await t.rejects(tokens.create('Orders', 'shop', 'orders'), {
+    code: 'POSTERN_CONFIG',
+    message: /workload "Orders" is not a DNS label/,
+  });
+  await t.rejects(tokens.create('orders', 'shop', 'bad_sa'), {
+    message: /service account "bad_sa" is not a DNS subdomain/,
+  });
+});
+
+t.test('revoking an identity removes all its tokens and its binding', async (t) => {
+  const { tokens } = await store();
+  const a = await tokens.create('orders', 'shop', 'orders');
+  await tokens.create('orders-canary', 'shop', 'orders');
+  await tokens.create('frontend', 'shop', 'frontend');
+  t.equal(await tokens.revoke('spiffe://cluster.local/ns/shop/sa/orders'), 2);
+  t.equal(await tokens.verify(a), undefined);
+  t.notOk(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/orders'));
+  t.ok(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/frontend'));
+});

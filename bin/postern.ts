@@ -26,9 +26,10 @@ async function main(argv: string[]): Promise<number> {
       .join(' ');
     const asked =
       argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help';
-    process.stderr.write(
-      `${asked ? '' : `postern: unknown command ${JSON.stringify(wanted)}\n\n`}${overview()}\n`,
-    );
+    // Asked-for help is output (stdout, pipeable); a usage error goes to stderr.
+    if (asked) process.stdout.write(`${overview()}\n`);
+    else
+      process.stderr.write(`postern: unknown command ${JSON.stringify(wanted)}\n\n${overview()}\n`);
     return asked ? 0 : 2;
   }
   const parsed = parseFlags(command, argv.slice(command.name.split(' ').length));

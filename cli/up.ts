@@ -82,7 +82,7 @@ Allowed: you -> frontend -> orders; orders' app reports the caller its sidecar p
 Denied by policy shop/orders-api, route list-orders (only frontend may list orders):
   ${curl(orders, '/orders')}
 
-Denied by orders' sidecar when frontend asks for /admin (route admin denies everyone):
+Denied by orders' sidecar when frontend asks for /admin (route admin denies everyone; frontend relays the 403):
   ${curl(frontend, '/admin')}
 
 Refused at the TLS handshake (no client certificate):

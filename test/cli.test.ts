@@ -101,6 +101,9 @@ t.test('an unknown command prints the command list and exits 2; --help exits 0',
   const unknown = postern('frobnicate');
   t.equal(unknown.status, 2);
   t.match(unknown.stderr, /unknown command "frobnicate"[\s\S]*control-plane/);
+  const overview = postern('--help');
+  t.equal(overview.status, 0);
+  t.match(overview.stdout, /Commands:[\s\S]*policy validate/, 'asked-for help goes to stdout');
   const help = postern('sidecar', '--help');
   t.equal(help.status, 0);
   t.match(help.stdout, /--bootstrap-token-file .*\[POSTERN_BOOTSTRAP_TOKEN_FILE\]/);

@@ -30,7 +30,8 @@ const server = createServer(async (req, res) => {
   }
   try {
     const orders = await callOrders(upstreamPath);
-    res.writeHead(orders.status === 200 ? 200 : 502, { 'content-type': 'application/json' });
+    // Relay orders' status, so a denial by orders' sidecar shows as the 403 it is.
+    res.writeHead(orders.status, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify(
         { app: 'frontend', seenCaller: caller, ordersStatus: orders.status, orders: orders.body },

@@ -72,6 +72,14 @@ t.test(
       error: { policy: 'shop/orders-api', route: 'list-orders' },
     });
 
+    const viaFrontend = await request(`https://127.0.0.1:${port('frontend')}/admin`, {
+      dispatcher: agent,
+    });
+    t.equal(viaFrontend.statusCode, 403, "frontend relays the 403 of orders' sidecar for /admin");
+    t.match(await viaFrontend.body.json(), {
+      orders: { error: { policy: 'shop/orders-api', route: 'admin', rule: 'deny[0]' } },
+    });
+
     const ports = [port('frontend'), port('orders'), appPort('frontend'), appPort('orders')];
     up.kill('SIGINT');
     t.equal(await exited, 0, 'Ctrl-C exits cleanly');

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RequestTarget } from '../../common/canonical-path.ts';
 import type { LocalReply } from '../http/local-reply.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
-import type { Decision } from '../policy/authorize.ts';
+import type { Decision } from '../policy/decision.ts';
 
 /** What the filters of one request learn, in the order the chain fills it in. */
 export interface Exchange {

@@ -3,7 +3,8 @@
  * facts of one request. No sockets, no clock of its own (the caller passes
  * `nowMs`), so every case is unit-testable and replayable.
  */
-import type { CompiledPolicy, CompiledRule, Mode } from './compiled-policy.ts';
+import type { CompiledPolicy, CompiledRule } from './compiled-policy.ts';
+import { type Decision, decision } from './decision.ts';
 import type { RouteFacts } from './route-table.ts';
 
 export interface RequestFacts extends RouteFacts {
@@ -13,52 +14,33 @@ export interface RequestFacts extends RouteFacts {
   readonly sourceAddress?: string;
 }
 
-export type DecisionReason =
-  | 'no-snapshot'
-  | 'mesh-default-deny'
-  | 'mesh-default-allow-authenticated'
-  | 'unauthenticated'
-  | 'deny-rule-matched'
-  | 'allow-rule-matched'
-  | 'no-allow-rule-matched'
-  | 'no-route-default-allow'
-  | 'no-route-default-deny'
-  | 'route-default-allow'
-  | 'route-default-deny';
-
-export interface Decision {
-  /** What the policy decided. In audit mode the request goes through even when this is false. */
-  readonly allowed: boolean;
-  readonly reason: DecisionReason;
-  readonly mode: Mode;
-  /** `namespace/name` of the deciding RoutePolicy, when one decided. */
-  readonly policy?: string;
-  readonly route?: string;
-  /** `allow[0]`, `deny[1]`: the entry that decided, when one did. */
-  readonly rule?: string;
-}
-
-// Decisions that do not depend on the route are shared objects, not allocated per request.
-const NO_SNAPSHOT: Decision = Object.freeze({
+// Every decision is a shared object: these four here, the rest built with the
+// compiled snapshot. A decision allocates nothing.
+const NO_SNAPSHOT = decision({
   allowed: false,
   reason: 'no-snapshot',
   mode: 'enforce',
 });
-const MESH_DENY: Decision = Object.freeze({
+const MESH_DENY = decision({
   allowed: false,
   reason: 'mesh-default-deny',
   mode: 'enforce',
 });
-const MESH_ALLOW: Decision = Object.freeze({
+const MESH_ALLOW = decision({
   allowed: true,
   reason: 'mesh-default-allow-authenticated',
   mode: 'enforce',
 });
-const UNAUTHENTICATED: Decision = Object.freeze({
+const UNAUTHENTICATED = decision({
   allowed: false,
   reason: 'unauthenticated',
   mode: 'enforce',
 });
+
+function hasPrefix(value: string, prefixes: readonly string[]): boolean {
+  for (const prefix of prefixes) if (value.startsWith(prefix)) return true;
+  return false;
+}
 
 /**
  * Whether every condition of an entry holds. JWT claims are not verified
@@ -86,7 +68,7 @@ function ruleMatches(
     if (
       !principals.any &&
       !principals.exact.has(principal) &&
-      !principals.prefixes.some((p) => principal.startsWith(p))
+      !hasPrefix(principal, principals.prefixes)
     ) {
       return false;
     }
@@ -105,27 +87,9 @@ export function authorize(
     return facts.principal === undefined ? UNAUTHENTICATED : MESH_ALLOW;
   }
   const route = policy.table.select(facts);
-  if (!route) {
-    const allowed = policy.defaultAction === 'allow';
-    return {
-      allowed,
-      reason: allowed ? 'no-route-default-allow' : 'no-route-default-deny',
-      mode: policy.mode,
-      policy: policy.defaultPolicy,
-    };
-  }
-  const base = { mode: route.mode, policy: route.policy, route: route.name };
-  for (const rule of route.deny) {
-    if (ruleMatches(rule, facts, nowMs, true))
-      return { ...base, allowed: false, reason: 'deny-rule-matched', rule: rule.label };
-  }
-  if (route.allow.length) {
-    for (const rule of route.allow) {
-      if (ruleMatches(rule, facts, nowMs, false))
-        return { ...base, allowed: true, reason: 'allow-rule-matched', rule: rule.label };
-    }
-    return { ...base, allowed: false, reason: 'no-allow-rule-matched' };
-  }
-  const allowed = route.defaultAction === 'allow';
-  return { ...base, allowed, reason: allowed ? 'route-default-allow' : 'route-default-deny' };
+  if (!route) return policy.noRoute;
+  for (const rule of route.deny) if (ruleMatches(rule, facts, nowMs, true)) return rule.decision;
+  if (!route.allow.length) return route.byDefault;
+  for (const rule of route.allow) if (ruleMatches(rule, facts, nowMs, false)) return rule.decision;
+  return route.noAllowMatched;
 }

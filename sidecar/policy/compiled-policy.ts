@@ -8,10 +8,8 @@ import { BlockList } from 'node:net';
 import { parseCidr } from '../../common/policy/cidr.ts';
 import type { HeaderMatch, PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
 import type { MeshDefault, Snapshot } from '../../common/wire.ts';
+import { type Action, type Decision, decision, type Mode } from './decision.ts';
 import { RouteTable } from './route-table.ts';
-
-export type Mode = 'enforce' | 'audit';
-export type Action = 'allow' | 'deny';
 
 export interface PrincipalMatcher {
   /** "*": any authenticated principal. */
@@ -22,8 +20,8 @@ export interface PrincipalMatcher {
 }
 
 export interface CompiledRule {
-  /** `deny[2]`: which entry, for the denial reason. */
-  readonly label: string;
+  /** The decision when this entry matches (names the route and the entry, e.g. deny[2]). */
+  readonly decision: Decision;
   readonly principals: PrincipalMatcher | undefined;
   /** Required JWT claims; until JWT authentication exists authorize() resolves them fail-closed. */
   readonly jwtClaims: Readonly<Record<string, string>> | undefined;
@@ -56,7 +54,10 @@ export interface CompiledRoute {
   readonly rank: number;
   readonly deny: readonly CompiledRule[];
   readonly allow: readonly CompiledRule[];
-  readonly defaultAction: Action;
+  /** When the route has allow entries and none matched. */
+  readonly noAllowMatched: Decision;
+  /** When the route has no allow entries (its policy's defaultAction). */
+  readonly byDefault: Decision;
 }
 
 export interface CompiledPolicy {
@@ -69,9 +70,7 @@ export interface CompiledPolicy {
   /** Lower-case names of every header some route matches on (a request may carry each at most once). */
   readonly matchedHeaders: readonly string[];
   /** For a request no route matches: deny if any selecting policy says deny. */
-  readonly defaultAction: Action;
-  readonly defaultPolicy: string | undefined;
-  readonly mode: Mode;
+  readonly noRoute: Decision;
 }
 
 function compilePrincipals(
@@ -89,9 +88,9 @@ function compilePrincipals(
   return Object.freeze({ any, exact, prefixes: Object.freeze(prefixes) });
 }
 
-function compileRule(rule: Rule, label: string): CompiledRule {
+function compileRule(rule: Rule, decided: Decision): CompiledRule {
   return Object.freeze({
-    label,
+    decision: decided,
     principals: compilePrincipals(rule.principals),
     jwtClaims: rule.jwt?.claims
       ? Object.freeze({ ...rule.jwt.claims })
@@ -171,11 +170,26 @@ export function compilePolicies(
   const policies = snapshot.policies as readonly RoutePolicy[];
   const routes: Omit<CompiledRoute, 'rank'>[] = [];
   for (const policy of policies) {
-    const mode = policy.spec.mode ?? 'enforce';
-    const defaultAction = policy.spec.defaultAction ?? 'deny';
+    const mode: Mode = policy.spec.mode ?? 'enforce';
+    const defaultAction: Action = policy.spec.defaultAction ?? 'deny';
     for (const route of policy.spec.routes) {
+      const base = { mode, policy: policyId(policy), route: route.name };
+      const entries = (list: readonly Rule[] | undefined, kind: Action) =>
+        Object.freeze(
+          (list ?? []).map((rule, i) =>
+            compileRule(
+              rule,
+              decision({
+                ...base,
+                allowed: kind === 'allow',
+                reason: kind === 'allow' ? 'allow-rule-matched' : 'deny-rule-matched',
+                rule: `${kind}[${i}]`,
+              }),
+            ),
+          ),
+        );
       routes.push({
-        policy: policyId(policy),
+        policy: base.policy,
         name: route.name,
         mode,
         methods: route.match?.methods ? new Set<string>(route.match.methods) : undefined,
@@ -183,9 +197,14 @@ export function compilePolicies(
         headers: route.match?.headers
           ? Object.freeze(route.match.headers.map(compileHeader))
           : undefined,
-        deny: Object.freeze((route.deny ?? []).map((r, i) => compileRule(r, `deny[${i}]`))),
-        allow: Object.freeze((route.allow ?? []).map((r, i) => compileRule(r, `allow[${i}]`))),
-        defaultAction,
+        deny: entries(route.deny, 'deny'),
+        allow: entries(route.allow, 'allow'),
+        noAllowMatched: decision({ ...base, allowed: false, reason: 'no-allow-rule-matched' }),
+        byDefault: decision({
+          ...base,
+          allowed: defaultAction === 'allow',
+          reason: defaultAction === 'allow' ? 'route-default-allow' : 'route-default-deny',
+        }),
       });
     }
   }
@@ -195,6 +214,7 @@ export function compilePolicies(
   // routes match, the strictest default wins.
   const denying = policies.find((policy) => (policy.spec.defaultAction ?? 'deny') === 'deny');
   const decider = denying ?? policies[0];
+  const allowed = decider !== undefined && !denying;
   return Object.freeze({
     version: snapshot.version,
     unselected: policies.length === 0,
@@ -203,8 +223,11 @@ export function compilePolicies(
     matchedHeaders: Object.freeze([
       ...new Set(ranked.flatMap((route) => route.headers?.map((h) => h.name) ?? [])),
     ]),
-    defaultAction: denying || !decider ? 'deny' : 'allow',
-    defaultPolicy: decider && policyId(decider),
-    mode: decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce',
+    noRoute: decision({
+      allowed,
+      reason: allowed ? 'no-route-default-allow' : 'no-route-default-deny',
+      mode: decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce',
+      ...(decider ? { policy: policyId(decider) } : {}),
+    }),
   });
 }

@@ -17,19 +17,25 @@ export interface RouteFacts {
 
 class TrieNode {
   readonly literals = new Map<string, TrieNode>();
+  /** The node one segment up (prefix selection walks back up through these). */
+  readonly parent: TrieNode | undefined;
   /** A `{parameter}` segment (templates only). */
   param: TrieNode | undefined;
   /** Routes whose path ends at this node, in rank order. */
   readonly routes: CompiledRoute[] = [];
 
+  constructor(parent?: TrieNode) {
+    this.parent = parent;
+  }
+
   child(segment: string | null): TrieNode {
     if (segment === null) {
-      this.param ??= new TrieNode();
+      this.param ??= new TrieNode(this);
       return this.param;
     }
     let node = this.literals.get(segment);
     if (!node) {
-      node = new TrieNode();
+      node = new TrieNode(this);
       this.literals.set(segment, node);
     }
     return node;
@@ -107,15 +113,14 @@ export class RouteTable {
     }
 
     // Longest prefix first: walk down as far as the segments go, then back up.
-    const visited: TrieNode[] = [this.#prefixes];
-    let node: TrieNode | undefined = this.#prefixes;
+    let node = this.#prefixes;
     for (let i = 1; i < segments.length; i++) {
-      node = node.literals.get(segments[i]!);
-      if (!node) break;
-      visited.push(node);
+      const next = node.literals.get(segments[i]!);
+      if (!next) break;
+      node = next;
     }
-    for (let i = visited.length - 1; i >= 0; i--) {
-      const route = firstHolding(visited[i]!.routes, facts);
+    for (let at: TrieNode | undefined = node; at; at = at.parent) {
+      const route = firstHolding(at.routes, facts);
       if (route) return route;
     }
     return undefined;

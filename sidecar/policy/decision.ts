@@ -1,0 +1,32 @@
+/** What authorization decided, and why. Built when a snapshot is compiled; requests only pick one. */
+export type Mode = 'enforce' | 'audit';
+export type Action = 'allow' | 'deny';
+
+export type DecisionReason =
+  | 'no-snapshot'
+  | 'mesh-default-deny'
+  | 'mesh-default-allow-authenticated'
+  | 'unauthenticated'
+  | 'deny-rule-matched'
+  | 'allow-rule-matched'
+  | 'no-allow-rule-matched'
+  | 'no-route-default-allow'
+  | 'no-route-default-deny'
+  | 'route-default-allow'
+  | 'route-default-deny';
+
+export interface Decision {
+  /** What the policy decided. In audit mode the request goes through even when this is false. */
+  readonly allowed: boolean;
+  readonly reason: DecisionReason;
+  readonly mode: Mode;
+  /** `namespace/name` of the deciding RoutePolicy, when one decided. */
+  readonly policy?: string;
+  readonly route?: string;
+  /** `allow[0]`, `deny[1]`: the entry that decided, when one did. */
+  readonly rule?: string;
+}
+
+export function decision(fields: Decision): Decision {
+  return Object.freeze({ ...fields });
+}

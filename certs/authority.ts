@@ -89,11 +89,8 @@ export class CertificateAuthority {
     return new CertificateAuthority(cert, keys.privateKey);
   }
 
-  static async fromPem(certPem: string, keyPem: string): Promise<CertificateAuthority> {
-    return new CertificateAuthority(
-      new x509.X509Certificate(certPem),
-      await privateKeyFromPem(keyPem),
-    );
+  static fromPem(certPem: string, keyPem: string): CertificateAuthority {
+    return new CertificateAuthority(new x509.X509Certificate(certPem), privateKeyFromPem(keyPem));
   }
 
   /** Loads a CA folder written by `postern certs init` (or the control plane's first start). */
@@ -135,7 +132,7 @@ export class CertificateAuthority {
   async writeTo(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     const keyPath = join(dir, CA_FILES.key);
-    await writeFile(keyPath, await privateKeyToPem(this.#key), { mode: 0o600 });
+    await writeFile(keyPath, privateKeyToPem(this.#key), { mode: 0o600 });
     await chmod(keyPath, 0o600); // writeFile's mode does not apply to an existing file
     await writeFile(join(dir, CA_FILES.cert), this.certPem);
     await writeFile(join(dir, CA_FILES.bundle), this.bundlePem);

@@ -2,6 +2,7 @@
 // provider; every module that touches certificates imports x509 from here so
 // that this happens exactly once.
 import 'reflect-metadata';
+import { createPrivateKey, KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(globalThis.crypto);
@@ -16,25 +17,11 @@ export async function generateKeyPair(): Promise<CryptoKeyPair> {
   return globalThis.crypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify']);
 }
 
-/** PKCS#8 PEM, the form Node's tls module takes for `key`. */
-export async function privateKeyToPem(key: CryptoKey): Promise<string> {
-  const der = Buffer.from(await globalThis.crypto.subtle.exportKey('pkcs8', key));
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN PRIVATE KEY-----\n${body}${body.endsWith('\n') ? '' : '\n'}-----END PRIVATE KEY-----\n`;
+/** PKCS#8 PEM, the form Node's tls module takes for `key` (Node's own encoder, no hand-made PEM). */
+export function privateKeyToPem(key: CryptoKey): string {
+  return KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-export async function privateKeyFromPem(pem: string): Promise<CryptoKey> {
-  const base64 = pem.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, '').replace(/\s+/g, '');
-  return globalThis.crypto.subtle.importKey(
-    'pkcs8',
-    Buffer.from(base64, 'base64'),
-    EC_KEY_ALGORITHM,
-    true,
-    ['sign'],
-  );
-}
-
-/** Splits a PEM bundle into its certificates, in order. */
-export function splitPemCertificates(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+export function privateKeyFromPem(pem: string): CryptoKey {
+  return createPrivateKey(pem).toCryptoKey(EC_KEY_ALGORITHM, true, ['sign']) as CryptoKey;
 }

@@ -95,7 +95,7 @@ const certsIssue: Command = {
       ttlMs: durationFlag(values, 'ttl'),
     });
     await mkdir(values.out!, { recursive: true });
-    await writeFile(join(values.out!, 'key.pem'), await privateKeyToPem(keys.privateKey), {
+    await writeFile(join(values.out!, 'key.pem'), privateKeyToPem(keys.privateKey), {
       mode: 0o600,
     });
     await writeFile(join(values.out!, 'cert.pem'), cert);

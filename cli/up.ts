@@ -45,7 +45,7 @@ async function testerCertificate(ca: CertificateAuthority, stateDir: string): Pr
   const dir = join(stateDir, 'clients', 'tester');
   await mkdir(dir, { recursive: true });
   const keys = await generateKeyPair();
-  await writeFile(join(dir, 'key.pem'), await privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  await writeFile(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey), { mode: 0o600 });
   await writeFile(
     join(dir, 'cert.pem'),
     await ca.issue(keys.publicKey, { uris: [TESTER], ttlMs: 24 * 3600 * 1000 }),

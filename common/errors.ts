@@ -39,15 +39,6 @@ export class AuthenticationError extends PosternError {
   }
 }
 
-/** A policy document failed validation; `problems` lists every error found, not only the first. */
-export class PolicyValidationError extends PosternError {
-  readonly problems: readonly string[];
-  constructor(problems: readonly string[]) {
-    super('POSTERN_INVALID_POLICY', problems.join('\n'));
-    this.problems = problems;
-  }
-}
-
 /** The control plane could not be reached or answered with an error. */
 export class ControlPlaneError extends PosternError {
   /** The HTTP status the control plane answered with; undefined when it could not be reached. */

@@ -36,13 +36,6 @@ export function hashSnapshotContent(content: SnapshotContent): string {
     .digest('hex');
 }
 
-/** Orders `<epoch>.<counter>` versions numerically; negative when a is older. */
-export function compareVersions(a: string, b: string): number {
-  const [ae = 0, ac = 0] = a.split('.').map(Number);
-  const [be = 0, bc = 0] = b.split('.').map(Number);
-  return ae - be || ac - bc;
-}
-
 /** POST /v1/certificates body. `token` only on the first request; renewals authenticate with the current SVID. */
 export interface CertificateRequest {
   readonly csr: string;
@@ -68,13 +61,6 @@ export interface SnapshotAck {
   /** The sidecar's advertised address: tells apart the pods of one workload. */
   readonly address?: string;
 }
-
-/** Query parameters of GET /v1/snapshots: the workload's registration. */
-export const SNAPSHOT_QUERY = {
-  workload: 'workload',
-  labels: 'labels',
-  address: 'address',
-} as const;
 
 /** Labels on the wire and on the command line: k=v,k2=v2. */
 export function parseLabels(text: string): Record<string, string> {

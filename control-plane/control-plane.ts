@@ -53,7 +53,7 @@ async function servingCertificate(
     ipAddresses: ['127.0.0.1', '::1'],
     ttlMs: SERVING_TTL_MS,
   });
-  return { cert, key: await privateKeyToPem(keys.privateKey) };
+  return { cert, key: privateKeyToPem(keys.privateKey) };
 }
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {

@@ -37,7 +37,7 @@ async function fakeApiServer(t: Test) {
   const watchers: ServerResponse[] = [];
   const requests: string[] = [];
   let failLists = 0;
-  const server = createServer({ cert, key: await privateKeyToPem(keys.privateKey) }, (req, res) => {
+  const server = createServer({ cert, key: privateKeyToPem(keys.privateKey) }, (req, res) => {
     requests.push(`${req.method} ${req.url} ${req.headers.authorization}`);
     const url = new URL(req.url ?? '/', 'https://api');
     if (url.pathname !== PATH) {
@@ -109,6 +109,16 @@ async function fakeApiServer(t: Test) {
   };
 }
 
+/** A source whose every published policy set is kept in `changes`, closed at teardown. */
+function recordingSource(t: Test, kubeConfig: KubeConfig) {
+  const changes: (readonly RoutePolicy[])[] = [];
+  const source = new KubernetesPolicySource(kubeConfig, testLogger('control-plane'), (policies) =>
+    changes.push(policies),
+  );
+  t.teardown(() => source.close());
+  return { source, changes };
+}
+
 const routePolicy = (name: string, resourceVersion: string, principals: string[]) => ({
   apiVersion: 'postern.dev/v1alpha1',
   kind: 'RoutePolicy',
@@ -123,13 +133,7 @@ t.test(
   'RoutePolicies from the Kubernetes API: listed, watched, validated one by one',
   async (t) => {
     const api = await fakeApiServer(t);
-    const changes: (readonly RoutePolicy[])[] = [];
-    const source = new KubernetesPolicySource(
-      api.kubeConfig,
-      testLogger('control-plane'),
-      (policies) => changes.push(policies),
-    );
-    t.teardown(() => source.close());
+    const { source, changes } = recordingSource(t, api.kubeConfig);
 
     const initial = await source.start();
     t.same(
@@ -199,13 +203,7 @@ t.test(
   async (t) => {
     const api = await fakeApiServer(t);
     api.failNextLists(2);
-    const changes: (readonly RoutePolicy[])[] = [];
-    const source = new KubernetesPolicySource(
-      api.kubeConfig,
-      testLogger('control-plane'),
-      (policies) => changes.push(policies),
-    );
-    t.teardown(() => source.close());
+    const { source, changes } = recordingSource(t, api.kubeConfig);
     const initial = await source.start();
     t.same(
       initial.map((p) => p.metadata.name),

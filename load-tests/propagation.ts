@@ -80,7 +80,7 @@ async function measure(sidecars: number, edits: number): Promise<void> {
           uris: ['spiffe://cluster.local/ns/ops/sa/bench'],
           ttlMs: 3600_000,
         }),
-        key: await privateKeyToPem(keys.privateKey),
+        key: privateKeyToPem(keys.privateKey),
       },
     });
     await waitUntilHealthy(

@@ -64,7 +64,7 @@ export async function clientCredentials(
     ttlMs: options.ttlMs ?? 3600_000,
     ...(options.now ? { now: options.now } : {}),
   });
-  return { cert, key: await privateKeyToPem(keys.privateKey), ca: ca.bundlePem };
+  return { cert, key: privateKeyToPem(keys.privateKey), ca: ca.bundlePem };
 }
 
 /**
@@ -352,4 +352,15 @@ export async function ordersBehindSidecar(
   const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, caller));
   t.teardown(() => agent.close());
   return { mesh, app, sidecar, agent };
+}
+
+/** What a sidecar's admin /config says (the parts tests read). */
+export interface AdminConfig {
+  readonly version: string | null;
+  readonly certificate?: { readonly notAfter: string };
+  readonly snapshot: { readonly hash: string; readonly registry: readonly unknown[] } | null;
+}
+
+export async function adminConfig(adminPort: number): Promise<AdminConfig> {
+  return (await (await request(`http://127.0.0.1:${adminPort}/config`)).body.json()) as AdminConfig;
 }

@@ -4,7 +4,7 @@
  * openAPIV3Schema. Kept within what a Kubernetes structural schema allows:
  * every node typed, enums as `enum` (never `const`/`anyOf` of literals).
  */
-import { Kind, type Static, type TSchema, Type, TypeRegistry } from '@sinclair/typebox';
+import { Kind, type Static, Type, TypeRegistry } from '@sinclair/typebox';
 
 export const API_VERSION = 'postern.dev/v1alpha1';
 export const KIND = 'RoutePolicy';
@@ -182,5 +182,3 @@ export type Rule = Static<typeof Rule>;
 export type PathMatch = Static<typeof PathMatch>;
 export type HeaderMatch = Static<typeof HeaderMatch>;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
-
-export type { TSchema };

@@ -7,7 +7,6 @@ import { type LocalReply, sendLocalReply } from './local-reply.ts';
 
 export interface ForwardResult {
   readonly status: number;
-  readonly responseBytes: number;
   /** Set when the sidecar answered with its own error instead of the upstream's response. */
   readonly failure?: LocalReply;
 }
@@ -21,15 +20,12 @@ const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED
 
 /** What the downstream client is told when the upstream could not be reached or answered badly. */
 export function upstreamFailure(error: unknown): LocalReply {
-  const cause = (error as { cause?: unknown }).cause ?? error;
-  if (cause instanceof PeerIdentityMismatchError || error instanceof PeerIdentityMismatchError) {
-    const mismatch = (
-      cause instanceof PeerIdentityMismatchError ? cause : error
-    ) as PeerIdentityMismatchError;
-    return { status: 502, code: mismatch.code, message: mismatch.message };
-  }
+  // undici wraps connection errors: the reason is the error or its cause.
+  const cause = (error as { cause?: unknown }).cause;
+  const mismatch = [error, cause].find((e) => e instanceof PeerIdentityMismatchError);
+  if (mismatch) return { status: 502, code: mismatch.code, message: mismatch.message };
   const code = String(
-    (cause as { code?: unknown }).code ?? (error as { code?: unknown }).code ?? '',
+    (cause as { code?: unknown } | undefined)?.code ?? (error as { code?: unknown }).code ?? '',
   );
   if (
     code === 'UND_ERR_HEADERS_TIMEOUT' ||
@@ -58,8 +54,7 @@ export function upstreamFailure(error: unknown): LocalReply {
 
 /**
  * Forwards one request through `dispatcher` and streams the response back,
- * both bodies streamed (never buffered). Returns the status the client saw
- * and how many response body bytes it was sent.
+ * both bodies streamed (never buffered). Returns the status the client saw.
  */
 export async function forwardRequest(
   dispatcher: Dispatcher,
@@ -86,18 +81,14 @@ export async function forwardRequest(
   } catch (error) {
     const failure = upstreamFailure(error);
     if (!res.headersSent && !res.destroyed) sendLocalReply(res, failure);
-    return { status: failure.status, responseBytes: 0, failure };
+    return { status: failure.status, failure };
   }
   res.writeHead(upstream.statusCode, downstreamResponseHeaders(upstream.headers));
-  let responseBytes = 0;
-  upstream.body.on('data', (chunk: Buffer) => {
-    responseBytes += chunk.length;
-  });
   try {
     await pipeline(upstream.body, res);
   } catch {
     // The client went away or the upstream broke mid-body; either way the
     // response is cut. pipeline has already destroyed both ends.
   }
-  return { status: upstream.statusCode, responseBytes };
+  return { status: upstream.statusCode };
 }

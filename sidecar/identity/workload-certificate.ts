@@ -60,7 +60,7 @@ export class WorkloadCertificate {
     return Object.freeze({
       spiffeId: response.spiffeId,
       certPem: response.certificateChain,
-      keyPem: await privateKeyToPem(keys.privateKey),
+      keyPem: privateKeyToPem(keys.privateKey),
       bundlePem: response.trustBundle,
       notBeforeMs: Date.parse(leaf.validFrom),
       notAfterMs: Date.parse(leaf.validTo),

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -81,7 +80,8 @@ export class InboundListener {
       const cert = socket.getPeerCertificate();
       if (!cert?.raw) return;
       const principal = this.#identities.identityOf(cert.fingerprint256, cert.raw);
-      const hash = createHash('sha256').update(cert.raw).digest('hex');
+      // fingerprint256 is the SHA-256 of the DER certificate, the hash XFCC carries.
+      const hash = cert.fingerprint256.replaceAll(':', '').toLowerCase();
       this.#peers.set(socket, {
         principal,
         xfcc: `By=${this.#ownId};Hash=${hash}${principal ? `;URI=${principal}` : ''}`,

@@ -5,7 +5,6 @@ import httpProxy from 'http-proxy';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { outboundChain } from '../filters/chains.ts';
-import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest } from '../http/forward.ts';
 import { scrubRequestHeadersInPlace, upstreamRequestHeaders } from '../http/headers.ts';
 import { writeLocalReplyToSocket } from '../http/local-reply.ts';
@@ -50,7 +49,9 @@ export class OutboundListener {
       metrics,
       logger,
       forward: async (exchange, res) => {
-        const { req, target, destination } = exchange as Required<Exchange>;
+        const { req } = exchange;
+        const target = exchange.target!;
+        const destination = exchange.destination!;
         const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, []);
         const pool = this.#connections.poolFor(destination);
         const result = await forwardRequest(pool, req, res, target.path + target.search, headers);

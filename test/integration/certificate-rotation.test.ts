@@ -2,6 +2,7 @@ import type { TLSSocket } from 'node:tls';
 import t from 'tap';
 import { buildConnector, Client, ProxyAgent, request } from 'undici';
 import {
+  adminConfig,
   clientCredentials,
   eventually,
   ordersPolicyYaml,
@@ -14,10 +15,7 @@ const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const POLICY = ordersPolicyYaml([TESTER, FRONTEND]);
 
 async function certificateNotAfter(adminPort: number): Promise<string> {
-  const config = (await (await request(`http://127.0.0.1:${adminPort}/config`)).body.json()) as {
-    certificate?: { notAfter: string };
-  };
-  return config.certificate?.notAfter ?? '';
+  return (await adminConfig(adminPort)).certificate?.notAfter ?? '';
 }
 
 t.test('SVIDs rotate at half life and are hot-swapped without dropping connections', async (t) => {

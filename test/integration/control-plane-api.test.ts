@@ -43,7 +43,7 @@ t.test('the control plane signs CSRs only for the identity the credential proves
       connect: {
         ca: mesh.controlPlane.ca.bundlePem,
         cert: issued.body.certificateChain,
-        key: await privateKeyToPem(first.keys.privateKey),
+        key: privateKeyToPem(first.keys.privateKey),
       },
     });
   };

@@ -7,6 +7,7 @@ import { startControlPlaneProcess, waitUntilHealthy } from '../../cli/processes.
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
 import {
+  adminConfig,
   clientCredentials,
   eventually,
   freePort,
@@ -72,12 +73,7 @@ t.test(
       POSTERN_SERVICE_ACCOUNT: 'orders',
       POSTERN_LABELS: 'app=orders',
     });
-    const version = async () => {
-      const config = (await (
-        await request(`http://127.0.0.1:${sidecar.adminPort}/config`)
-      ).body.json()) as { version: string | null };
-      return config.version;
-    };
+    const version = async () => (await adminConfig(sidecar.adminPort)).version;
     await eventually(async () => (await version()) !== null);
     const before = (await version())!;
     t.match(before, /^1\.\d+$/, 'first epoch');

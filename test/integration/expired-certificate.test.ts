@@ -1,7 +1,7 @@
 import t from 'tap';
 import { request } from 'undici';
 import { startControlPlane } from '../../control-plane/control-plane.ts';
-import { eventually, startEchoApp, startTestMesh, testLogger } from '../helpers.ts';
+import { adminConfig, eventually, startEchoApp, startTestMesh, testLogger } from '../helpers.ts';
 
 t.test(
   'an SVID that expired during a control-plane outage is replaced with the bootstrap token',
@@ -21,12 +21,7 @@ t.test(
       const res = await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`);
       return { status: res.statusCode, ...((await res.body.json()) as { missing: string[] }) };
     };
-    const notAfter = async () =>
-      (
-        (await (await request(`http://127.0.0.1:${sidecar.adminPort}/config`)).body.json()) as {
-          certificate?: { notAfter: string };
-        }
-      ).certificate?.notAfter;
+    const notAfter = async () => (await adminConfig(sidecar.adminPort)).certificate?.notAfter;
     await eventually(async () => (await readiness()).status === 200);
 
     await mesh.controlPlane.close();

@@ -229,7 +229,7 @@ t.test('the inbound listener over real mTLS', async (t) => {
           dnsNames: ['tool.example'],
           ttlMs: 3600_000,
         }),
-        key: await privateKeyToPem(keys.privateKey),
+        key: privateKeyToPem(keys.privateKey),
         ca: tester.ca,
       };
       const agentWithoutId = mtlsAgent(anonymous);

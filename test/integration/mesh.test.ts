@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import t from 'tap';
 import { ProxyAgent, request } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
-import { eventually, ordersPolicyYaml, startEchoApp, startTestMesh } from '../helpers.ts';
+import {
+  adminConfig,
+  eventually,
+  ordersPolicyYaml,
+  startEchoApp,
+  startTestMesh,
+} from '../helpers.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const policy = (allowed: string) => ordersPolicyYaml([allowed]);
@@ -36,10 +42,7 @@ t.test('frontend calls orders through both sidecars', async (t) => {
   );
   // frontend's snapshot lists orders once orders has registered.
   await eventually(async () => {
-    const config = (await (
-      await request(`http://127.0.0.1:${frontend.adminPort}/config`)
-    ).body.json()) as { snapshot: { registry: unknown[] } };
-    return config.snapshot.registry.length === 2;
+    return (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 2;
   });
 
   await t.test(

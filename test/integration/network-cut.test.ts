@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
 import {
+  adminConfig,
   clientCredentials,
   eventually,
   mtlsAgent,
@@ -74,12 +75,7 @@ t.test(
       controlPlaneUrl: `https://127.0.0.1:${link.port}`,
       watchIdleTimeoutMs: 600,
     });
-    const version = async () =>
-      (
-        (await (await request(`http://127.0.0.1:${sidecar.adminPort}/config`)).body.json()) as {
-          version: string | null;
-        }
-      ).version;
+    const version = async () => (await adminConfig(sidecar.adminPort)).version;
     await eventually(async () => (await version()) !== null);
     const other = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, OTHER));
     t.teardown(() => other.close());

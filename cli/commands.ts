@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { ConfigError, NotImplementedError } from '../common/errors.ts';
@@ -165,7 +165,7 @@ const controlPlane: Command = {
     }
     const cp = await startControlPlane({
       ...(source === 'kubernetes'
-        ? { kubernetes: kubeConfig(values.kubeconfig) }
+        ? { kubernetes: await kubeConfig(values.kubeconfig) }
         : { policiesDir: values.policies! }),
       stateDir: values.state!,
       apiPort: portFlag(values, 'api-port'),
@@ -179,7 +179,9 @@ const controlPlane: Command = {
 };
 
 /** The API server to read RoutePolicies from: a kubeconfig file, or the pod's service account. */
-function kubeConfig(file: string | undefined): KubeConfig {
+async function kubeConfig(file: string | undefined): Promise<KubeConfig> {
+  // Loaded here, not at the top: only cluster mode needs the Kubernetes client.
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const config = new KubeConfig();
   if (file) config.loadFromFile(file);
   else config.loadFromCluster();

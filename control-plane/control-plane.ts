@@ -6,7 +6,6 @@ import { Logger } from '../common/log.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import type { MeshDefault } from '../common/wire.ts';
 import { createApiServer } from './api-server.ts';
-import { KubernetesPolicySource } from './kubernetes-source.ts';
 import { PolicyDirectory } from './policy-source.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
 import { nextEpoch, statePaths } from './state.ts';
@@ -63,8 +62,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const epoch = await nextEpoch(options.stateDir);
   const hub = new SnapshotHub(epoch, options.meshDefault);
   const onChange = (next: readonly RoutePolicy[]) => hub.setPolicies(next);
+  // The Kubernetes client is loaded only in cluster mode: it costs every
+  // other process tens of megabytes it would never use.
   const policies = options.kubernetes
-    ? new KubernetesPolicySource(options.kubernetes, logger, onChange, paths.kubernetesLastValid)
+    ? new (await import('./kubernetes-source.ts')).KubernetesPolicySource(
+        options.kubernetes,
+        logger,
+        onChange,
+        paths.kubernetesLastValid,
+      )
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setPolicies(await policies.start());
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --disable-warning=DEP0060
 // The one `postern` binary. Node 24 runs this TypeScript directly (type
 // stripping); `npm install` brings that Node into node_modules/.bin.
-import { COMMANDS } from '../cli/commands.ts';
+import { COMMANDS } from '../cli/commands/index.ts';
 import { parseFlags, usage } from '../cli/flags.ts';
 import { PosternError } from '../common/errors.ts';
 

@@ -1,0 +1,63 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CA_FILES, CertificateAuthority } from '../../certs/authority.ts';
+import { generateKeyPair, privateKeyToPem } from '../../certs/x509.ts';
+import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
+import { type Command, durationFlag } from './command.ts';
+
+export const certsInit: Command = {
+  name: 'certs init',
+  summary:
+    'Creates a development root CA (ECDSA P-256): DIR/ca.crt, DIR/ca.key (0600), DIR/bundle.pem.',
+  flags: [
+    { name: 'out', help: 'folder to write the CA to', required: true },
+    {
+      name: 'trust-domain',
+      help: 'SPIFFE trust domain the CA speaks for',
+      default: DEFAULT_TRUST_DOMAIN,
+    },
+  ],
+  async run(values) {
+    const ca = await CertificateAuthority.create(values['trust-domain']!);
+    await ca.writeTo(values.out!);
+    process.stdout.write(
+      `wrote ${join(values.out!, CA_FILES.cert)}, ${CA_FILES.key} (0600) and ${CA_FILES.bundle}\n`,
+    );
+    return 0;
+  },
+};
+
+export const certsIssue: Command = {
+  name: 'certs issue',
+  summary:
+    'Mints a short-lived workload certificate from a CA folder: DIR/cert.pem, DIR/key.pem (0600), DIR/bundle.pem, so that curl can call a sidecar as that identity.',
+  flags: [
+    {
+      name: 'ca',
+      help: 'CA folder (as written by certs init, or STATE/ca of a control plane)',
+      required: true,
+    },
+    { name: 'spiffe-id', help: 'identity, spiffe://<td>/ns/<ns>/sa/<sa>', required: true },
+    { name: 'out', help: 'folder to write cert.pem, key.pem, bundle.pem to', required: true },
+    { name: 'ttl', help: 'validity', default: '24h' },
+  ],
+  async run(values) {
+    parseSpiffeId(values['spiffe-id']!);
+    const ca = await CertificateAuthority.load(values.ca!);
+    const keys = await generateKeyPair();
+    const cert = await ca.issue(keys.publicKey, {
+      uris: [values['spiffe-id']!],
+      ttlMs: durationFlag(values, 'ttl'),
+    });
+    await mkdir(values.out!, { recursive: true });
+    await writeFile(join(values.out!, 'key.pem'), privateKeyToPem(keys.privateKey), {
+      mode: 0o600,
+    });
+    await writeFile(join(values.out!, 'cert.pem'), cert);
+    await writeFile(join(values.out!, 'bundle.pem'), ca.bundlePem);
+    process.stdout.write(
+      `wrote ${join(values.out!, 'cert.pem')}, key.pem (0600) and bundle.pem for ${values['spiffe-id']}\n`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,87 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ConfigError } from '../../common/errors.ts';
+import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
+import { startControlPlane } from '../../control-plane/control-plane.ts';
+import { portFlag } from '../flags.ts';
+import { type Command, durationFlag, untilSignalled } from './command.ts';
+
+export const controlPlane: Command = {
+  name: 'control-plane',
+  summary:
+    'Runs the control plane: CA, CSR signing, policy snapshots from RoutePolicy YAML files or resources, workload registry.',
+  flags: [
+    {
+      name: 'policies',
+      help: 'folder of RoutePolicy YAML files (watched for changes); required with --policy-source files',
+    },
+    { name: 'state', help: 'state folder: CA, bootstrap tokens, version epoch', required: true },
+    { name: 'api-port', help: 'HTTPS API port', default: '15010' },
+    {
+      name: 'webhook-port',
+      help: 'admission webhook port (the webhook is not built yet)',
+      default: '15017',
+    },
+    { name: 'host', help: 'address to bind', default: '0.0.0.0' },
+    {
+      name: 'trust-domain',
+      help: 'SPIFFE trust domain, used when the CA is created',
+      default: DEFAULT_TRUST_DOMAIN,
+    },
+    {
+      name: 'mesh-default',
+      help: 'for workloads no RoutePolicy selects: deny | allow-authenticated',
+      default: 'deny',
+    },
+    { name: 'svid-ttl', help: 'lifetime of workload certificates', default: '24h' },
+    {
+      name: 'policy-source',
+      help: 'files (the --policies folder) | kubernetes (RoutePolicy resources through the API)',
+      default: 'files',
+    },
+    {
+      name: 'kubeconfig',
+      help: 'with --policy-source kubernetes: kubeconfig file (default: the in-cluster service account)',
+    },
+  ],
+  async run(values) {
+    const meshDefault = values['mesh-default'];
+    if (meshDefault !== 'deny' && meshDefault !== 'allow-authenticated') {
+      throw new ConfigError(
+        `--mesh-default must be deny or allow-authenticated; found ${JSON.stringify(meshDefault)}`,
+      );
+    }
+    const source = values['policy-source'];
+    if (source !== 'files' && source !== 'kubernetes') {
+      throw new ConfigError(
+        `--policy-source must be files or kubernetes; found ${JSON.stringify(source)}`,
+      );
+    }
+    if (source === 'files' && !values.policies) {
+      throw new ConfigError(
+        'postern control-plane: --policies DIR is required with --policy-source files',
+      );
+    }
+    const cp = await startControlPlane({
+      ...(source === 'kubernetes'
+        ? { kubernetes: await kubeConfig(values.kubeconfig) }
+        : { policiesDir: values.policies! }),
+      stateDir: values.state!,
+      apiPort: portFlag(values, 'api-port'),
+      host: values.host!,
+      trustDomain: values['trust-domain']!,
+      meshDefault,
+      svidTtlMs: durationFlag(values, 'svid-ttl'),
+    });
+    return untilSignalled(() => cp.close());
+  },
+};
+
+/** The API server to read RoutePolicies from: a kubeconfig file, or the pod's service account. */
+async function kubeConfig(file: string | undefined): Promise<KubeConfig> {
+  // Loaded here, not at the top: only cluster mode needs the Kubernetes client.
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const config = new KubeConfig();
+  if (file) config.loadFromFile(file);
+  else config.loadFromCluster();
+  return config;
+}

@@ -1,0 +1,40 @@
+/** Every `postern` command, one module per command group, in the order `postern --help` lists them. */
+import { NotImplementedError } from '../../common/errors.ts';
+import { certsInit, certsIssue } from './certs.ts';
+import type { Command } from './command.ts';
+import { controlPlane } from './control-plane.ts';
+import { policyValidate } from './policy.ts';
+import { sidecar } from './sidecar.ts';
+import { tokenCreate, tokenRevoke } from './token.ts';
+import { up } from './up.ts';
+
+export type { Command } from './command.ts';
+
+function notBuilt(name: string, summary: string, what: string): Command {
+  return {
+    name,
+    summary: `${summary} (not implemented yet)`,
+    flags: [],
+    positional: '...',
+    async run() {
+      throw new NotImplementedError(what);
+    },
+  };
+}
+
+export const COMMANDS: readonly Command[] = [
+  up,
+  controlPlane,
+  sidecar,
+  tokenCreate,
+  tokenRevoke,
+  certsInit,
+  certsIssue,
+  policyValidate,
+  notBuilt('inject', 'Offline sidecar injection into Pod/Deployment manifests', 'postern inject'),
+  notBuilt(
+    'usage replay',
+    'Runs the exfiltration detectors over a usage log',
+    'postern usage replay',
+  ),
+];

@@ -1,0 +1,74 @@
+import { ConfigError } from '../../common/errors.ts';
+import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
+import { parseLabels } from '../../common/wire.ts';
+import { startSidecar } from '../../sidecar/sidecar.ts';
+import { portFlag } from '../flags.ts';
+import { type Command, untilSignalled } from './command.ts';
+
+export const sidecar: Command = {
+  name: 'sidecar',
+  summary:
+    'Runs a sidecar beside one app: mTLS inbound, mTLS-originating outbound, admin endpoints.',
+  flags: [
+    {
+      name: 'control-plane',
+      help: 'control plane URL, e.g. https://127.0.0.1:15010',
+      required: true,
+    },
+    { name: 'ca-file', help: 'PEM roots that verify the control plane', required: true },
+    {
+      name: 'bootstrap-token-file',
+      help: "file holding this workload's bootstrap token",
+      required: true,
+    },
+    { name: 'app-port', help: 'port of the local app', required: true },
+    { name: 'app-host', help: 'address of the local app', default: '127.0.0.1' },
+    { name: 'workload', help: 'workload (service) name', required: true },
+    { name: 'namespace', help: 'namespace', required: true },
+    { name: 'service-account', help: 'service account', required: true },
+    { name: 'trust-domain', help: 'SPIFFE trust domain', default: DEFAULT_TRUST_DOMAIN },
+    {
+      name: 'labels',
+      help: 'workload labels, k=v,k2=v2 (what RoutePolicy selectors match)',
+      default: '',
+    },
+    {
+      name: 'advertise',
+      help: 'host:port peers dial for this workload (default: the inbound address)',
+    },
+    { name: 'inbound-host', help: 'address the inbound listener binds', default: '0.0.0.0' },
+    { name: 'inbound-port', help: 'inbound (mTLS) port', default: '15006' },
+    {
+      name: 'outbound-port',
+      help: "outbound port on 127.0.0.1 (the app's HTTP_PROXY)",
+      default: '15001',
+    },
+    { name: 'admin-port', help: 'admin port on 127.0.0.1', default: '15000' },
+  ],
+  async run(values) {
+    let labels: Record<string, string>;
+    try {
+      labels = parseLabels(values.labels!);
+    } catch (error) {
+      throw new ConfigError(`--labels: ${(error as Error).message}`);
+    }
+    const running = await startSidecar({
+      controlPlane: values['control-plane']!,
+      caFile: values['ca-file']!,
+      bootstrapTokenFile: values['bootstrap-token-file']!,
+      appPort: portFlag(values, 'app-port'),
+      appHost: values['app-host']!,
+      workload: values.workload!,
+      namespace: values.namespace!,
+      serviceAccount: values['service-account']!,
+      trustDomain: values['trust-domain']!,
+      labels,
+      ...(values.advertise ? { advertise: values.advertise } : {}),
+      inboundHost: values['inbound-host']!,
+      inboundPort: portFlag(values, 'inbound-port'),
+      outboundPort: portFlag(values, 'outbound-port'),
+      adminPort: portFlag(values, 'admin-port'),
+    });
+    return untilSignalled(() => running.close());
+  },
+};

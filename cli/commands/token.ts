@@ -1,0 +1,57 @@
+import { writeFile } from 'node:fs/promises';
+import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
+import { statePaths } from '../../control-plane/state.ts';
+import { TokenStore } from '../../control-plane/tokens.ts';
+import { type Command, durationFlag } from './command.ts';
+
+export const tokenCreate: Command = {
+  name: 'token create',
+  summary:
+    'Mints a bootstrap token bound to one workload identity and writes it to FILE (0600); the control plane stores only its hash.',
+  flags: [
+    { name: 'state', help: 'the control plane state folder', required: true },
+    { name: 'workload', help: 'workload (service) name', required: true },
+    { name: 'namespace', help: 'namespace', required: true },
+    { name: 'service-account', help: 'service account', required: true },
+    { name: 'out', help: 'file to write the token to', required: true },
+    { name: 'trust-domain', help: 'SPIFFE trust domain', default: DEFAULT_TRUST_DOMAIN },
+    {
+      name: 'ttl',
+      help: 'how long the token can bootstrap a sidecar, e.g. 1h (default: until revoked)',
+    },
+  ],
+  async run(values) {
+    const store = new TokenStore(statePaths(values.state!).tokens, values['trust-domain']!);
+    const ttlMs = values.ttl ? durationFlag(values, 'ttl') : undefined;
+    const token = await store.create(
+      values.workload!,
+      values.namespace!,
+      values['service-account']!,
+      ttlMs,
+    );
+    await writeFile(values.out!, `${token}\n`, { mode: 0o600 });
+    process.stdout.write(`wrote a bootstrap token for ${values.workload} to ${values.out}\n`);
+    return 0;
+  },
+};
+
+export const tokenRevoke: Command = {
+  name: 'token revoke',
+  summary:
+    'Deletes the bootstrap tokens bound to an identity: its sidecars can no longer bootstrap, nor renew their certificates.',
+  flags: [
+    { name: 'state', help: 'the control plane state folder', required: true },
+    {
+      name: 'spiffe-id',
+      help: 'identity to revoke, spiffe://<td>/ns/<ns>/sa/<sa>',
+      required: true,
+    },
+  ],
+  async run(values) {
+    const id = parseSpiffeId(values['spiffe-id']!);
+    const store = new TokenStore(statePaths(values.state!).tokens, id.trustDomain);
+    const removed = await store.revoke(values['spiffe-id']!);
+    process.stdout.write(`revoked ${removed} token(s) bound to ${values['spiffe-id']}\n`);
+    return removed ? 0 : 1;
+  },
+};

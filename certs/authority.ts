@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CsrRejectedError, PosternError } from '../common/errors.ts';
+import { writeFileAtomic } from '../common/private-file.ts';
 import { uriSansOf } from './peer-identity.ts';
 import {
   EC_KEY_ALGORITHM,
@@ -131,11 +132,10 @@ export class CertificateAuthority {
   /** Writes ca.crt, ca.key (mode 0600) and bundle.pem. */
   async writeTo(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
-    const keyPath = join(dir, CA_FILES.key);
-    await writeFile(keyPath, privateKeyToPem(this.#key), { mode: 0o600 });
-    await chmod(keyPath, 0o600); // writeFile's mode does not apply to an existing file
-    await writeFile(join(dir, CA_FILES.cert), this.certPem);
-    await writeFile(join(dir, CA_FILES.bundle), this.bundlePem);
+    // A new private file renamed into place: an existing ca.key's mode, or a symlink there, does not survive.
+    await writeFileAtomic(join(dir, CA_FILES.key), privateKeyToPem(this.#key));
+    await writeFileAtomic(join(dir, CA_FILES.cert), this.certPem, 0o644);
+    await writeFileAtomic(join(dir, CA_FILES.bundle), this.bundlePem, 0o644);
   }
 
   /** Issues a leaf certificate (client and server auth) for `publicKey`; returns its PEM. */

@@ -1,8 +1,10 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { Agent } from 'undici';
 import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
+import { writeFileAtomic } from '../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../common/spiffe.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
@@ -28,29 +30,58 @@ interface Workload {
   readonly adminPort: number;
 }
 
-/** A bootstrap token per workload, minted once and kept in STATE/tokens/NAME.token. */
-async function tokenFile(store: TokenStore, stateDir: string, workload: string): Promise<string> {
-  const file = join(stateDir, 'tokens', `${workload}.token`);
+/** The content of `path` if it is a regular file; undefined if missing, a symlink (not followed) or anything else. */
+async function readRegularFile(path: string): Promise<string | undefined> {
+  let handle: FileHandle;
   try {
-    await readFile(file, 'utf8');
-    return file;
-  } catch {}
+    // O_NONBLOCK: a FIFO planted there must not hang `postern up`.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    return (await handle.stat()).isFile() ? await handle.readFile('utf8') : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A bootstrap token per workload, minted once and kept in STATE/tokens/NAME.token.
+ * The file is rewritten privately on every run, so one left readable by others
+ * (or replaced by a symlink) since comes back as a regular file with mode 0600.
+ * Exported for tests.
+ */
+export async function tokenFile(
+  store: TokenStore,
+  stateDir: string,
+  workload: string,
+): Promise<string> {
+  const file = join(stateDir, 'tokens', `${workload}.token`);
+  const kept = (await readRegularFile(file))?.trim();
   await mkdir(join(stateDir, 'tokens'), { recursive: true });
-  await writeFile(file, `${await store.create(workload, NAMESPACE, workload)}\n`, { mode: 0o600 });
+  await writeFileAtomic(file, `${kept || (await store.create(workload, NAMESPACE, workload))}\n`);
   return file;
 }
 
-/** A client certificate for the person at the keyboard, so curl can call sidecars as a mesh identity. */
-async function testerCertificate(ca: CertificateAuthority, stateDir: string): Promise<string> {
+/**
+ * A client certificate for the person at the keyboard, so curl can call sidecars
+ * as a mesh identity: key.pem (0600), cert.pem and bundle.pem. Exported for tests.
+ */
+export async function testerCertificate(
+  ca: CertificateAuthority,
+  stateDir: string,
+): Promise<string> {
   const dir = join(stateDir, 'clients', 'tester');
   await mkdir(dir, { recursive: true });
   const keys = await generateKeyPair();
-  await writeFile(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey), { mode: 0o600 });
-  await writeFile(
+  await writeFileAtomic(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey));
+  await writeFileAtomic(
     join(dir, 'cert.pem'),
     await ca.issue(keys.publicKey, { uris: [TESTER], ttlMs: 24 * 3600 * 1000 }),
+    0o644,
   );
-  await writeFile(join(dir, 'bundle.pem'), ca.bundlePem);
+  await writeFileAtomic(join(dir, 'bundle.pem'), ca.bundlePem, 0o644);
   return dir;
 }
 

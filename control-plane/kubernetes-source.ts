@@ -25,7 +25,7 @@ import type { Logger } from '../common/log.ts';
 import { overlappingSelectorProblems } from '../common/policy/policy-set.ts';
 import { API_VERSION, type RoutePolicy } from '../common/policy/schema.ts';
 import { formatProblem, validateRoutePolicy } from '../common/policy/validate.ts';
-import { writeFileAtomic } from './state.ts';
+import { writeFileAtomic } from '../common/private-file.ts';
 
 const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];
 const PLURAL = 'routepolicies';

@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../common/private-file.ts';
 
 /**
  * The control plane's state folder:
@@ -14,13 +15,6 @@ export const statePaths = (dir: string) => ({
   epoch: join(dir, 'epoch'),
   kubernetesLastValid: join(dir, 'kubernetes-last-valid.json'),
 });
-
-/** Writes via a temporary file and rename, so a crash never leaves half a file. */
-export async function writeFileAtomic(path: string, content: string, mode = 0o600): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, content, { mode });
-  await rename(temporary, path);
-}
 
 /** Increments and returns the start counter, so versions issued after a restart sort after those before it. */
 export async function nextEpoch(stateDir: string): Promise<number> {

@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
+import { writeFileAtomic } from '../common/private-file.ts';
 import { formatSpiffeId, isDnsLabel, isDnsSubdomain } from '../common/spiffe.ts';
-import { writeFileAtomic } from './state.ts';
 
 /** What a bootstrap token proves: one workload running as one SPIFFE identity. */
 export interface TokenBinding {

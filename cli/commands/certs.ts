@@ -1,7 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CA_FILES, CertificateAuthority } from '../../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../../certs/x509.ts';
+import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
 import { type Command, durationFlag } from './command.ts';
 
@@ -50,11 +51,10 @@ export const certsIssue: Command = {
       ttlMs: durationFlag(values, 'ttl'),
     });
     await mkdir(values.out!, { recursive: true });
-    await writeFile(join(values.out!, 'key.pem'), privateKeyToPem(keys.privateKey), {
-      mode: 0o600,
-    });
-    await writeFile(join(values.out!, 'cert.pem'), cert);
-    await writeFile(join(values.out!, 'bundle.pem'), ca.bundlePem);
+    // A new private file renamed into place: an existing key.pem's mode, or a symlink there, does not survive.
+    await writeFileAtomic(join(values.out!, 'key.pem'), privateKeyToPem(keys.privateKey));
+    await writeFileAtomic(join(values.out!, 'cert.pem'), cert, 0o644);
+    await writeFileAtomic(join(values.out!, 'bundle.pem'), ca.bundlePem, 0o644);
     process.stdout.write(
       `wrote ${join(values.out!, 'cert.pem')}, key.pem (0600) and bundle.pem for ${values['spiffe-id']}\n`,
     );

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
@@ -29,8 +29,11 @@ export const tokenCreate: Command = {
       values['service-account']!,
       ttlMs,
     );
-    await writeFile(values.out!, `${token}\n`, { mode: 0o600 });
-    process.stdout.write(`wrote a bootstrap token for ${values.workload} to ${values.out}\n`);
+    // A new private file renamed into place: an existing file's mode, or a symlink there, does not survive.
+    await writeFileAtomic(values.out!, `${token}\n`);
+    process.stdout.write(
+      `wrote a bootstrap token for ${values.workload} to ${values.out} (0600)\n`,
+    );
     return 0;
   },
 };

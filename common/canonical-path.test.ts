@@ -124,3 +124,113 @@ t.test('characters a path may not hold raw are rejected, not guessed at', async 
     t.match(canonical(raw), /must be percent-encoded/, raw);
   }
 });
+
+t.test(
+  'a double-encoded escape that only appears after decoding (%25 then escaped hex digits) was forwarded; it is rejected',
+  async (t) => {
+    // Forwarded as /public/%252F..%252Fadmin: an app that decodes twice read ../admin.
+    t.match(canonical('/public/%25%32%46..%25%32%46admin'), /^rejected: .*double-encoded/);
+    // Forwarded as /public/%2541: an app that decodes twice read A.
+    t.match(canonical('/public/%25%34%31'), /^rejected: .*double-encoded/);
+  },
+);
+
+t.test(
+  'hex digits decoded from lower-case escapes also complete a double-encoded escape',
+  async (t) => {
+    // %61 is a, %62 is b: both hex digits once decoded.
+    t.match(canonical('/x/%25%61%62'), /double-encoded/);
+    t.match(canonical('/x/%25%41%62'), /double-encoded/, 'mixed case');
+    t.match(
+      canonical('/x/%25%65%2E'),
+      /^\/x\/%25e\.$/,
+      'one hex digit then a dot is not an escape',
+    );
+  },
+);
+
+t.test(
+  'a %25 followed by one decoded and one raw hex digit is rejected, in either order',
+  async (t) => {
+    t.match(canonical('/x/%25%32F'), /double-encoded/);
+    t.match(canonical('/x/%252%46'), /double-encoded/);
+    t.match(canonical('/x/%25%32f'), /double-encoded/, 'raw lower-case hex');
+  },
+);
+
+t.test('a double-encoded escape is rejected whether or not dot segments remove it', async (t) => {
+  t.match(canonical('/%25%34%31/../x'), /double-encoded/, 'as the raw /%2541/../x is');
+  t.match(canonical('/a/%2e%2e/%25%32%46'), /double-encoded/);
+  // Segments are joined by /, so removing one never brings %25 next to hex digits.
+  t.equal(canonical('/a%25/../41'), '/41');
+  t.equal(canonical('/a%25/%2e%2e/%34%31'), '/41');
+});
+
+t.test('%25%25 is not an escape; %25%25 followed by hex digits is', async (t) => {
+  t.equal(canonical('/%25%25'), '/%25%25');
+  t.match(canonical('/%25%25%34%31'), /double-encoded/, 'the second %25 and 41 decode again');
+  t.match(canonical('/%25%2541'), /double-encoded/);
+});
+
+t.test(
+  'a legitimate %25 followed by something other than two hex digits still works',
+  async (t) => {
+    t.equal(canonical('/100%25'), '/100%25');
+    t.equal(canonical('/100%25off'), '/100%25off', 'o is not a hex digit');
+    t.equal(canonical('/%25%7A%7A'), '/%25zz');
+    t.equal(canonical('/%25a/b'), '/%25a/b', 'one hex digit before a /');
+    t.equal(canonical('/%25%20'), '/%25%20');
+    t.equal(canonical('/x?q=%25%34%31'), '/x?q=%25%34%31', 'the query is forwarded as received');
+  },
+);
+
+// A small deterministic generator (fast-check is not a dependency): pieces
+// chosen to collide, so %25 meets decoded and raw hex digits, dot segments and
+// slashes often. A failure names the seed's input.
+const PIECES = [
+  ...['%25', '%25', '%32', '%46', '%34', '%31', '%61', '%62', '%65', '%41', '%2E', '%2e'],
+  ...['%7A', '%20', '%3B', '%3A', '%C3%A9', '%zz', '/', '/', '.', '..', 'a', 'F', '4', '1', 'z'],
+];
+
+function randomPaths(count: number, seed: number): string[] {
+  let state = seed;
+  const next = () => {
+    // mulberry32
+    state = (state + 0x6d2b79f5) | 0;
+    let x = Math.imul(state ^ (state >>> 15), state | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+  const paths: string[] = [];
+  for (let i = 0; i < count; i++) {
+    let path = '/';
+    const length = 1 + Math.floor(next() * 10);
+    for (let p = 0; p < length; p++) path += PIECES[Math.floor(next() * PIECES.length)];
+    paths.push(path);
+  }
+  return paths;
+}
+
+t.test(
+  'for any path it accepts, the output is a fixed point and never holds %25 followed by two hex digits',
+  async (t) => {
+    let accepted = 0;
+    const failures: string[] = [];
+    for (const raw of randomPaths(5000, 0x5eed)) {
+      const first = canonicalTarget(raw);
+      if (!first.ok) continue;
+      accepted++;
+      const out = first.target.path;
+      if (/%25[0-9a-f]{2}/i.test(out)) failures.push(`${raw} gave ${out}, which decodes twice`);
+      if (canonical(out) !== out) {
+        failures.push(`${raw} gave ${out}, which canonicalises to ${canonical(out)}`);
+      }
+      // Decoding once leaves an escape only where the output spelled %25XX (never, above).
+      if (/%[0-9a-f]{2}/i.test(decodeURIComponent(out))) {
+        failures.push(`${raw} gave ${out}, which still holds an escape once decoded`);
+      }
+    }
+    t.same(failures.slice(0, 5), [], `${failures.length} failures`);
+    t.ok(accepted > 500, `enough inputs were accepted to mean something (${accepted})`);
+  },
+);

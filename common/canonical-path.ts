@@ -10,8 +10,12 @@
  *    `:` and `@`) are always raw: their escapes are decoded, once. Every other
  *    byte is always escaped (upper-case hex), and may not appear raw.
  *    Escapes of `/`, `\` and NUL are rejected (an app that decodes them would
- *    see other segments); `%25` followed by two hex digits is rejected (it
- *    decodes again); escaped bytes >= 0x80 must be valid, shortest-form UTF-8.
+ *    see other segments); escaped bytes >= 0x80 must be valid, shortest-form
+ *    UTF-8. A `%25` followed by two hex digits (either case) is rejected where
+ *    it appears in the result, not only where it was sent: `%25%32%46` decodes
+ *    to `%252F`, which an app that decodes twice reads as `/`. The check runs
+ *    before step 2, which joins segments with `/` and so never brings a `%25`
+ *    next to hex digits.
  * 2. Slashes are merged and `.`/`..` segments removed (RFC 3986 5.2.4);
  *    climbing above the root is rejected.
  * 3. A raw `\`, control characters, spaces, non-ASCII bytes, fragments,
@@ -95,13 +99,6 @@ function normaliseEscapes(rawPath: string): string | { reason: string } {
     if (byte === 0x2f || byte === 0x5c || byte === 0) {
       return { reason: 'the path has an encoded /, \\ or NUL' };
     }
-    if (
-      byte === 0x25 &&
-      hexValue(rawPath.charCodeAt(i + 3)) >= 0 &&
-      hexValue(rawPath.charCodeAt(i + 4)) >= 0
-    ) {
-      return { reason: 'the path has a double-encoded escape (%25XX decodes again)' };
-    }
     if (byte >= 0x80) {
       // A run of escaped non-ASCII bytes must be one valid UTF-8 sequence or more.
       const bytes: number[] = [];
@@ -125,7 +122,27 @@ function normaliseEscapes(rawPath: string): string | { reason: string } {
     out += rawInSegment(byte) ? String.fromCharCode(byte) : percentEncode(byte);
     i += 3;
   }
+  if (decodesAgain(out)) {
+    return {
+      reason:
+        'the path has a double-encoded escape (once decoded it holds %25XX, which decodes again)',
+    };
+  }
   return out;
+}
+
+/**
+ * Whether normalised escapes hold `%25` and two hex digits. Checked on the
+ * output, because the digits may have been escapes themselves (`%25%34%31`
+ * becomes `%2541`). Every `%` there starts an escape, so each `%25` found is
+ * a whole one. indexOf, not a regex: this runs per request.
+ */
+function decodesAgain(normalised: string): boolean {
+  for (let i = normalised.indexOf('%25'); i !== -1; i = normalised.indexOf('%25', i + 3)) {
+    if (hexValue(normalised.charCodeAt(i + 3)) >= 0 && hexValue(normalised.charCodeAt(i + 4)) >= 0)
+      return true;
+  }
+  return false;
 }
 
 /** Canonicalises an origin-form target (`/path?query`) as received on the request line. */

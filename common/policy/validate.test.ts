@@ -268,3 +268,126 @@ t.test(
     );
   },
 );
+
+const route = (name: string, match: string, rest = '') =>
+  `    - name: ${name}\n      match: ${match}\n${rest}`;
+const DENY_ALL = '      deny: [{ principals: ["*"] }]\n';
+const ALLOW_ALL = '      allow: [{ principals: ["*"] }]\n';
+
+t.test(
+  'a GET route shadows a later HEAD-only route on the same path, since HEAD is authorized as GET',
+  async (t) => {
+    const { warnings } = await load(
+      `${HEADER}spec:\n  routes:\n${route('read', '{ methods: [GET], path: { prefix: /orders } }', ALLOW_ALL)}${route('head', '{ methods: [HEAD], path: { prefix: /orders } }', DENY_ALL)}`,
+    );
+    t.match(warnings, [
+      /spec\.routes\[1\]: route "head" can never be chosen: spec\.routes\[0\] \("read"\)/,
+    ]);
+    const { warnings: none } = await load(
+      `${HEADER}spec:\n  routes:\n${route('head', '{ methods: [HEAD], path: { prefix: /orders } }', ALLOW_ALL)}${route('read', '{ methods: [GET], path: { prefix: /orders } }', ALLOW_ALL)}`,
+    );
+    t.same(none, [], 'a HEAD route does not cover a later GET route');
+  },
+);
+
+t.test(
+  'a deny route restricted to some methods did not warn that other methods fall through to a broader route that allows them',
+  async (t) => {
+    const { errors, warnings, file } = await load(
+      `${HEADER}spec:\n  routes:\n${route('admin-get', '{ methods: [GET], path: { prefix: /admin } }', DENY_ALL)}${route('orders', '{ path: { prefix: /orders } }', ALLOW_ALL)}${route('everything', '{ path: { prefix: / } }', ALLOW_ALL)}`,
+    );
+    t.same(errors, []);
+    t.same(warnings, [
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].match.methods: route "admin-get" denies only GET, HEAD on "/admin"; other methods there fall through to spec.routes[2] ("everything"), which allows them`,
+    ]);
+  },
+);
+
+t.test(
+  'the broader route lets other methods through by its defaultAction when it has no allow entries',
+  async (t) => {
+    const policy = (defaultAction: string) =>
+      `${HEADER}spec:\n  defaultAction: ${defaultAction}\n  routes:\n${route('admin-get', '{ methods: [GET], path: { exact: /admin } }', DENY_ALL)}${route('open', '{ path: { prefix: /admin } }')}`;
+    const allowing = await load(policy('allow'));
+    t.match(
+      allowing.warnings.join('\n'),
+      /route "admin-get" denies only GET, HEAD on "\/admin"; other methods there fall through to spec\.routes\[1\] \("open"\), which allows them/,
+    );
+    const denying = await load(policy('deny'));
+    t.notMatch(
+      denying.warnings.join('\n'),
+      /fall through/,
+      'defaultAction: deny lets none through',
+    );
+  },
+);
+
+t.test(
+  'with no broader route, defaultAction: allow lets other methods on a method-restricted deny route through, and that is warned about',
+  async (t) => {
+    const policy = (defaultAction: string) =>
+      `${HEADER}spec:\n  defaultAction: ${defaultAction}\n  routes:\n${route('admin-write', '{ methods: [POST, DELETE], path: { template: "/admin/{id}" } }', DENY_ALL)}`;
+    const { warnings, file } = await load(policy('allow'));
+    t.same(warnings, [
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].match.methods: route "admin-write" denies only POST, DELETE on "/admin/{id}"; other methods there match no route, and defaultAction: allow lets them through`,
+    ]);
+    t.same((await load(policy('deny'))).warnings, []);
+  },
+);
+
+t.test(
+  'only the methods a method-restricted broader route takes are named as falling through',
+  async (t) => {
+    const { warnings } = await load(
+      `${HEADER}spec:\n  routes:\n${route('admin-get', '{ methods: [GET], path: { prefix: /admin } }', DENY_ALL)}${route('admin-write', '{ methods: [POST, PUT, GET], path: { prefix: /admin } }', ALLOW_ALL)}`,
+    );
+    t.match(
+      warnings.join('\n'),
+      /route "admin-get" denies only GET, HEAD on "\/admin"; POST, PUT there fall through to spec\.routes\[1\] \("admin-write"\), which allows them/,
+    );
+  },
+);
+
+t.test('the most specific broader route is the one named, as the sidecar picks it', async (t) => {
+  const { warnings } = await load(
+    `${HEADER}spec:\n  routes:\n${route('everything', '{ path: { prefix: / } }', ALLOW_ALL)}${route('admin-get', '{ methods: [GET], path: { exact: /admin/users } }', DENY_ALL)}${route('admin', '{ path: { prefix: /admin } }', ALLOW_ALL)}`,
+  );
+  t.match(warnings.join('\n'), /fall through to spec\.routes\[2\] \("admin"\)/);
+  t.notMatch(warnings.join('\n'), /"everything"/);
+});
+
+t.test('nothing falls through, so nothing is warned about, when', async (t) => {
+  const quiet = async (what: string, routes: string, defaultAction = 'allow') => {
+    const { errors, warnings } = await load(
+      `${HEADER}spec:\n  defaultAction: ${defaultAction}\n  routes:\n${routes}`,
+    );
+    t.same(errors, [], what);
+    t.notMatch(warnings.join('\n'), /fall through|lets them through/, what);
+  };
+  await quiet(
+    'the deny route has no methods',
+    `${route('admin', '{ path: { prefix: /admin } }', DENY_ALL)}${route('everything', '{ path: { prefix: / } }', ALLOW_ALL)}`,
+  );
+  await quiet(
+    'the broader route denies the same callers too',
+    `${route('admin-get', '{ methods: [GET], path: { prefix: /admin } }', DENY_ALL)}${route('everything', '{ path: { prefix: / } }', `${DENY_ALL}${ALLOW_ALL}`)}`,
+  );
+  await quiet(
+    'the broader route denies everyone, with "*"',
+    `${route('admin-get', '{ methods: [GET], path: { prefix: /admin } }', '      deny: [{ principals: [spiffe://cluster.local/ns/shop/sa/frontend] }]\n')}${route('everything', '{ path: { prefix: / } }', `${DENY_ALL}${ALLOW_ALL}`)}`,
+  );
+  await quiet(
+    'the broader route has no allow entries and defaultAction is deny',
+    `${route('admin-get', '{ methods: [GET], path: { prefix: /admin } }', DENY_ALL)}${route('everything', '{ path: { prefix: / } }')}`,
+    'deny',
+  );
+  await quiet(
+    'the route that takes the other methods is not broader (a sibling path)',
+    `${route('admin-get', '{ methods: [GET], path: { prefix: /admin } }', DENY_ALL)}${route('orders', '{ path: { prefix: /orders } }', ALLOW_ALL)}`,
+    'deny',
+  );
+  await quiet(
+    'a broader route without methods denies the rest before a wider one could allow it',
+    `${route('admin-get', '{ methods: [GET], path: { prefix: /admin/users } }', DENY_ALL)}${route('admin', '{ path: { prefix: /admin } }', DENY_ALL)}${route('everything', '{ path: { prefix: / } }', ALLOW_ALL)}`,
+  );
+});

@@ -9,11 +9,13 @@ import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { canonicalTarget } from '../canonical-path.ts';
 import { parseCidr } from './cidr.ts';
+import { authorizedMethods } from './methods.ts';
 import {
   BYTES_PATTERN,
   DNS_LABEL_PATTERN,
   DNS_SUBDOMAIN_PATTERN,
   DURATION_PATTERN,
+  HTTP_METHODS,
   type PathMatch,
   type Route,
   type RoutePolicy,
@@ -292,7 +294,7 @@ function headersKey(route: Route): string {
 /**
  * Warns about a route that an earlier one always wins over: the same path
  * match and headers, and the earlier one takes every method the later one
- * does.
+ * does (a GET route takes HEAD too).
  */
 function checkShadowing(
   found: Findings,
@@ -309,8 +311,8 @@ function checkShadowing(
         headersKey(earlier) !== headersKey(later)
       )
         continue;
-      const earlierMethods = earlier.match?.methods;
-      const laterMethods = later.match?.methods;
+      const earlierMethods = authorizedMethods(earlier.match?.methods);
+      const laterMethods = authorizedMethods(later.match?.methods);
       // A route with methods outranks one without, so only an earlier route
       // with the same (or no) method condition covers the later one.
       const covered =
@@ -328,13 +330,23 @@ function checkShadowing(
   });
 }
 
+interface PathScope {
+  readonly path: string;
+  readonly subtree: boolean;
+}
+
 /** The literal path a route's match starts with, and whether it covers everything below it. */
-function pathScope(route: Route): { path: string; subtree: boolean } {
+function pathScope(route: Route): PathScope {
   const path = route.match?.path;
   if (!path) return { path: '', subtree: true };
   if (path.exact !== undefined) return { path: path.exact, subtree: false };
   if (path.prefix !== undefined) return { path: path.prefix.replace(/\/+$/, ''), subtree: true };
   return { path: path.template!.replace(/\/\{.*$/, ''), subtree: false };
+}
+
+/** Whether every path in `inner` is in `outer`'s subtree (a prefix covers itself). */
+function inSubtree(outer: PathScope, inner: PathScope): boolean {
+  return outer.subtree && (inner.path === outer.path || inner.path.startsWith(`${outer.path}/`));
 }
 
 /**
@@ -361,15 +373,120 @@ function checkDenyCoverage(
     routes.forEach((other, o) => {
       if (o === d || !sound(o) || !other.allow) return;
       const inner = pathScope(other);
-      const under =
-        inner.path === scope.path ? !inner.subtree : inner.path.startsWith(`${scope.path}/`);
-      if (under) {
+      // The same prefix is the same scope, not a more specific one under it.
+      if (inSubtree(scope, inner) && !(inner.subtree && inner.path === scope.path)) {
         found.warn(
           `spec.routes[${o}]`,
           `route ${JSON.stringify(other.name)} takes requests under ${JSON.stringify(scope.path || '/')} away from route ${JSON.stringify(denying.name)}, whose deny entries do not apply to them`,
         );
       }
     });
+  });
+}
+
+/** The path a route's match names, as written. */
+function pathText(route: Route): string {
+  const path = route.match?.path;
+  return path?.exact ?? path?.prefix ?? path?.template ?? '/';
+}
+
+/**
+ * The routes that match every path route `r` does, in the order the sidecar
+ * prefers them. They all match the same paths, so of the Gateway API
+ * precedence only this can differ: exact, template, longer prefix; then a
+ * method condition; then more header matches; then file order.
+ */
+function broaderRoutes(
+  routes: readonly Route[],
+  r: number,
+  sound: (r: number) => boolean,
+): number[] {
+  const scope = pathScope(routes[r]!);
+  const covering: { index: number; rank: number[] }[] = [];
+  routes.forEach((route, o) => {
+    if (o === r || !sound(o)) return;
+    if (pathKey(route) !== pathKey(routes[r]!) && !inSubtree(pathScope(route), scope)) return;
+    const path = route.match?.path;
+    const kind = path?.exact !== undefined ? 0 : path?.template !== undefined ? 1 : 2;
+    const methods = route.match?.methods ? 0 : 1;
+    const headers = route.match?.headers?.length ?? 0;
+    covering.push({ index: o, rank: [kind, -pathScope(route).path.length, methods, -headers, o] });
+  });
+  const byRank = (a: number[], b: number[]) => {
+    const i = a.findIndex((v, k) => v !== b[k]);
+    return i === -1 ? 0 : a[i]! - b[i]!;
+  };
+  return covering.sort((a, b) => byRank(a.rank, b.rank)).map((c) => c.index);
+}
+
+/** Whether a route lets through a request its deny entries do not stop. */
+function letsThrough(route: Route, defaultAction: unknown): boolean {
+  return route.allow !== undefined || defaultAction === 'allow';
+}
+
+const ruleKey = (rule: Rule) =>
+  JSON.stringify([
+    rule.principals,
+    rule.jwt && Object.entries(rule.jwt.claims ?? {}).sort(),
+    rule.sourceIPs,
+    rule.expiresAt,
+  ]);
+
+/**
+ * Whether `outer` denies every caller `inner` denies: each of inner's entries
+ * is also one of outer's, or outer has a bare `principals: ["*"]` and the
+ * entry needs a principal anyway.
+ */
+function deniesToo(outer: Route, inner: Route): boolean {
+  const keys = new Set(outer.deny?.map(ruleKey));
+  const denyAll = outer.deny?.some(
+    (rule) => Object.keys(rule).length === 1 && rule.principals?.join() === '*',
+  );
+  return (inner.deny ?? []).every(
+    (rule) => keys.has(ruleKey(rule)) || (denyAll && rule.principals !== undefined),
+  );
+}
+
+/**
+ * A deny route with a method condition denies only those methods: requests
+ * with other methods on its paths go to the next route that takes them, or
+ * to defaultAction when none does. Warns where that lets them through.
+ */
+function checkMethodFallThrough(
+  found: Findings,
+  routes: readonly Route[],
+  sound: (r: number) => boolean,
+  defaultAction: unknown,
+): void {
+  routes.forEach((denying, d) => {
+    const denied = authorizedMethods(denying.match?.methods);
+    if (!sound(d) || !denying.deny || !denied) return;
+    const others = HTTP_METHODS.filter((m) => !denied.includes(m));
+    let remaining = others;
+    const named = (methods: readonly string[]) =>
+      methods.length === others.length ? 'other methods' : methods.join(', ');
+    const warn = (what: string) =>
+      found.warn(
+        `spec.routes[${d}].match.methods`,
+        `route ${JSON.stringify(denying.name)} denies only ${denied.join(', ')} on ${JSON.stringify(pathText(denying))}; ${what}`,
+      );
+    for (const b of broaderRoutes(routes, d, sound)) {
+      const broader = routes[b]!;
+      const takes = authorizedMethods(broader.match?.methods);
+      const taken = takes ? remaining.filter((m) => takes.includes(m)) : remaining;
+      if (!taken.length) continue;
+      if (letsThrough(broader, defaultAction) && !deniesToo(broader, denying)) {
+        warn(
+          `${named(taken)} there fall through to spec.routes[${b}] (${JSON.stringify(broader.name)}), which allows them`,
+        );
+      }
+      // A route with header matches takes only the requests that carry them.
+      if (!broader.match?.headers) remaining = remaining.filter((m) => !taken.includes(m));
+      if (!remaining.length) return;
+    }
+    if (defaultAction === 'allow') {
+      warn(`${named(remaining)} there match no route, and defaultAction: allow lets them through`);
+    }
   });
 }
 
@@ -440,6 +557,8 @@ function semanticProblems(
   });
   checkShadowing(found, routes as Route[], sound);
   checkDenyCoverage(found, routes as Route[], sound);
+  const defaultAction = (doc as { spec?: { defaultAction?: unknown } }).spec?.defaultAction;
+  checkMethodFallThrough(found, routes as Route[], sound, defaultAction);
 }
 
 /**

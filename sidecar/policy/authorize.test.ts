@@ -366,3 +366,70 @@ t.test('a trust-domain wildcard matches every identity of that trust domain only
     allowed: false,
   });
 });
+
+const ADMIN_BY_METHOD = compiled([
+  policy({
+    routes: [
+      {
+        name: 'admin-get',
+        match: { methods: ['GET'], path: { prefix: '/admin' } },
+        deny: [{ principals: ['*'] }],
+      },
+      {
+        name: 'reports-read',
+        match: { methods: ['GET'], path: { prefix: '/reports' } },
+        allow: [{ principals: [FRONTEND] }],
+      },
+      {
+        name: 'probe',
+        match: { methods: ['HEAD'], path: { exact: '/health' } },
+        allow: [{ principals: ['*'] }],
+      },
+      { name: 'everything', allow: [{ principals: ['*'] }] },
+    ],
+  }),
+]);
+
+t.test(
+  'HEAD passed a deny route restricted to GET (the app runs its GET handler for HEAD); it is denied',
+  async (t) => {
+    t.match(authorize(ADMIN_BY_METHOD, facts('HEAD', '/admin/users'), NOW), {
+      allowed: false,
+      reason: 'deny-rule-matched',
+      route: 'admin-get',
+    });
+  },
+);
+
+t.test('HEAD on a route that allows GET is allowed, as GET is', async (t) => {
+  t.match(authorize(ADMIN_BY_METHOD, facts('HEAD', '/reports/q3'), NOW), {
+    allowed: true,
+    route: 'reports-read',
+  });
+  t.match(authorize(ADMIN_BY_METHOD, facts('HEAD', '/reports/q3', ONCALL), NOW), {
+    allowed: false,
+    reason: 'no-allow-rule-matched',
+    route: 'reports-read',
+  });
+});
+
+t.test('a route that lists HEAD alone still takes HEAD, and GET is not added to it', async (t) => {
+  t.match(authorize(ADMIN_BY_METHOD, facts('HEAD', '/health'), NOW), {
+    allowed: true,
+    route: 'probe',
+  });
+  t.match(authorize(ADMIN_BY_METHOD, facts('GET', '/health'), NOW), { route: 'everything' });
+});
+
+t.test(
+  'a method a GET-only deny route does not take (POST) goes to the broader route',
+  async (t) => {
+    t.match(authorize(ADMIN_BY_METHOD, facts('POST', '/admin/users'), NOW), {
+      allowed: true,
+      route: 'everything',
+    });
+    t.match(authorize(ADMIN_BY_METHOD, facts('OPTIONS', '/admin/users'), NOW), {
+      route: 'everything',
+    });
+  },
+);

@@ -6,6 +6,7 @@
  */
 import { BlockList } from 'node:net';
 import { parseCidr } from '../../common/policy/cidr.ts';
+import { authorizedMethods } from '../../common/policy/methods.ts';
 import type { HeaderMatch, PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
 import type { MeshDefault, Snapshot } from '../../common/wire.ts';
 import { type Action, type Decision, decision, type Mode } from './decision.ts';
@@ -121,6 +122,9 @@ function compileHeader(header: HeaderMatch): CompiledHeaderMatch {
   return Object.freeze({ name, kind: 'present', present: header.present ?? true });
 }
 
+const setOf = (methods: readonly string[] | undefined) =>
+  methods ? new Set<string>(methods) : undefined;
+
 function compilePath(path: PathMatch | undefined): CompiledPath {
   if (path?.exact !== undefined) return { kind: 'exact', value: path.exact };
   if (path?.template !== undefined) {
@@ -192,7 +196,7 @@ export function compilePolicies(
         policy: base.policy,
         name: route.name,
         mode,
-        methods: route.match?.methods ? new Set<string>(route.match.methods) : undefined,
+        methods: setOf(authorizedMethods(route.match?.methods)),
         path: Object.freeze(compilePath(route.match?.path)),
         headers: route.match?.headers
           ? Object.freeze(route.match.headers.map(compileHeader))

@@ -95,3 +95,17 @@ export function portFlag(
     throw new ConfigError(`--${name} must be a port number 0-65535; found ${JSON.stringify(text)}`);
   return port;
 }
+
+/** A whole number of at least 1 (a count, a cap). */
+export function countFlag(
+  values: Readonly<Record<string, string | undefined>>,
+  name: string,
+): number {
+  const text = values[name] ?? '';
+  const count = Number(text);
+  if (!/^\d+$/.test(text) || count < 1 || !Number.isSafeInteger(count))
+    throw new ConfigError(
+      `--${name} must be a whole number of at least 1; found ${JSON.stringify(text)}`,
+    );
+  return count;
+}

@@ -6,6 +6,7 @@ import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../common/spiffe.ts';
+import { defaultOperators } from '../control-plane/operators.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
 import {
@@ -71,14 +72,15 @@ export async function tokenFile(
 export async function testerCertificate(
   ca: CertificateAuthority,
   stateDir: string,
+  client: { name: string; spiffeId: string } = { name: 'tester', spiffeId: TESTER },
 ): Promise<string> {
-  const dir = join(stateDir, 'clients', 'tester');
+  const dir = join(stateDir, 'clients', client.name);
   await mkdir(dir, { recursive: true });
   const keys = await generateKeyPair();
   await writeFileAtomic(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey));
   await writeFileAtomic(
     join(dir, 'cert.pem'),
-    await ca.issue(keys.publicKey, { uris: [TESTER], ttlMs: 24 * 3600 * 1000 }),
+    await ca.issue(keys.publicKey, { uris: [client.spiffeId], ttlMs: 24 * 3600 * 1000 }),
     0o644,
   );
   await writeFileAtomic(join(dir, 'bundle.pem'), ca.bundlePem, 0o644);
@@ -89,6 +91,7 @@ function instructions(
   policiesDir: string,
   stateDir: string,
   clientDir: string,
+  operatorDir: string,
   cpPort: number,
   frontend: Workload,
   orders: Workload,
@@ -122,6 +125,8 @@ Refused at the TLS handshake (no client certificate):
 Metrics (Prometheus text) and the applied policy snapshot, per sidecar:
   curl -s http://127.0.0.1:${frontend.adminPort}/metrics
   curl -s http://127.0.0.1:${orders.adminPort}/config
+What each sidecar applied (like istioctl proxy-status; operators only, this is the operator's certificate):
+  curl -sS --cacert ${rel(join(operatorDir, 'bundle.pem'))} --cert ${rel(join(operatorDir, 'cert.pem'))} --key ${rel(join(operatorDir, 'key.pem'))} https://localhost:${cpPort}/v1/acks
 Traces: not exported yet (OTel export arrives with the telemetry work); request metrics are on /metrics above.
 Edit the RoutePolicy YAML in ${rel(policiesDir)} while this runs: the sidecars pick up the change. Ctrl-C stops everything.
 `;
@@ -136,6 +141,11 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
   const caFile = join(statePaths(stateDir).ca, CA_FILES.bundle);
   const store = new TokenStore(statePaths(stateDir).tokens, ca.trustDomain);
   const clientDir = await testerCertificate(ca, stateDir);
+  // The control plane's default --operators identity, for the proxy-status view.
+  const operatorDir = await testerCertificate(ca, stateDir, {
+    name: 'operator',
+    spiffeId: defaultOperators(ca.trustDomain)[0]!,
+  });
 
   const children: Child[] = [];
   const stopAll = async () => {
@@ -225,7 +235,15 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
     }
     const [orders, frontend] = workloads as [Workload, Workload];
     process.stdout.write(
-      instructions(resolve(options.policiesDir), stateDir, clientDir, cpPort, frontend, orders),
+      instructions(
+        resolve(options.policiesDir),
+        stateDir,
+        clientDir,
+        operatorDir,
+        cpPort,
+        frontend,
+        orders,
+      ),
     );
   } catch (error) {
     process.stderr.write(`postern up: ${(error as Error).message}; see the logs in ${logs}\n`);

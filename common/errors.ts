@@ -55,3 +55,10 @@ export class NotImplementedError extends PosternError {
     super('POSTERN_NOT_IMPLEMENTED', `${what} is not implemented yet`);
   }
 }
+
+/** The caller is authenticated but may not do this (403). */
+export class ForbiddenError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_FORBIDDEN', message);
+  }
+}

@@ -10,20 +10,37 @@ export class BadRequestBodyError extends PosternError {
   }
 }
 
-/** Reads and parses a JSON body of at most `limit` bytes. */
-export async function readJsonBody(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new BadRequestBodyError(413, `the body is larger than ${limit} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new BadRequestBodyError(400, 'the body is not valid JSON');
-  }
+/**
+ * Reads and parses a JSON body of at most `limit` bytes. Past the limit it
+ * stops reading without destroying the request, so the caller can still
+ * answer 413 (with `connection: close`, which ends the upload).
+ */
+export function readJsonBody(req: IncomingMessage, limit = 64 * 1024): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.pause();
+      reject(new BadRequestBodyError(413, `the body is larger than ${limit} bytes`));
+    };
+    const onEnd = () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        reject(new BadRequestBodyError(400, 'the body is not valid JSON'));
+      }
+    };
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', reject);
+  });
 }
 
 export function sendJson(

@@ -64,3 +64,24 @@ t.test(
     );
   },
 );
+
+t.test(
+  'fields named time, level, component or msg cannot replace the record’s own (a forged ack reason wrote a line naming another workload)',
+  async (t) => {
+    const before = Date.now();
+    const [record] = await logTo(100, (logger) =>
+      logger.warn('snapshot rejected by sidecar', {
+        time: '1999-01-01T00:00:00Z',
+        level: 'info',
+        component: 'sidecar',
+        msg: 'certificate issued',
+        reason: 'x',
+      }),
+    );
+    t.equal(record!.level, 'warn');
+    t.equal(record!.component, 'test');
+    t.equal(record!.msg, 'snapshot rejected by sidecar');
+    t.ok(Date.parse(record!.time as string) >= before - 1000, 'the time is the logger’s');
+    t.equal(record!.reason, 'x', 'other fields are kept');
+  },
+);

@@ -38,13 +38,14 @@ export class Logger {
       this.#dropped++;
       return;
     }
-    const record = {
-      time: new Date().toISOString(),
-      level,
-      component: this.#component,
-      msg,
-      ...fields,
-    };
+    // The record's own fields are set after the caller's: a field named
+    // time, level, component or msg (say, copied from a request body) keeps
+    // its place in the line but can never replace ours.
+    const record: Record<string, unknown> = { time: '', level, component: '', msg, ...fields };
+    record.time = new Date().toISOString();
+    record.level = level;
+    record.component = this.#component;
+    record.msg = msg;
     this.#queue.push(JSON.stringify(record, errorReplacer));
     if (!this.#writing) this.#flush();
   }

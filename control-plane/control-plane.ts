@@ -1,11 +1,14 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
+import { CONTROL_PLANE_LIMITS, type ConnectionLimits } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
+import { compilePrincipals } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import type { MeshDefault } from '../common/wire.ts';
-import { createApiServer } from './api-server.ts';
+import { createApiServer } from './api/server.ts';
+import { defaultOperators } from './operators.ts';
 import { PolicyDirectory } from './policy-source.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
 import { nextEpoch, statePaths } from './state.ts';
@@ -24,6 +27,14 @@ export interface ControlPlaneOptions {
   readonly logger?: Logger;
   /** Interval of keep-alive comments on snapshot streams (default 15 s); tests shorten it. */
   readonly keepAliveMs?: number;
+  /** Identities that may read operator views such as GET /v1/acks (default: `defaultOperators`). */
+  readonly operators?: readonly string[];
+  /** Snapshot watches one identity may hold open (default 100). */
+  readonly maxWatchesPerIdentity?: number;
+  /** Connection cap and timeouts of the API listener (default CONTROL_PLANE_LIMITS). */
+  readonly limits?: Partial<ConnectionLimits>;
+  /** Least time between two snapshot fan-outs (default 100 ms). */
+  readonly minFanOutIntervalMs?: number;
 }
 
 export interface ControlPlane {
@@ -60,7 +71,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const paths = statePaths(options.stateDir);
   const ca = await CertificateAuthority.loadOrCreate(paths.ca, options.trustDomain);
   const epoch = await nextEpoch(options.stateDir);
-  const hub = new SnapshotHub(epoch, options.meshDefault);
+  const hub = new SnapshotHub(epoch, options.meshDefault, {
+    ...(options.maxWatchesPerIdentity
+      ? { maxWatchesPerIdentity: options.maxWatchesPerIdentity }
+      : {}),
+    ...(options.minFanOutIntervalMs !== undefined
+      ? { minFanOutIntervalMs: options.minFanOutIntervalMs }
+      : {}),
+  });
   const onChange = (next: readonly RoutePolicy[]) => hub.setPolicies(next);
   // The Kubernetes client is loaded only in cluster mode: it costs every
   // other process tens of megabytes it would never use.
@@ -74,14 +92,28 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setPolicies(await policies.start());
 
+  const tokens = new TokenStore(paths.tokens, ca.trustDomain);
+  // `postern token revoke` (another process) rewrites the token file: end the
+  // revoked identity's watches at once, which also drops its registrations.
+  tokens.watch(
+    () => {
+      const ended = hub.endUnbound((workload, spiffeId) => !!tokens.bindingNow(workload, spiffeId));
+      if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
+    },
+    (error) => logger.error('watching the token file failed', { error }),
+  );
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
   const server = createApiServer({
     ca,
-    tokens: new TokenStore(paths.tokens, ca.trustDomain),
+    tokens,
     hub,
     logger,
     svidTtlMs: options.svidTtlMs,
+    operators: compilePrincipals(options.operators ?? defaultOperators(ca.trustDomain)),
+    keepAliveMs,
+    stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),
     tls: await servingCertificate(ca),
-    ...(options.keepAliveMs ? { keepAliveMs: options.keepAliveMs } : {}),
+    limits: { ...CONTROL_PLANE_LIMITS, ...options.limits },
   });
   // Renew the serving certificate at half life; open connections keep theirs.
   const renew = setInterval(() => {
@@ -105,6 +137,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     hub,
     async close() {
       clearInterval(renew);
+      tokens.close();
+      hub.close();
       await policies.close();
       await closeServer(server);
     },

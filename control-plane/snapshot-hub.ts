@@ -1,3 +1,8 @@
+import {
+  compilePrincipals,
+  type PrincipalMatcher,
+  principalMatches,
+} from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import {
   formatLabels,
@@ -7,16 +12,48 @@ import {
   type Snapshot,
   type SnapshotAck,
 } from '../common/wire.ts';
+import { WatchLimitError } from './api/errors.ts';
 
 /** A sidecar holding a snapshot watch open: its registration and a way to push to it. */
 export interface Subscriber {
   readonly workload: string;
   readonly namespace: string;
+  /** From the credential the workload was bootstrapped with, never from the sidecar's word. */
   readonly labels: Readonly<Record<string, string>>;
   /** Advertised inbound address (host:port), or undefined for a workload that only calls out. */
   readonly address: string | undefined;
   readonly spiffeId: string;
   send(snapshot: Snapshot): void;
+  /** Ends the watch from the control plane's side (replaced, revoked); the stream's close then unsubscribes. */
+  close(reason: string): void;
+}
+
+/** What `GET /v1/acks` shows per connected sidecar: its registration and what it last applied or rejected. */
+export interface AckStatus {
+  readonly workload: string;
+  readonly namespace: string;
+  readonly spiffeId: string;
+  readonly address: string | undefined;
+  readonly version: string;
+  readonly hash: string;
+  readonly status: SnapshotAck['status'];
+  readonly reason?: string;
+  readonly at: string;
+}
+
+export interface SnapshotHubOptions {
+  /**
+   * Snapshot watches one identity may hold at once (its replicas, each with
+   * one). Past it a new watch is refused, so one stolen certificate cannot
+   * hold the control plane's memory.
+   */
+  readonly maxWatchesPerIdentity?: number;
+  /**
+   * Fan-outs are at least this far apart: a burst of registrations (a
+   * deployment scaling, the mesh reconnecting after a restart) reaches each
+   * sidecar as one snapshot, not one per registration.
+   */
+  readonly minFanOutIntervalMs?: number;
 }
 
 /** Whether `policy` applies to a workload: same namespace, and every matchLabels pair present. */
@@ -30,30 +67,82 @@ export function selects(
   return Object.entries(wanted).every(([key, value]) => labels[key] === value);
 }
 
+const NOBODY = compilePrincipals([]);
+const ANYBODY = compilePrincipals(['*']);
+
+/**
+ * The callers a workload's policies could ever let through: the principals
+ * of every allow entry, or anybody when some path admits callers by other
+ * means (audit mode, an allow default, an entry conditioned only on a JWT or
+ * a source address). Deny entries never widen it. Used to send each sidecar
+ * only the registry entries it may need: an endpoint whose policies admit no
+ * request from a caller is of no use to that caller, and knowing it would
+ * only tell a compromised workload where to look.
+ */
+export function admittedCallers(
+  selecting: readonly RoutePolicy[],
+  meshDefault: MeshDefault,
+): PrincipalMatcher {
+  if (!selecting.length) return meshDefault === 'allow-authenticated' ? ANYBODY : NOBODY;
+  const principals: string[] = [];
+  for (const policy of selecting) {
+    if (policy.spec.mode === 'audit' || policy.spec.defaultAction === 'allow') return ANYBODY;
+    for (const route of policy.spec.routes) {
+      for (const entry of route.allow ?? []) {
+        if (!entry.principals) return ANYBODY;
+        principals.push(...entry.principals);
+      }
+    }
+  }
+  return compilePrincipals(principals);
+}
+
+interface Registration {
+  /** The ack this sidecar last sent over its watch, if any. */
+  ack: AckStatus | undefined;
+  /** Hash of the snapshot last sent, so unchanged content is not sent again. */
+  sentHash: string | undefined;
+}
+
+interface Endpoint {
+  readonly entry: RegistryEntry;
+  readonly callers: PrincipalMatcher;
+}
+
+const identityKey = (s: Pick<Subscriber, 'spiffeId' | 'workload'>) => `${s.spiffeId} ${s.workload}`;
+
 /**
  * Holds the current policy set and the registry of live workloads, and pushes
  * each subscriber its own snapshot whenever what it would receive changes.
  * Versions are `<epoch>.<counter>`: the counter moves on every change of
  * policies or registry, the epoch on every control-plane start.
  *
- * Changes are coalesced: a burst (a control-plane restart brings every
- * sidecar back within moments, each registering) costs one fan-out, in which
- * the registry is built once and each distinct (namespace, labels) snapshot
- * once, not once per subscriber per change.
+ * Each subscriber receives the policies that select it and the registry
+ * entries its identity may call (see `admittedCallers`). Changes are
+ * coalesced: at most one fan-out per `minFanOutIntervalMs`, in which the
+ * registry is built once and each distinct (namespace, labels, identity)
+ * snapshot once, and a subscriber whose content did not change is sent
+ * nothing.
  */
 export class SnapshotHub {
   readonly #epoch: number;
   readonly #meshDefault: MeshDefault;
+  readonly #maxWatchesPerIdentity: number;
+  readonly #minFanOutIntervalMs: number;
   #counter = 0;
   #policies: readonly RoutePolicy[] = [];
-  readonly #subscribers = new Map<Subscriber, string | undefined>(); // → hash last sent
-  readonly #acks = new Map<string, SnapshotAck & { spiffeId: string; at: string }>();
-  #registry: RegistryEntry[] | undefined;
-  #flushScheduled = false;
+  readonly #subscribers = new Map<Subscriber, Registration>();
+  /** Watches per SPIFFE ID, for the per-identity bound. */
+  readonly #perIdentity = new Map<string, number>();
+  #endpoints: Endpoint[] | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #lastFanOut = Number.NEGATIVE_INFINITY;
 
-  constructor(epoch: number, meshDefault: MeshDefault) {
+  constructor(epoch: number, meshDefault: MeshDefault, options: SnapshotHubOptions = {}) {
     this.#epoch = epoch;
     this.#meshDefault = meshDefault;
+    this.#maxWatchesPerIdentity = options.maxWatchesPerIdentity ?? 100;
+    this.#minFanOutIntervalMs = options.minFanOutIntervalMs ?? 100;
   }
 
   get version(): string {
@@ -65,81 +154,185 @@ export class SnapshotHub {
     this.#changed();
   }
 
-  /** Registers a subscriber and sends it the current snapshot at once. Returns the unsubscribe. */
+  /**
+   * Registers a subscriber and sends it its current snapshot at once;
+   * returns the unsubscribe. A watch from the same identity, workload and
+   * address as an existing one replaces it (a sidecar reconnecting after a
+   * cut, a restarted replica), so stale streams do not pile up; a watch past
+   * the identity's bound is refused with WatchLimitError.
+   */
   subscribe(subscriber: Subscriber): () => void {
-    this.#subscribers.set(subscriber, undefined);
+    if (subscriber.address !== undefined) {
+      for (const existing of this.#subscribers.keys()) {
+        if (
+          existing.address === subscriber.address &&
+          identityKey(existing) === identityKey(subscriber)
+        ) {
+          this.#remove(existing);
+          existing.close('replaced by a newer watch from the same workload and address');
+        }
+      }
+    }
+    const held = this.#perIdentity.get(subscriber.spiffeId) ?? 0;
+    if (held >= this.#maxWatchesPerIdentity) {
+      throw new WatchLimitError(
+        `${subscriber.spiffeId} already holds ${held} snapshot watches, the most one identity may hold (--max-watches-per-identity)`,
+      );
+    }
+    this.#perIdentity.set(subscriber.spiffeId, held + 1);
+    this.#subscribers.set(subscriber, { ack: undefined, sentHash: undefined });
     if (subscriber.address) this.#changed();
-    this.#push(subscriber, this.snapshotFor(subscriber.namespace, subscriber.labels));
+    this.#push(subscriber, this.#snapshotFor(subscriber));
     return () => {
-      this.#subscribers.delete(subscriber);
-      if (subscriber.address) this.#changed();
+      this.#remove(subscriber);
     };
   }
 
-  recordAck(ack: SnapshotAck, spiffeId: string): void {
-    this.#acks.set(`${spiffeId} ${ack.workload} ${ack.address ?? ''}`, {
-      ...ack,
-      spiffeId,
-      at: new Date().toISOString(),
-    });
+  /** Forgets a subscriber; false when it was already gone (replaced, closed). */
+  #remove(subscriber: Subscriber): boolean {
+    if (!this.#subscribers.delete(subscriber)) return false;
+    const held = (this.#perIdentity.get(subscriber.spiffeId) ?? 1) - 1;
+    if (held) this.#perIdentity.set(subscriber.spiffeId, held);
+    else this.#perIdentity.delete(subscriber.spiffeId);
+    if (subscriber.address) this.#changed();
+    return true;
   }
 
-  get acks(): ReadonlyArray<SnapshotAck & { spiffeId: string; at: string }> {
-    return [...this.#acks.values()];
+  /**
+   * Ends every watch whose identity is no longer bound to its workload (its
+   * tokens were revoked): the stream closes and the registration leaves the
+   * registry at once. Returns how many were ended.
+   */
+  endUnbound(isBound: (workload: string, spiffeId: string) => boolean): number {
+    let ended = 0;
+    for (const subscriber of [...this.#subscribers.keys()]) {
+      if (isBound(subscriber.workload, subscriber.spiffeId)) continue;
+      this.#remove(subscriber);
+      subscriber.close('the workload identity was revoked');
+      ended++;
+    }
+    return ended;
   }
 
-  registry(): readonly RegistryEntry[] {
-    if (!this.#registry) {
-      const entries: RegistryEntry[] = [];
+  /**
+   * Records an ack against the open watch it belongs to: same identity,
+   * workload and advertised address. Returns false when there is no such
+   * watch, so acks are bounded by the watches and die with them.
+   */
+  recordAck(
+    caller: { spiffeId: string; workload: string; namespace: string },
+    ack: Pick<SnapshotAck, 'version' | 'hash' | 'status' | 'reason' | 'address'>,
+    at: Date,
+  ): boolean {
+    for (const [subscriber, registration] of this.#subscribers) {
+      if (identityKey(subscriber) !== identityKey(caller)) continue;
+      if (subscriber.address !== (ack.address || undefined)) continue;
+      registration.ack = {
+        workload: subscriber.workload,
+        namespace: subscriber.namespace,
+        spiffeId: subscriber.spiffeId,
+        address: subscriber.address,
+        version: ack.version,
+        hash: ack.hash,
+        status: ack.status,
+        ...(ack.reason === undefined ? {} : { reason: ack.reason }),
+        at: at.toISOString(),
+      };
+      return true;
+    }
+    return false;
+  }
+
+  get acks(): readonly AckStatus[] {
+    const acks: AckStatus[] = [];
+    for (const { ack } of this.#subscribers.values()) if (ack) acks.push(ack);
+    return acks;
+  }
+
+  /** Every registered endpoint with the callers its policies admit; rebuilt after each change. */
+  #registry(): readonly Endpoint[] {
+    if (!this.#endpoints) {
+      const callersByGroup = new Map<string, PrincipalMatcher>();
+      const endpoints: Endpoint[] = [];
       for (const sub of this.#subscribers.keys()) {
-        if (sub.address) {
-          entries.push({
+        if (!sub.address) continue;
+        const group = groupKey(sub);
+        let callers = callersByGroup.get(group);
+        if (!callers) {
+          callers = admittedCallers(this.#selecting(sub), this.#meshDefault);
+          callersByGroup.set(group, callers);
+        }
+        endpoints.push({
+          entry: {
             service: sub.workload,
             namespace: sub.namespace,
             address: sub.address,
             spiffeId: sub.spiffeId,
-          });
-        }
+          },
+          callers,
+        });
       }
-      this.#registry = entries.sort((a, b) =>
-        (a.service + a.address).localeCompare(b.service + b.address),
+      this.#endpoints = endpoints.sort((a, b) =>
+        (a.entry.service + a.entry.address).localeCompare(b.entry.service + b.entry.address),
       );
     }
-    return this.#registry;
+    return this.#endpoints;
   }
 
-  snapshotFor(namespace: string, labels: Readonly<Record<string, string>>): Snapshot {
+  #selecting(workload: Pick<Subscriber, 'namespace' | 'labels'>): RoutePolicy[] {
+    return this.#policies.filter((policy) => selects(policy, workload.namespace, workload.labels));
+  }
+
+  /** The snapshot a subscriber would receive now. */
+  #snapshotFor(subscriber: Subscriber): Snapshot {
     const content = {
       meshDefault: this.#meshDefault,
-      policies: this.#policies.filter((policy) => selects(policy, namespace, labels)),
-      registry: this.registry(),
+      policies: this.#selecting(subscriber),
+      registry: this.#registry()
+        .filter((endpoint) => principalMatches(endpoint.callers, subscriber.spiffeId))
+        .map((endpoint) => endpoint.entry),
     };
     return { version: this.version, hash: hashSnapshotContent(content), ...content };
   }
 
   #changed(): void {
     this.#counter++;
-    this.#registry = undefined;
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      const built = new Map<string, Snapshot>();
-      for (const subscriber of this.#subscribers.keys()) {
-        const key = `${subscriber.namespace}|${formatLabels(Object.fromEntries(Object.entries(subscriber.labels).sort()))}`;
-        let snapshot = built.get(key);
-        if (!snapshot) {
-          snapshot = this.snapshotFor(subscriber.namespace, subscriber.labels);
-          built.set(key, snapshot);
-        }
-        this.#push(subscriber, snapshot);
+    this.#endpoints = undefined;
+    if (this.#flushTimer) return;
+    const wait = Math.max(0, this.#lastFanOut + this.#minFanOutIntervalMs - performance.now());
+    this.#flushTimer = setTimeout(() => this.#fanOut(), wait);
+    // A pending fan-out must not keep a stopping process alive.
+    this.#flushTimer.unref();
+  }
+
+  #fanOut(): void {
+    this.#flushTimer = undefined;
+    this.#lastFanOut = performance.now();
+    const built = new Map<string, Snapshot>();
+    for (const subscriber of [...this.#subscribers.keys()]) {
+      const key = `${groupKey(subscriber)}|${subscriber.spiffeId}`;
+      let snapshot = built.get(key);
+      if (!snapshot) {
+        snapshot = this.#snapshotFor(subscriber);
+        built.set(key, snapshot);
       }
-    });
+      this.#push(subscriber, snapshot);
+    }
   }
 
   #push(subscriber: Subscriber, snapshot: Snapshot): void {
-    if (this.#subscribers.get(subscriber) === snapshot.hash) return;
-    this.#subscribers.set(subscriber, snapshot.hash);
+    const registration = this.#subscribers.get(subscriber);
+    if (!registration || registration.sentHash === snapshot.hash) return;
+    registration.sentHash = snapshot.hash;
     subscriber.send(snapshot);
   }
+
+  close(): void {
+    clearTimeout(this.#flushTimer);
+  }
+}
+
+/** Subscribers with the same namespace and labels are selected by the same policies. */
+function groupKey(subscriber: Pick<Subscriber, 'namespace' | 'labels'>): string {
+  return `${subscriber.namespace}|${formatLabels(Object.fromEntries(Object.entries(subscriber.labels).sort()))}`;
 }

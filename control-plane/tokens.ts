@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { type FSWatcher, watch } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
 import { formatSpiffeId, isDnsLabel, isDnsSubdomain } from '../common/spiffe.ts';
 
-/** What a bootstrap token proves: one workload running as one SPIFFE identity. */
+/** What a bootstrap token proves: one workload running as one SPIFFE identity, with its labels. */
 export interface TokenBinding {
   readonly workload: string;
   readonly namespace: string;
@@ -14,23 +15,49 @@ export interface TokenBinding {
   readonly createdAt: string;
   /** After this instant the token no longer bootstraps (renewals by SVID go on); absent: no expiry. */
   readonly expiresAt?: string;
+  /**
+   * The workload's labels, which decide the RoutePolicies it receives. They
+   * come from the credential, never from the sidecar's word; absent (tokens
+   * minted before labels were bound): `app=<workload>`.
+   */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 type TokenFile = Record<string, TokenBinding>;
 
 const hash = (token: string) => createHash('sha256').update(token).digest('hex');
 
+/** The labels a binding grants its workload. */
+export function labelsOf(binding: TokenBinding): Readonly<Record<string, string>> {
+  return binding.labels ?? { app: binding.workload };
+}
+
+/** Identifies one version of the file: `token create` replaces it (new inode), so this changes with every write. */
+interface FileVersion {
+  readonly ino: number;
+  readonly mtimeMs: number;
+  readonly size: number;
+}
+
 /**
  * Bootstrap tokens, stored as sha256 hashes (the tokens are 256 random bits,
- * so a plain hash is enough: there is nothing to brute-force). The file is
- * re-read on each lookup so that `postern token create` works while the
- * control plane runs; lookups happen once per sidecar start, not per request.
+ * so a plain hash is enough: there is nothing to brute-force). `postern token
+ * create` and `token revoke` write the file from another process while the
+ * control plane runs, so lookups answer from memory and re-read the file only
+ * when a stat says it changed: an unauthenticated flood of certificate
+ * requests costs a stat each, never a read and parse. `watch()` reports
+ * changes as they happen, so that revocation takes effect at once.
  */
 export class TokenStore {
   readonly #path: string;
   readonly #trustDomain: string;
-
   readonly #now: () => number;
+  #version: FileVersion | undefined;
+  #byHash = new Map<string, TokenBinding>();
+  #bySpiffeId = new Map<string, TokenBinding[]>();
+  #next: Promise<void> | undefined;
+  #last: Promise<void> | undefined;
+  #watcher: FSWatcher | undefined;
 
   constructor(path: string, trustDomain: string, now: () => number = Date.now) {
     this.#path = path;
@@ -38,7 +65,7 @@ export class TokenStore {
     this.#now = now;
   }
 
-  async #read(): Promise<TokenFile> {
+  async #readFile(): Promise<TokenFile> {
     try {
       return JSON.parse(await readFile(this.#path, 'utf8')) as TokenFile;
     } catch (error) {
@@ -47,12 +74,83 @@ export class TokenStore {
     }
   }
 
+  /**
+   * Brings the in-memory index up to date with the file, reading it only if
+   * it changed. Reloads run one at a time; callers that arrive while one
+   * waits to start share it (it starts after they asked, so it sees what
+   * they would), and a flood costs one stat per reload, not per caller.
+   */
+  #fresh(): Promise<void> {
+    if (!this.#next) {
+      const next: Promise<void> = (this.#last ?? Promise.resolve())
+        .catch(() => {})
+        .then(() => {
+          if (this.#next === next) this.#next = undefined;
+          return this.#reload();
+        });
+      this.#next = next;
+      this.#last = next;
+    }
+    return this.#next;
+  }
+
+  async #reload(): Promise<void> {
+    let version: FileVersion | undefined;
+    try {
+      const s = await stat(this.#path);
+      version = { ino: s.ino, mtimeMs: s.mtimeMs, size: s.size };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const current = this.#version;
+    if (
+      current &&
+      version &&
+      current.ino === version.ino &&
+      current.mtimeMs === version.mtimeMs &&
+      current.size === version.size
+    ) {
+      return;
+    }
+    const file = version ? await this.#readFile() : {};
+    const byHash = new Map(Object.entries(file));
+    const bySpiffeId = new Map<string, TokenBinding[]>();
+    for (const binding of byHash.values()) {
+      const list = bySpiffeId.get(binding.spiffeId) ?? [];
+      list.push(binding);
+      bySpiffeId.set(binding.spiffeId, list);
+    }
+    this.#byHash = byHash;
+    this.#bySpiffeId = bySpiffeId;
+    this.#version = version;
+  }
+
+  /**
+   * Calls `onChange` after each change of the token file (a token minted or
+   * revoked by another process), once the index holds the new content.
+   */
+  watch(onChange: () => void, onError: (error: unknown) => void): void {
+    if (this.#watcher) throw new Error('already watching');
+    const name = basename(this.#path);
+    // The folder, not the file: writes replace the file (rename), which ends a watch on it.
+    this.#watcher = watch(dirname(this.#path), (_event, changed) => {
+      if (changed !== null && changed !== name) return;
+      this.#fresh().then(onChange, onError);
+    });
+    this.#watcher.on('error', onError);
+  }
+
+  close(): void {
+    this.#watcher?.close();
+  }
+
   /** Mints a token bound to the workload's identity; returns the token (shown once, stored hashed). */
   async create(
     workload: string,
     namespace: string,
     serviceAccount: string,
     ttlMs?: number,
+    labels?: Readonly<Record<string, string>>,
   ): Promise<string> {
     const checks = [
       ['workload', workload, isDnsLabel(workload), 'a DNS label (a-z, 0-9, -)'],
@@ -69,7 +167,8 @@ export class TokenStore {
     }
     const token = `pst_${randomBytes(32).toString('base64url')}`;
     const spiffeId = formatSpiffeId({ trustDomain: this.#trustDomain, namespace, serviceAccount });
-    const tokens = await this.#read();
+    // Read, not the cache: another process may have written since.
+    const tokens = await this.#readFile();
     tokens[hash(token)] = {
       workload,
       namespace,
@@ -77,6 +176,7 @@ export class TokenStore {
       spiffeId,
       createdAt: new Date(this.#now()).toISOString(),
       ...(ttlMs ? { expiresAt: new Date(this.#now() + ttlMs).toISOString() } : {}),
+      labels: { ...(labels ?? { app: workload }) },
     };
     await mkdir(dirname(this.#path), { recursive: true });
     await writeFileAtomic(this.#path, JSON.stringify(tokens, null, 2) + '\n');
@@ -85,7 +185,7 @@ export class TokenStore {
 
   /** Deletes every token bound to `spiffeId`; its sidecars can then neither bootstrap nor renew. Returns how many. */
   async revoke(spiffeId: string): Promise<number> {
-    const tokens = await this.#read();
+    const tokens = await this.#readFile();
     const kept = Object.fromEntries(
       Object.entries(tokens).filter(([, b]) => b.spiffeId !== spiffeId),
     );
@@ -96,20 +196,35 @@ export class TokenStore {
 
   /** The binding a token proves, unless it is unknown or expired. */
   async verify(token: string): Promise<TokenBinding | undefined> {
-    const binding = (await this.#read())[hash(token.trim())];
+    await this.#fresh();
+    const binding = this.#byHash.get(hash(token.trim()));
     if (binding?.expiresAt && Date.parse(binding.expiresAt) <= this.#now()) return undefined;
     return binding;
   }
 
   /** Whether any token still binds `spiffeId`: deleting an identity's tokens revokes its renewals too. */
   async isBound(spiffeId: string): Promise<boolean> {
-    return Object.values(await this.#read()).some((b) => b.spiffeId === spiffeId);
+    await this.#fresh();
+    return this.#bySpiffeId.has(spiffeId);
   }
 
-  /** Whether some token binds `workload` to `spiffeId`: the check that a sidecar may register as that service. */
+  /**
+   * The binding under which `workload` runs as `spiffeId`, if one still
+   * exists; the newest one when several were minted (minting a token with
+   * new labels relabels the workload).
+   */
   async bindingFor(workload: string, spiffeId: string): Promise<TokenBinding | undefined> {
-    return Object.values(await this.#read()).find(
-      (b) => b.workload === workload && b.spiffeId === spiffeId,
-    );
+    await this.#fresh();
+    return this.bindingNow(workload, spiffeId);
+  }
+
+  /** `bindingFor` from the index as last loaded (after a `watch` callback, that is the file's content). */
+  bindingNow(workload: string, spiffeId: string): TokenBinding | undefined {
+    let newest: TokenBinding | undefined;
+    for (const binding of this.#bySpiffeId.get(spiffeId) ?? []) {
+      if (binding.workload === workload && (!newest || binding.createdAt >= newest.createdAt))
+        newest = binding;
+    }
+    return newest;
   }
 }

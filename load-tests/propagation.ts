@@ -77,7 +77,8 @@ async function measure(sidecars: number, edits: number): Promise<void> {
       connect: {
         ca: ca.bundlePem,
         cert: await ca.issue(keys.publicKey, {
-          uris: ['spiffe://cluster.local/ns/ops/sa/bench'],
+          // the control plane's default --operators identity
+          uris: ['spiffe://cluster.local/ns/postern-system/sa/operator'],
           ttlMs: 3600_000,
         }),
         key: privateKeyToPem(keys.privateKey),
@@ -98,7 +99,10 @@ async function measure(sidecars: number, edits: number): Promise<void> {
 
     for (let i = 0; i < sidecars; i++) {
       const tokenFile = join(dir, `svc-${i}.token`);
-      await writeFile(tokenFile, await tokens.create(`svc-${i}`, 'bench', `svc-${i}`));
+      await writeFile(
+        tokenFile,
+        await tokens.create(`svc-${i}`, 'bench', `svc-${i}`, undefined, { app: 'bench' }),
+      );
       children.push(
         startChild(
           `sidecar ${i}`,

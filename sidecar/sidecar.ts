@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
+import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
+import type { UnderscoreAction } from './http/headers.ts';
 import type { Svid } from './identity/svid.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { createAdminServer } from './listeners/admin.ts';
@@ -32,8 +34,12 @@ export interface SidecarOptions {
   readonly adminPort: number;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** Connection cap and timeouts of the inbound listener (default INBOUND_LIMITS). */
+  readonly inboundLimits?: Partial<ConnectionLimits>;
   /** How long a silent snapshot stream is trusted (see SnapshotWatch); tests shorten it. */
   readonly watchIdleTimeoutMs?: number;
+  /** What inbound does with request header names that have underscores (default allow; see http/headers.ts). */
+  readonly headersWithUnderscores?: UnderscoreAction;
 }
 
 export interface Sidecar {
@@ -136,10 +142,12 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     svid,
     appHost: options.appHost,
     appPort: options.appPort,
+    headersWithUnderscores: options.headersWithUnderscores,
     state,
     logger,
     metrics,
     now,
+    limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
   outbound = new OutboundListener({ svid, state, logger, metrics });
   const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);

@@ -15,11 +15,18 @@ import { Agent, request } from 'undici';
 import type { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
+import type { ConnectionLimits } from '../common/connection-limits.ts';
 import { Logger } from '../common/log.ts';
 import type { RegistryEntry } from '../common/wire.ts';
-import { type ControlPlane, startControlPlane } from '../control-plane/control-plane.ts';
+import { workloadDnsNames } from '../control-plane/api/caller.ts';
+import {
+  type ControlPlane,
+  type ControlPlaneOptions,
+  startControlPlane,
+} from '../control-plane/control-plane.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
+import type { UnderscoreAction } from '../sidecar/http/headers.ts';
 import { OutboundListener } from '../sidecar/listeners/outbound.ts';
 import { SnapshotState } from '../sidecar/policy/snapshot-state.ts';
 import { type Sidecar, startSidecar } from '../sidecar/sidecar.ts';
@@ -56,15 +63,28 @@ export interface PemCredentials {
 export async function clientCredentials(
   ca: CertificateAuthority,
   spiffeId: string,
-  options: { ttlMs?: number; now?: Date } = {},
+  options: { ttlMs?: number; now?: Date; dnsNames?: string[] } = {},
 ): Promise<PemCredentials> {
   const keys = await generateKeyPair();
   const cert = await ca.issue(keys.publicKey, {
     uris: [spiffeId],
+    ...(options.dnsNames ? { dnsNames: options.dnsNames } : {}),
     ttlMs: options.ttlMs ?? 3600_000,
     ...(options.now ? { now: options.now } : {}),
   });
   return { cert, key: privateKeyToPem(keys.privateKey), ca: ca.bundlePem };
+}
+
+/** What a sidecar's SVID is: issued for one workload, whose name its DNS SANs carry (as the CA writes them). */
+export function workloadCredentials(
+  ca: CertificateAuthority,
+  workload: string,
+  namespace: string,
+  serviceAccount = workload,
+): Promise<PemCredentials> {
+  return clientCredentials(ca, `spiffe://cluster.local/ns/${namespace}/sa/${serviceAccount}`, {
+    dnsNames: workloadDnsNames(workload, namespace),
+  });
 }
 
 /**
@@ -115,7 +135,13 @@ export interface TestMesh {
   readonly controlPlane: ControlPlane;
   readonly controlPlaneUrl: string;
   readonly caFile: string;
-  tokenFor(workload: string, namespace: string, serviceAccount?: string): Promise<string>;
+  /** A bootstrap token file for the workload; `labels` default to app=<workload>, as `token create` does. */
+  tokenFor(
+    workload: string,
+    namespace: string,
+    serviceAccount?: string,
+    labels?: Record<string, string>,
+  ): Promise<string>;
   startSidecar(options: {
     workload: string;
     namespace: string;
@@ -127,6 +153,9 @@ export interface TestMesh {
     /** Dial the control plane here instead (a proxy in between, say). */
     controlPlaneUrl?: string;
     watchIdleTimeoutMs?: number;
+    inboundLimits?: Partial<ConnectionLimits>;
+    /** --headers-with-underscores for this sidecar (default allow). */
+    headersWithUnderscores?: UnderscoreAction;
   }): Promise<Sidecar>;
 }
 
@@ -138,6 +167,8 @@ export async function startTestMesh(
     meshDefault?: 'deny' | 'allow-authenticated';
     svidTtlMs?: number;
     keepAliveMs?: number;
+    /** Anything else the control plane takes (limits, operators, ...). */
+    controlPlane?: Partial<ControlPlaneOptions>;
   } = {},
 ): Promise<TestMesh> {
   const dir = await tempDir(t);
@@ -155,6 +186,7 @@ export async function startTestMesh(
     svidTtlMs: options.svidTtlMs ?? 3600_000,
     logger: testLogger('control-plane'),
     ...(options.keepAliveMs ? { keepAliveMs: options.keepAliveMs } : {}),
+    ...options.controlPlane,
   });
   t.teardown(() => controlPlane.close());
   const caFile = join(dir, 'ca.pem');
@@ -167,21 +199,26 @@ export async function startTestMesh(
     controlPlane,
     controlPlaneUrl: `https://127.0.0.1:${controlPlane.apiPort}`,
     caFile,
-    async tokenFor(workload, namespace, serviceAccount = workload) {
+    async tokenFor(workload, namespace, serviceAccount = workload, labels) {
       const file = join(
         dir,
         `${workload}-${namespace}-${serviceAccount}-${Math.random().toString(36).slice(2)}.token`,
       );
-      await writeFile(file, await tokens.create(workload, namespace, serviceAccount));
+      await writeFile(
+        file,
+        await tokens.create(workload, namespace, serviceAccount, undefined, labels),
+      );
       return file;
     },
     async startSidecar(o) {
       const sidecar = await startSidecar({
         controlPlane: o.controlPlaneUrl ?? mesh.controlPlaneUrl,
         ...(o.watchIdleTimeoutMs ? { watchIdleTimeoutMs: o.watchIdleTimeoutMs } : {}),
+        ...(o.inboundLimits ? { inboundLimits: o.inboundLimits } : {}),
+        headersWithUnderscores: o.headersWithUnderscores,
         caFile,
         bootstrapTokenFile:
-          o.tokenFile ?? (await mesh.tokenFor(o.workload, o.namespace, o.serviceAccount)),
+          o.tokenFile ?? (await mesh.tokenFor(o.workload, o.namespace, o.serviceAccount, o.labels)),
         appPort: o.appPort,
         appHost: '127.0.0.1',
         workload: o.workload,

@@ -1,8 +1,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
+import { CONTROL_PLANE_LIMITS } from '../../common/connection-limits.ts';
 import { ConfigError } from '../../common/errors.ts';
+import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from '../../common/policy/principals.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
 import { startControlPlane } from '../../control-plane/control-plane.ts';
-import { portFlag } from '../flags.ts';
+import { countFlag, portFlag } from '../flags.ts';
 import { type Command, durationFlag, untilSignalled } from './command.ts';
 
 export const controlPlane: Command = {
@@ -42,6 +44,20 @@ export const controlPlane: Command = {
       name: 'kubeconfig',
       help: 'with --policy-source kubernetes: kubeconfig file (default: the in-cluster service account)',
     },
+    {
+      name: 'operators',
+      help: 'identities that may read operator views (GET /v1/acks), comma-separated principal patterns; default spiffe://<trust-domain>/ns/postern-system/sa/operator',
+    },
+    {
+      name: 'max-watches-per-identity',
+      help: 'snapshot watches one workload identity may hold open (one per replica)',
+      default: '100',
+    },
+    {
+      name: 'max-connections',
+      help: 'open connections the API accepts; more are closed on accept, with a log line',
+      default: String(CONTROL_PLANE_LIMITS.maxConnections),
+    },
   ],
   async run(values) {
     const meshDefault = values['mesh-default'];
@@ -71,10 +87,27 @@ export const controlPlane: Command = {
       trustDomain: values['trust-domain']!,
       meshDefault,
       svidTtlMs: durationFlag(values, 'svid-ttl'),
+      ...(values.operators ? { operators: operatorsFlag(values.operators) } : {}),
+      maxWatchesPerIdentity: countFlag(values, 'max-watches-per-identity'),
+      limits: { maxConnections: countFlag(values, 'max-connections') },
     });
     return untilSignalled(() => cp.close());
   },
 };
+
+function operatorsFlag(text: string): string[] {
+  const patterns = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  const bad = patterns.find((p) => !isPrincipalPattern(p));
+  if (bad || !patterns.length) {
+    throw new ConfigError(
+      `--operators: expected comma-separated ${PRINCIPAL_PATTERN_HELP}; found ${JSON.stringify(bad ?? text)}`,
+    );
+  }
+  return patterns;
+}
 
 /** The API server to read RoutePolicies from: a kubeconfig file, or the pod's service account. */
 async function kubeConfig(file: string | undefined): Promise<KubeConfig> {

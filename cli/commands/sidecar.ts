@@ -1,8 +1,14 @@
+import { INBOUND_LIMITS } from '../../common/connection-limits.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
 import { parseLabels } from '../../common/wire.ts';
+import {
+  DEFAULT_UNDERSCORE_ACTION,
+  isUnderscoreAction,
+  UNDERSCORE_ACTIONS,
+} from '../../sidecar/http/headers.ts';
 import { startSidecar } from '../../sidecar/sidecar.ts';
-import { portFlag } from '../flags.ts';
+import { countFlag, portFlag } from '../flags.ts';
 import { type Command, untilSignalled } from './command.ts';
 
 export const sidecar: Command = {
@@ -29,7 +35,7 @@ export const sidecar: Command = {
     { name: 'trust-domain', help: 'SPIFFE trust domain', default: DEFAULT_TRUST_DOMAIN },
     {
       name: 'labels',
-      help: 'workload labels, k=v,k2=v2 (what RoutePolicy selectors match)',
+      help: 'workload labels, k=v,k2=v2; they come from the bootstrap token (token create --labels), and when given here must equal those',
       default: '',
     },
     {
@@ -44,8 +50,24 @@ export const sidecar: Command = {
       default: '15001',
     },
     { name: 'admin-port', help: 'admin port on 127.0.0.1', default: '15000' },
+    {
+      name: 'headers-with-underscores',
+      help: `inbound header names with underscores (x_user, which CGI servers read as x-user): ${UNDERSCORE_ACTIONS.join(' | ')}; twins of the sidecar's own headers always go`,
+      default: DEFAULT_UNDERSCORE_ACTION,
+    },
+    {
+      name: 'max-inbound-connections',
+      help: 'open inbound connections accepted; more are closed on accept, logged and counted',
+      default: String(INBOUND_LIMITS.maxConnections),
+    },
   ],
   async run(values) {
+    const underscores = values['headers-with-underscores']!;
+    if (!isUnderscoreAction(underscores)) {
+      throw new ConfigError(
+        `--headers-with-underscores must be ${UNDERSCORE_ACTIONS.slice(0, -1).join(', ')} or ${UNDERSCORE_ACTIONS.at(-1)}; found ${JSON.stringify(underscores)}`,
+      );
+    }
     let labels: Record<string, string>;
     try {
       labels = parseLabels(values.labels!);
@@ -68,6 +90,8 @@ export const sidecar: Command = {
       inboundPort: portFlag(values, 'inbound-port'),
       outboundPort: portFlag(values, 'outbound-port'),
       adminPort: portFlag(values, 'admin-port'),
+      headersWithUnderscores: underscores,
+      inboundLimits: { maxConnections: countFlag(values, 'max-inbound-connections') },
     });
     return untilSignalled(() => running.close());
   },

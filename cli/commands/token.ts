@@ -1,5 +1,7 @@
+import { ConfigError } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
+import { parseLabels } from '../../common/wire.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
 import { type Command, durationFlag } from './command.ts';
@@ -19,6 +21,10 @@ export const tokenCreate: Command = {
       name: 'ttl',
       help: 'how long the token can bootstrap a sidecar, e.g. 1h (default: until revoked)',
     },
+    {
+      name: 'labels',
+      help: "the workload's labels, k=v,k2=v2: what RoutePolicy selectors match (default app=<workload>)",
+    },
   ],
   async run(values) {
     const store = new TokenStore(statePaths(values.state!).tokens, values['trust-domain']!);
@@ -28,6 +34,7 @@ export const tokenCreate: Command = {
       values.namespace!,
       values['service-account']!,
       ttlMs,
+      values.labels ? labelsFlag(values.labels) : undefined,
     );
     // A new private file renamed into place: an existing file's mode, or a symlink there, does not survive.
     await writeFileAtomic(values.out!, `${token}\n`);
@@ -37,6 +44,14 @@ export const tokenCreate: Command = {
     return 0;
   },
 };
+
+function labelsFlag(text: string): Record<string, string> {
+  try {
+    return parseLabels(text);
+  } catch (error) {
+    throw new ConfigError(`--labels: ${(error as Error).message}`);
+  }
+}
 
 export const tokenRevoke: Command = {
   name: 'token revoke',

@@ -10,6 +10,7 @@ import { Value } from '@sinclair/typebox/value';
 import { canonicalTarget } from '../canonical-path.ts';
 import { parseCidr } from './cidr.ts';
 import { authorizedMethods } from './methods.ts';
+import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from './principals.ts';
 import {
   BYTES_PATTERN,
   DNS_LABEL_PATTERN,
@@ -132,13 +133,6 @@ function structuralProblems(doc: unknown, resource: string): Problem[] {
   return problems;
 }
 
-const PRINCIPAL_PATTERNS = [
-  /^\*$/,
-  /^spiffe:\/\/[a-z0-9.-]+\/\*$/,
-  /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/\*$/,
-  /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/sa\/[a-z0-9.-]+$/, // service accounts are DNS subdomains
-];
-
 /** Hop-by-hop and identity headers: what the client sends there never reaches the app as sent. */
 const UNMATCHABLE_HEADERS = new Set([
   'connection',
@@ -246,10 +240,10 @@ function checkRule(found: Findings, at: string, rule: Rule, now: Date): void {
     );
   }
   rule.principals?.forEach((principal, p) => {
-    if (!PRINCIPAL_PATTERNS.some((pattern) => pattern.test(principal))) {
+    if (!isPrincipalPattern(principal)) {
       found.error(
         `${at}.principals[${p}]`,
-        `expected "*", spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, spiffe://<trust-domain>/ns/<namespace>/* or spiffe://<trust-domain>/*; found ${JSON.stringify(principal)}`,
+        `expected ${PRINCIPAL_PATTERN_HELP}; found ${JSON.stringify(principal)}`,
       );
     }
   });

@@ -1,12 +1,49 @@
 import type { Logger } from '../../common/log.ts';
+import type { LocalReply } from '../http/local-reply.ts';
+import { unmappedAddress } from '../http/peer-address.ts';
 import { authorize as decide } from '../policy/authorize.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import type { Filter } from './filter.ts';
+import type { Exchange, Filter } from './filter.ts';
 
-/** `::ffff:10.1.2.3` (an IPv4 peer on a dual-stack socket) as `10.1.2.3`, so IPv4 ranges match it. */
-function unmappedAddress(address: string | undefined): string | undefined {
-  return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+function repeatedHeader(name: string): LocalReply {
+  return {
+    status: 400,
+    code: 'POSTERN_REPEATED_HEADER',
+    message: `the ${name} header appears more than once`,
+    close: true,
+  };
+}
+
+/**
+ * A header routing depends on must be unambiguous: Node joins a repeated
+ * header into one value, an app may read only the first copy, and a
+ * CGI-style app reads `x_tenant` as `x-tenant`. So a matched header may
+ * arrive once, under one spelling. (Underscore spellings that will not
+ * reach the app were already removed by the request-headers filter.)
+ */
+function ambiguousMatchedHeader(
+  exchange: Exchange,
+  matchedHeaders: readonly string[],
+): LocalReply | undefined {
+  const req = exchange.req;
+  for (const name of matchedHeaders) {
+    if ((req.headersDistinct[name]?.length ?? 0) > 1) return repeatedHeader(name);
+  }
+  const underscored = exchange.underscoreHeaders;
+  if (!underscored) return undefined;
+  for (const spelled of underscored) {
+    const name = spelled.replaceAll('_', '-');
+    if (!matchedHeaders.includes(name)) continue;
+    if (req.headers[name] !== undefined) return repeatedHeader(name);
+    return {
+      status: 400,
+      code: 'POSTERN_UNDERSCORE_HEADER',
+      message: `the ${spelled} header reads as ${name} to servers that take _ for -, and routes match on ${name}`,
+      close: true,
+    };
+  }
+  return undefined;
 }
 
 /**
@@ -33,18 +70,8 @@ export function authorizeRequest(
         };
       }
       const req = exchange.req;
-      // Node joins a repeated header into one value, an app may read only the
-      // first copy: a header that routing depends on must be unambiguous.
-      for (const name of applied.policy.matchedHeaders) {
-        if ((req.headersDistinct[name]?.length ?? 0) > 1) {
-          return {
-            status: 400,
-            code: 'POSTERN_REPEATED_HEADER',
-            message: `the ${name} header appears more than once`,
-            close: true,
-          };
-        }
-      }
+      const ambiguous = ambiguousMatchedHeader(exchange, applied.policy.matchedHeaders);
+      if (ambiguous) return ambiguous;
       const decision = decide(
         applied.policy,
         {

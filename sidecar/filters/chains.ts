@@ -5,30 +5,45 @@
  * Inbound (peer sidecar or client → this sidecar → the local app); the TLS
  * handshake before the chain has already required and verified a client
  * certificate from the mesh CA:
- *   1. canonicalize: everything after matches on the canonical path, and the
+ *   1. request-headers: removes the headers Connection names and the
+ *      underscore spellings that will not reach the app (refusing what
+ *      --headers-with-underscores refuses). First, because everything after
+ *      may match on headers and must see the headers the app will see: a
+ *      route chosen on `x-tenant: public` must not be the one a
+ *      `Connection: x-tenant` then hides from the app.
+ *   2. canonicalize: everything after matches on the canonical path, and the
  *      same path is forwarded, so nothing may look at the raw target first.
- *   2. authenticate-peer: the principal is needed by authorization.
- *   3. authorize: last, on canonical facts; the cheapest rejection of a
- *      malformed request comes before the policy lookup.
+ *   3. authenticate-peer: the principal is needed by authorization.
+ *   4. authorize: last, on canonical facts; the cheapest rejection of a
+ *      malformed request comes before the policy lookup. It also refuses a
+ *      header some route matches on that arrives twice, under any spelling.
  *   (rate limits and the exfiltration guard will follow authorize: a denied
  *   request must not spend a caller's rate-limit budget.)
  *
  * Outbound (the local app → this sidecar → a peer sidecar):
- *   1. route-destination: resolves the service and rewrites an absolute-form
- *      target to origin form; nothing can be checked before the destination
- *      is known.
- *   2. canonicalize: the peer will canonicalise again; doing it here means the
+ *   1. request-headers: the same removal, for the same reason (the
+ *      destination is found by Host, which Connection may not name). Other
+ *      underscore names are allowed: --headers-with-underscores protects the
+ *      app behind a sidecar, and the destination's sidecar applies its own.
+ *   2. route-destination: resolves the service and rewrites an absolute-form
+ *      target to origin form; nothing else can be checked before the
+ *      destination is known.
+ *   3. canonicalize: the peer will canonicalise again; doing it here means the
  *      app learns of a bad path from its own sidecar, with a clear error.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
+import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { authenticatePeer } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
 import type { Filter } from './filter.ts';
+import { requestHeaders } from './request-headers.ts';
 import { routeDestination } from './route-destination.ts';
+
+const outboundRequestHeaders = requestHeaders(OUTBOUND_HEADER_RULES);
 
 export function inboundChain(deps: {
   state: SnapshotState;
@@ -36,8 +51,10 @@ export function inboundChain(deps: {
   metrics: SidecarMetrics;
   now: () => number;
   identityOf: (socket: Socket) => string | undefined;
+  headerRules: RequestHeaderRules;
 }): readonly Filter[] {
   return Object.freeze([
+    requestHeaders(deps.headerRules),
     canonicalize,
     authenticatePeer(deps.identityOf),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
@@ -45,5 +62,5 @@ export function inboundChain(deps: {
 }
 
 export function outboundChain(deps: { state: SnapshotState }): readonly Filter[] {
-  return Object.freeze([routeDestination(deps.state), canonicalize]);
+  return Object.freeze([outboundRequestHeaders, routeDestination(deps.state), canonicalize]);
 }

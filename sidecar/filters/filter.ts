@@ -8,6 +8,8 @@ import type { Decision } from '../policy/decision.ts';
 export interface Exchange {
   readonly req: IncomingMessage;
   readonly startedAt: number;
+  /** Lower-case header names with an underscore that the app will receive (request-headers filter; usually none). */
+  underscoreHeaders?: string[];
   /** Canonical path and query (canonicalize filter). */
   target?: RequestTarget;
   /** The caller's SPIFFE ID from its mTLS certificate (inbound; authenticate filter). */

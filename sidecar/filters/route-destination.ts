@@ -46,7 +46,9 @@ export function routeDestination(state: SnapshotState): Filter {
         return {
           status: 502,
           code: 'POSTERN_UNKNOWN_DESTINATION',
-          message: `${authority} is not a service in the mesh registry; egress outside the mesh is not allowed`,
+          // The control plane sends each workload only the services whose
+          // policies admit it, so "not in the registry" covers both cases.
+          message: `${authority} is not in this workload's mesh registry: no such mesh service, or none of its policies admits this workload; egress outside the mesh is not allowed`,
         };
       }
       exchange.destination = destination;

@@ -5,6 +5,11 @@ import type { TLSSocket } from 'node:tls';
 import httpProxy from 'http-proxy';
 import { Pool } from 'undici';
 import { PeerIdentityCache } from '../../certs/peer-identity.ts';
+import {
+  type ConnectionLimits,
+  capConnections,
+  timeoutOptions,
+} from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { inboundChain } from '../filters/chains.ts';
@@ -13,8 +18,13 @@ import { forwardRequest } from '../http/forward.ts';
 import {
   AUDIT_HEADER,
   CLIENT_CERT_HEADER,
+  type ClientAddress,
+  clientAddressOf,
+  DEFAULT_UNDERSCORE_ACTION,
   IDENTITY_HEADER,
+  type RequestHeaderRules,
   scrubRequestHeadersInPlace,
+  type UnderscoreAction,
   upstreamRequestHeaders,
 } from '../http/headers.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
@@ -30,6 +40,14 @@ export interface InboundOptions {
   readonly logger: Logger;
   readonly metrics: SidecarMetrics;
   readonly now: () => number;
+  /** Connection cap and timeouts for callers that have not proven anything yet. */
+  readonly limits: ConnectionLimits;
+}
+
+/** How the inbound listener treats request headers (see sidecar/http/headers.ts). */
+export interface InboundHeaderOptions {
+  /** --headers-with-underscores; allow when not given. */
+  readonly headersWithUnderscores?: UnderscoreAction;
 }
 
 /** What the handshake proved about a connection, computed once per connection. */
@@ -37,6 +55,8 @@ interface PeerFacts {
   readonly principal: string | undefined;
   /** Envoy's x-forwarded-client-cert value: who we are, the peer certificate's hash, who the peer is. */
   readonly xfcc: string;
+  /** The peer's address as X-Forwarded-For, Forwarded and X-Real-IP state it. */
+  readonly client: ClientAddress;
 }
 
 /**
@@ -53,8 +73,11 @@ export class InboundListener {
   readonly #identities = new PeerIdentityCache();
   #ownId: string;
 
-  constructor(options: InboundOptions) {
+  constructor(options: InboundOptions & InboundHeaderOptions) {
     const { state, logger, metrics, now } = options;
+    const headerRules: RequestHeaderRules = Object.freeze({
+      underscores: options.headersWithUnderscores ?? DEFAULT_UNDERSCORE_ACTION,
+    });
     this.#ownId = options.svid.spiffeId;
     const origin = `http://${options.appHost}:${options.appPort}`;
     this.#pool = new Pool(origin, { connections: 128, pipelining: 1 });
@@ -68,6 +91,7 @@ export class InboundListener {
       metrics,
       now,
       identityOf: (socket) => this.#peers.get(socket)?.principal,
+      headerRules,
     });
 
     this.server = createServer({
@@ -75,7 +99,11 @@ export class InboundListener {
       minVersion: 'TLSv1.2',
       requestCert: true,
       rejectUnauthorized: true,
+      ...timeoutOptions(options.limits),
     });
+    capConnections(this.server, options.limits, logger, 'inbound', () =>
+      metrics.connectionsRefused.inc({ listener: 'inbound' }),
+    );
     this.server.on('secureConnection', (socket: TLSSocket) => {
       const cert = socket.getPeerCertificate();
       if (!cert?.raw) return;
@@ -85,6 +113,7 @@ export class InboundListener {
       this.#peers.set(socket, {
         principal,
         xfcc: `By=${this.#ownId};Hash=${hash}${principal ? `;URI=${principal}` : ''}`,
+        client: clientAddressOf(socket.remoteAddress, 'https'),
       });
     });
     this.server.on('tlsClientError', (error, socket) => {
@@ -92,9 +121,13 @@ export class InboundListener {
       logger.info('TLS handshake refused', { remote: socket.remoteAddress, error });
     });
 
+    // Every connection has its facts from the handshake; the fallback is for a socket gone since.
+    const clientOf = (exchange: Exchange): ClientAddress =>
+      this.#peers.get(exchange.req.socket)?.client ??
+      clientAddressOf(exchange.req.socket.remoteAddress, 'https');
     const identityHeaders = (exchange: Exchange): string[] => {
       const peer = this.#peers.get(exchange.req.socket);
-      const headers = ['x-forwarded-proto', 'https'];
+      const headers: string[] = [];
       if (peer) headers.push(CLIENT_CERT_HEADER, peer.xfcc);
       if (exchange.principal) headers.push(IDENTITY_HEADER, exchange.principal);
       const decision = exchange.decision;
@@ -119,16 +152,20 @@ export class InboundListener {
         const headers = upstreamRequestHeaders(
           req.rawHeaders,
           req.headers.connection,
+          headerRules,
+          clientOf(exchange),
           identityHeaders(exchange),
         );
         return (await forwardRequest(this.#pool, req, res, target.path + target.search, headers))
           .status;
       },
       tunnel: (exchange, socket, head) => {
-        const add: Record<string, string> = {};
-        const extra = identityHeaders(exchange);
-        for (let i = 0; i < extra.length; i += 2) add[extra[i]!] = extra[i + 1]!;
-        scrubRequestHeadersInPlace(exchange.req.headers, add);
+        scrubRequestHeadersInPlace(
+          exchange.req.headers,
+          headerRules,
+          clientOf(exchange),
+          identityHeaders(exchange),
+        );
         this.#proxy.ws(exchange.req, socket, head);
       },
     });

@@ -6,7 +6,11 @@ import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { outboundChain } from '../filters/chains.ts';
 import { forwardRequest } from '../http/forward.ts';
-import { scrubRequestHeadersInPlace, upstreamRequestHeaders } from '../http/headers.ts';
+import {
+  OUTBOUND_HEADER_RULES,
+  scrubRequestHeadersInPlace,
+  upstreamRequestHeaders,
+} from '../http/headers.ts';
 import { writeLocalReplyToSocket } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
 import { MeshConnections } from '../outbound/mesh-connections.ts';
@@ -52,7 +56,14 @@ export class OutboundListener {
         const { req } = exchange;
         const target = exchange.target!;
         const destination = exchange.destination!;
-        const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, []);
+        // No client address: the app's own X-Forwarded-For and the like pass as it wrote them.
+        const headers = upstreamRequestHeaders(
+          req.rawHeaders,
+          req.headers.connection,
+          OUTBOUND_HEADER_RULES,
+          undefined,
+          [],
+        );
         const pool = this.#connections.poolFor(destination);
         const result = await forwardRequest(pool, req, res, target.path + target.search, headers);
         if (result.failure) {
@@ -67,7 +78,7 @@ export class OutboundListener {
       },
       tunnel: (exchange, socket, head) => {
         const destination = exchange.destination!;
-        scrubRequestHeadersInPlace(exchange.req.headers, {});
+        scrubRequestHeadersInPlace(exchange.req.headers, OUTBOUND_HEADER_RULES, undefined, []);
         this.#proxy.ws(exchange.req, socket, head, {
           target: `https://${destination.address}`,
           agent: this.#connections.agentFor(destination),

@@ -3,6 +3,7 @@
  * facts of one request. No sockets, no clock of its own (the caller passes
  * `nowMs`), so every case is unit-testable and replayable.
  */
+import { principalMatches } from '../../common/policy/principals.ts';
 import type { CompiledPolicy, CompiledRule } from './compiled-policy.ts';
 import { type Decision, decision } from './decision.ts';
 import type { RouteFacts } from './route-table.ts';
@@ -37,11 +38,6 @@ const UNAUTHENTICATED = decision({
   mode: 'enforce',
 });
 
-function hasPrefix(value: string, prefixes: readonly string[]): boolean {
-  for (const prefix of prefixes) if (value.startsWith(prefix)) return true;
-  return false;
-}
-
 /**
  * Whether every condition of an entry holds. JWT claims are not verified
  * yet, so a claims condition is resolved the fail-closed way (as Istio does
@@ -65,13 +61,7 @@ function ruleMatches(
   const principal = facts.principal;
   if (principals) {
     if (principal === undefined) return false;
-    if (
-      !principals.any &&
-      !principals.exact.has(principal) &&
-      !hasPrefix(principal, principals.prefixes)
-    ) {
-      return false;
-    }
+    if (!principalMatches(principals, principal)) return false;
   }
   return true;
 }

@@ -7,18 +7,11 @@
 import { BlockList } from 'node:net';
 import { parseCidr } from '../../common/policy/cidr.ts';
 import { authorizedMethods } from '../../common/policy/methods.ts';
+import { compilePrincipals, type PrincipalMatcher } from '../../common/policy/principals.ts';
 import type { HeaderMatch, PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
 import type { MeshDefault, Snapshot } from '../../common/wire.ts';
 import { type Action, type Decision, decision, type Mode } from './decision.ts';
 import { RouteTable } from './route-table.ts';
-
-export interface PrincipalMatcher {
-  /** "*": any authenticated principal. */
-  readonly any: boolean;
-  readonly exact: ReadonlySet<string>;
-  /** Namespace or trust-domain wildcards, stored as the prefix before the `*`. */
-  readonly prefixes: readonly string[];
-}
 
 export interface CompiledRule {
   /** The decision when this entry matches (names the route and the entry, e.g. deny[2]). */
@@ -74,25 +67,10 @@ export interface CompiledPolicy {
   readonly noRoute: Decision;
 }
 
-function compilePrincipals(
-  principals: readonly string[] | undefined,
-): PrincipalMatcher | undefined {
-  if (!principals) return undefined;
-  const exact = new Set<string>();
-  const prefixes: string[] = [];
-  let any = false;
-  for (const principal of principals) {
-    if (principal === '*') any = true;
-    else if (principal.endsWith('/*')) prefixes.push(principal.slice(0, -1));
-    else exact.add(principal);
-  }
-  return Object.freeze({ any, exact, prefixes: Object.freeze(prefixes) });
-}
-
 function compileRule(rule: Rule, decided: Decision): CompiledRule {
   return Object.freeze({
     decision: decided,
-    principals: compilePrincipals(rule.principals),
+    principals: rule.principals ? compilePrincipals(rule.principals) : undefined,
     jwtClaims: rule.jwt?.claims
       ? Object.freeze({ ...rule.jwt.claims })
       : rule.jwt

@@ -92,6 +92,10 @@ export class SidecarMetrics {
     'postern_tls_handshake_failures_total',
     'Inbound TLS handshakes refused (no, expired or untrusted client certificate), by listener.',
   );
+  readonly connectionsRefused = new Counter(
+    'postern_connections_refused_total',
+    'Connections closed on accept because the listener held its maximum, by listener.',
+  );
 
   render(): string {
     return (
@@ -99,7 +103,8 @@ export class SidecarMetrics {
       this.duration.render() +
       this.snapshots.render() +
       this.decisions.render() +
-      this.handshakeFailures.render()
+      this.handshakeFailures.render() +
+      this.connectionsRefused.render()
     );
   }
 }

@@ -157,24 +157,6 @@ t.test('the control plane signs CSRs only for the identity the credential proves
     );
   });
 
-  await t.test('acks are accepted only for the workload the caller is bound to', async (t) => {
-    const asOrders = new Agent({ connect: await clientCredentials(mesh.controlPlane.ca, ORDERS) });
-    t.teardown(() => asOrders.close());
-    const ack = (workload: string) =>
-      request(`${mesh.controlPlaneUrl}/v1/acks`, {
-        method: 'POST',
-        dispatcher: asOrders,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ workload, version: '1.1', hash: 'h', status: 'applied' }),
-      });
-    const own = await ack('orders');
-    t.equal(own.statusCode, 204);
-    await own.body.dump();
-    const foreign = await ack('frontend');
-    t.equal(foreign.statusCode, 403);
-    await foreign.body.dump();
-  });
-
   await t.test('the trust bundle is served to anyone who asks', async (t) => {
     const res = await request(`${mesh.controlPlaneUrl}/v1/trust-bundle`, { dispatcher: verifying });
     t.equal(await res.body.text(), mesh.controlPlane.ca.bundlePem);

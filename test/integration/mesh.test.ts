@@ -40,10 +40,12 @@ t.test('frontend calls orders through both sidecars', async (t) => {
   await eventually(
     async () => (await ready(ordersSidecar.adminPort)) && (await ready(frontend.adminPort)),
   );
-  // frontend's snapshot lists orders once orders has registered.
+  // frontend's snapshot lists orders once orders has registered, and only
+  // orders: no policy lets frontend call itself.
   await eventually(async () => {
-    return (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 2;
+    return (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 1;
   });
+  t.match((await adminConfig(frontend.adminPort)).snapshot?.registry, [{ service: 'orders' }]);
 
   await t.test(
     "as an explicit proxy, by service name: orders sees frontend's identity, not a forged one",
@@ -101,9 +103,14 @@ t.test('frontend calls orders through both sidecars', async (t) => {
   await t.test(
     "an edit of the policy file on disk reaches orders' sidecar and is enforced",
     async (t) => {
+      // frontend keeps /live (so it still may call orders and has it in its
+      // registry) and loses /orders.
       await writeFile(
         join(mesh.policiesDir, 'policies.yaml'),
-        policy('spiffe://cluster.local/ns/shop/sa/someone-else'),
+        policy('spiffe://cluster.local/ns/shop/sa/someone-else').replace(
+          /(name: live[\s\S]*?principals: )\[[^\]]*\]/,
+          `$1[${FRONTEND}]`,
+        ),
       );
       await eventually(async () => {
         const res = await request('http://orders/orders', { dispatcher: proxy });

@@ -37,9 +37,9 @@ t.test(
     await writeFile(caFile, ca.bundlePem);
     const tokens = new TokenStore(statePaths(stateDir).tokens, 'cluster.local');
     const tokenFile = join(dir, 'orders.token');
-    // The token proves orders' identity but binds workload "billing": the
-    // certificate is granted, the registration as "orders" is not.
-    await writeFile(tokenFile, await tokens.create('billing', 'shop', 'orders'));
+    // The token binds orders with labels app=orders, the sidecar asks for
+    // another set: the certificate is granted, the registration is not.
+    await writeFile(tokenFile, await tokens.create('orders', 'shop', 'orders'));
     const app = await startEchoApp(t);
     const apiPort = await freePort();
     const adminPort = await freePort();
@@ -55,7 +55,7 @@ t.test(
       namespace: 'shop',
       serviceAccount: 'orders',
       trustDomain: 'cluster.local',
-      labels: { app: 'orders' },
+      labels: { app: 'orders', tier: 'backend' },
       inboundHost: '127.0.0.1',
       inboundPort: 0,
       outboundPort: 0,
@@ -105,8 +105,8 @@ t.test(
     );
     t.equal(app.requests.length, 0);
 
-    // Bind the workload properly: the sidecar's retrying watch now registers and becomes ready.
-    await tokens.create('orders', 'shop', 'orders');
+    // Bind the workload with those labels: the sidecar's retrying watch now registers and becomes ready.
+    await tokens.create('orders', 'shop', 'orders', undefined, { app: 'orders', tier: 'backend' });
     await eventually(async () => (await readiness(adminPort)).status === 200);
     const allowed = await request(`https://127.0.0.1:${sidecar.inboundPort}/orders`, {
       dispatcher: client,

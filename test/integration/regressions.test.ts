@@ -8,7 +8,12 @@ import { connect as connectTls } from 'node:tls';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { CertificateAuthority } from '../../certs/authority.ts';
-import { clientCredentials, startOutboundListener, startTestMesh } from '../helpers.ts';
+import {
+  clientCredentials,
+  startOutboundListener,
+  startTestMesh,
+  workloadCredentials,
+} from '../helpers.ts';
 
 /** Writes raw bytes to a TCP or TLS socket and collects the reply until the peer closes. */
 function exchange(socket: import('node:net').Socket, text: string): Promise<string> {
@@ -55,10 +60,7 @@ t.test(
     const mesh = await startTestMesh(t, '');
     await mesh.tokenFor('orders', 'shop');
     const asOrders = new Agent({
-      connect: await clientCredentials(
-        mesh.controlPlane.ca,
-        'spiffe://cluster.local/ns/shop/sa/orders',
-      ),
+      connect: await workloadCredentials(mesh.controlPlane.ca, 'orders', 'shop'),
     });
     t.teardown(() => asOrders.close());
     const res = await request(

@@ -69,7 +69,7 @@ t.test('snapshot swaps under traffic', async (t) => {
       const ops = new Agent({
         connect: await clientCredentials(
           mesh.controlPlane.ca,
-          'spiffe://cluster.local/ns/ops/sa/admin',
+          'spiffe://cluster.local/ns/postern-system/sa/operator',
         ),
       });
       t.teardown(() => ops.close());

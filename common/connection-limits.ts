@@ -1,0 +1,82 @@
+import type { Server } from 'node:net';
+import type { Logger } from './log.ts';
+
+/**
+ * What an unauthenticated client may hold open on a listener that faces the
+ * network (the sidecar's inbound port, the control-plane API). Node's own
+ * defaults let a connection sit in its TLS handshake for 120 s and put no cap
+ * on connections, so a few hundred idle sockets cost memory and file
+ * descriptors for minutes without one byte of TLS.
+ */
+export interface ConnectionLimits {
+  /** Open connections beyond this are closed on accept, with a log line. */
+  readonly maxConnections: number;
+  /** A TLS handshake not finished within this is abandoned. */
+  readonly handshakeTimeoutMs: number;
+  /** Request headers not complete within this get 408 and a closed connection. */
+  readonly headersTimeoutMs: number;
+  /** A whole request (headers and body) not received within this, likewise; 0: no limit. */
+  readonly requestTimeoutMs: number;
+}
+
+export const CONTROL_PLANE_LIMITS: ConnectionLimits = Object.freeze({
+  maxConnections: 4096,
+  handshakeTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  // API requests are small (a CSR, an ack); the snapshot watch is a GET
+  // whose request ends at once, so this does not cut the stream.
+  requestTimeoutMs: 30_000,
+});
+
+export const INBOUND_LIMITS: ConnectionLimits = Object.freeze({
+  maxConnections: 4096,
+  handshakeTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
+  // Node's default: uploads to the app may take minutes.
+  requestTimeoutMs: 300_000,
+});
+
+/** The server options that carry these limits (tls.createServer and http(s).createServer both read them). */
+export function timeoutOptions(limits: ConnectionLimits) {
+  return {
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks the two timeouts above on this interval (30 s by default),
+    // which would let a slow client keep its socket three times as long.
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+  };
+}
+
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Caps open connections on `server`. Connections past the cap are closed by
+ * Node on accept; the first one logs at once and then at most one line per
+ * 10 s says how many were refused since, so a flood cannot flood the log.
+ */
+export function capConnections(
+  server: Server,
+  limits: ConnectionLimits,
+  logger: Logger,
+  listener: string,
+  onDrop?: () => void,
+): void {
+  server.maxConnections = limits.maxConnections;
+  let dropped = 0;
+  let lastLog = Number.NEGATIVE_INFINITY;
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    onDrop?.();
+    dropped++;
+    const now = performance.now();
+    if (now - lastLog < DROP_LOG_INTERVAL_MS) return;
+    lastLog = now;
+    logger.warn('connection refused: the connection limit is reached', {
+      listener,
+      maxConnections: limits.maxConnections,
+      refusedSinceLastLine: dropped,
+      remote: data?.remoteAddress,
+    });
+    dropped = 0;
+  });
+}

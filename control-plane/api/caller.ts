@@ -1,0 +1,91 @@
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { spiffeIdOf } from '../../certs/peer-identity.ts';
+import { x509 } from '../../certs/x509.ts';
+import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
+import { parseSpiffeId } from '../../common/spiffe.ts';
+
+/** The DNS suffix workload SVIDs carry after `<workload>.<namespace>` (see `workloadDnsNames`). */
+const SERVICE_DOMAIN = 'svc.cluster.local';
+
+/** DNS names for a workload's SVID, so tools that check hostnames (curl) can address it by service name. */
+export function workloadDnsNames(workload: string, namespace: string): string[] {
+  return [
+    `${workload}.${namespace}.${SERVICE_DOMAIN}`,
+    `${workload}.${namespace}.svc`,
+    `${workload}.${namespace}`,
+  ];
+}
+
+/** The SPIFFE ID proven by the caller's client certificate, if it presented a valid one. */
+export function svidIdentity(req: IncomingMessage): string | undefined {
+  const socket = req.socket as TLSSocket;
+  if (!socket.authorized) return undefined;
+  const peer = socket.getPeerX509Certificate();
+  return peer ? spiffeIdOf(peer.raw) : undefined;
+}
+
+/** The DNS SANs of the caller's verified client certificate. */
+export function svidDnsNames(req: IncomingMessage): string[] {
+  const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+  if (!peer) return [];
+  const san = new x509.X509Certificate(peer.raw).getExtension(x509.SubjectAlternativeNameExtension);
+  return san?.names.items.filter((n) => n.type === 'dns').map((n) => n.value) ?? [];
+}
+
+/** A caller whose SVID was issued for one workload. */
+export interface WorkloadCaller {
+  readonly spiffeId: string;
+  readonly namespace: string;
+  readonly workload: string;
+}
+
+/**
+ * The workload the caller's SVID was issued for. The bootstrap token proved
+ * it, and the CA wrote it into the SVID as `<workload>.<namespace>.svc...`
+ * (renewals keep it), so the certificate, not the request, says which service
+ * a caller is: two workloads sharing a service account cannot pass for each
+ * other. A certificate that names no workload (an operator's, `certs issue`)
+ * cannot act as one.
+ */
+export function workloadCaller(req: IncomingMessage, what: string): WorkloadCaller {
+  const spiffeId = svidIdentity(req);
+  if (!spiffeId) throw new AuthenticationError(`${what} needs a client certificate (your SVID)`);
+  const namespace = parseSpiffeId(spiffeId).namespace;
+  const suffix = `.${namespace}.${SERVICE_DOMAIN}`;
+  const workloads = svidDnsNames(req)
+    .filter((name) => name.endsWith(suffix))
+    .map((name) => name.slice(0, -suffix.length))
+    .filter((name) => name && !name.includes('.'));
+  if (workloads.length !== 1) {
+    throw new ForbiddenError(
+      `the certificate of ${spiffeId} was not issued for one workload (no <workload>.${namespace}.${SERVICE_DOMAIN} DNS name); ${what} is for sidecars`,
+    );
+  }
+  return { spiffeId, namespace, workload: workloads[0]! };
+}
+
+/** An address without IPv4-mapped IPv6 wrapping or brackets, for comparison. */
+function plainAddress(address: string): string {
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  return bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4 ? bare.slice(7) : bare;
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
+}
+
+/**
+ * Whether a sidecar connecting from `remote` may advertise `host` as its
+ * inbound address: the same IP (a pod registers its own IP), or both on
+ * loopback (a local mesh). A DNS name is refused: it would let a caller
+ * point peers anywhere the name resolves.
+ */
+export function mayAdvertise(host: string, remote: string | undefined): boolean {
+  if (!remote) return false;
+  const advertised = plainAddress(host);
+  const from = plainAddress(remote);
+  if (isIP(advertised) === 0) return false;
+  return advertised === from || (isLoopback(advertised) && isLoopback(from));
+}

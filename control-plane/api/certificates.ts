@@ -1,0 +1,65 @@
+import type { TLSSocket } from 'node:tls';
+import { x509 } from '../../certs/x509.ts';
+import { AuthenticationError } from '../../common/errors.ts';
+import { BadRequestBodyError, readJsonBody, sendJson } from '../../common/http-json.ts';
+import type { CertificateRequest, CertificateResponse } from '../../common/wire.ts';
+import { svidDnsNames, svidIdentity, workloadDnsNames } from './caller.ts';
+import type { ApiContext, Handler, Routes } from './context.ts';
+
+/** POST /v1/certificates (CSR signing) and GET /v1/trust-bundle. */
+export function certificateRoutes(ctx: ApiContext): Routes {
+  const { ca, tokens, logger } = ctx;
+
+  // The first request proves identity with a bootstrap token; renewals with
+  // the SVID being renewed. Either way the identity comes from the
+  // credential, and the CSR must ask for exactly that identity.
+  const issue: Handler = async (req, res) => {
+    const body = (await readJsonBody(req)) as Partial<CertificateRequest>;
+    if (typeof body?.csr !== 'string')
+      throw new BadRequestBodyError(400, 'expected {"csr": "<PEM>", "token"?: "..."}');
+    let spiffeId: string;
+    let dnsNames: string[];
+    const current = svidIdentity(req);
+    if (typeof body.token === 'string') {
+      const binding = await tokens.verify(body.token);
+      if (!binding) throw new AuthenticationError('the bootstrap token is not known');
+      spiffeId = binding.spiffeId;
+      dnsNames = workloadDnsNames(binding.workload, binding.namespace);
+    } else if (current) {
+      if (!(await tokens.isBound(current))) {
+        throw new AuthenticationError(
+          `${current} has no bootstrap binding any more (revoked); it cannot renew`,
+        );
+      }
+      spiffeId = current;
+      // A renewal keeps the names the bootstrap proved: they are in the certificate being renewed.
+      dnsNames = svidDnsNames(req);
+    } else {
+      throw new AuthenticationError(
+        'send a bootstrap token, or renew over a connection that presents your current SVID',
+      );
+    }
+    const chain = await ca.signCsr(body.csr, spiffeId, { ttlMs: ctx.svidTtlMs, dnsNames });
+    const notAfter = new x509.X509Certificate(chain).notAfter.toISOString();
+    const response: CertificateResponse = {
+      certificateChain: chain,
+      trustBundle: ca.bundlePem,
+      spiffeId,
+      notAfter,
+    };
+    logger.info('certificate issued', {
+      spiffeId,
+      notAfter,
+      via: body.token ? 'bootstrap-token' : 'svid',
+      remote: (req.socket as TLSSocket).remoteAddress,
+    });
+    sendJson(res, 200, response);
+  };
+
+  const trustBundle: Handler = async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+    res.end(ca.bundlePem);
+  };
+
+  return { 'POST /v1/certificates': issue, 'GET /v1/trust-bundle': trustBundle };
+}

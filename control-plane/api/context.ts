@@ -1,0 +1,26 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CertificateAuthority } from '../../certs/authority.ts';
+import type { Logger } from '../../common/log.ts';
+import type { PrincipalMatcher } from '../../common/policy/principals.ts';
+import type { SnapshotHub } from '../snapshot-hub.ts';
+import type { TokenStore } from '../tokens.ts';
+
+/** What the API's handlers share: one per control plane. */
+export interface ApiContext {
+  readonly ca: CertificateAuthority;
+  readonly tokens: TokenStore;
+  readonly hub: SnapshotHub;
+  readonly logger: Logger;
+  readonly svidTtlMs: number;
+  /** Identities that may read operator views (GET /v1/acks). */
+  readonly operators: PrincipalMatcher;
+  /** Interval of keep-alive comments on idle snapshot streams. */
+  readonly keepAliveMs: number;
+  /** A snapshot stream whose reader has taken nothing for this long is cut. */
+  readonly stalledStreamMs: number;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+
+/** Routes of one API resource, keyed `METHOD /path`. */
+export type Routes = Record<string, Handler>;

@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { TokenStore } from './tokens.ts';
+import { labelsOf, TokenStore } from './tokens.ts';
 
 async function store(now: () => number = Date.now) {
   const file = join(await mkdtemp(join(tmpdir(), 'postern-tokens-')), 'tokens.json');
@@ -61,4 +61,57 @@ t.test('revoking an identity removes all its tokens and its binding', async (t) 
   t.equal(await tokens.verify(a), undefined);
   t.notOk(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/orders'));
   t.ok(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/frontend'));
+});
+
+t.test(
+  'lookups answer from memory and re-read the file only when it changed (every certificate request re-read and parsed it)',
+  async (t) => {
+    const { file, tokens } = await store();
+    const orders = await tokens.create('orders', 'shop', 'orders');
+    // A whole-second mtime, so it can be put back exactly after an in-place edit.
+    await utimes(file, 1_700_000_000, 1_700_000_000);
+    t.ok(await tokens.verify(orders), 'loaded once');
+    // Same inode, size and mtime, different content: only a re-read could see it.
+    const text = await readFile(file, 'utf8');
+    const tampered = text.replace('"orders"', '"ORDERS"');
+    t.equal(tampered.length, text.length);
+    await writeFile(file, tampered);
+    await utimes(file, 1_700_000_000, 1_700_000_000);
+    t.match(await tokens.verify(orders), { workload: 'orders' }, 'answered from memory');
+
+    // Another process minting a token replaces the file: the next lookup sees it.
+    const other = new TokenStore(file, 'cluster.local');
+    const frontend = await other.create('frontend', 'shop', 'frontend');
+    t.match(await tokens.verify(frontend), { workload: 'frontend' });
+    await other.revoke('spiffe://cluster.local/ns/shop/sa/frontend');
+    t.equal(await tokens.verify(frontend), undefined, 'and a revocation');
+  },
+);
+
+t.test(
+  'watch reports a change made by another process, with the index already fresh',
+  async (t) => {
+    const { file, tokens } = await store();
+    await tokens.create('orders', 'shop', 'orders');
+    t.ok(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/orders'));
+    const changed = new Promise<void>((resolve, reject) => tokens.watch(resolve, reject));
+    t.teardown(() => tokens.close());
+    await new TokenStore(file, 'cluster.local').revoke('spiffe://cluster.local/ns/shop/sa/orders');
+    await changed;
+    t.equal(tokens.bindingNow('orders', 'spiffe://cluster.local/ns/shop/sa/orders'), undefined);
+  },
+);
+
+t.test('a binding carries the labels it was minted with, app=<workload> by default', async (t) => {
+  const { tokens } = await store();
+  await tokens.create('orders', 'shop', 'orders');
+  const id = 'spiffe://cluster.local/ns/shop/sa/orders';
+  t.same(labelsOf((await tokens.bindingFor('orders', id))!), { app: 'orders' });
+  await tokens.create('orders', 'shop', 'orders', undefined, { app: 'orders', tier: 'backend' });
+  t.same(
+    labelsOf((await tokens.bindingFor('orders', id))!),
+    { app: 'orders', tier: 'backend' },
+    'the newest binding relabels the workload',
+  );
+  t.same(labelsOf({ workload: 'legacy' } as never), { app: 'legacy' }, 'files from before labels');
 });

@@ -1,0 +1,108 @@
+import t from 'tap';
+import { principalMatches } from '../common/policy/principals.ts';
+import type { RoutePolicy } from '../common/policy/schema.ts';
+import type { Snapshot } from '../common/wire.ts';
+import { admittedCallers, SnapshotHub, type Subscriber } from './snapshot-hub.ts';
+
+const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
+const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
+const OTHER = 'spiffe://cluster.local/ns/ops/sa/other';
+
+function policy(spec: Partial<RoutePolicy['spec']>): RoutePolicy {
+  return {
+    apiVersion: 'postern.dev/v1alpha1',
+    kind: 'RoutePolicy',
+    metadata: { name: 'p', namespace: 'shop' },
+    spec: { routes: [], ...spec },
+  } as RoutePolicy;
+}
+
+t.test(
+  'the callers a workload admits are its allow entries’ principals, never its deny entries’',
+  async (t) => {
+    const callers = admittedCallers(
+      [
+        policy({
+          routes: [
+            { name: 'a', allow: [{ principals: [FRONTEND] }], deny: [{ principals: [OTHER] }] },
+            { name: 'b', allow: [{ principals: ['spiffe://cluster.local/ns/ops/*'] }] },
+          ],
+        }),
+      ],
+      'deny',
+    );
+    t.ok(principalMatches(callers, FRONTEND));
+    t.ok(principalMatches(callers, OTHER), 'through the namespace wildcard of route b');
+    t.notOk(principalMatches(callers, ORDERS));
+  },
+);
+
+t.test('anybody may call where a policy admits by other means than principals', async (t) => {
+  const cases: [string, Partial<RoutePolicy['spec']>][] = [
+    ['audit mode', { mode: 'audit', routes: [{ name: 'a', allow: [{ principals: [FRONTEND] }] }] }],
+    ['defaultAction allow', { defaultAction: 'allow' }],
+    ['a JWT-only entry', { routes: [{ name: 'a', allow: [{ jwt: { claims: { scope: 'x' } } }] }] }],
+    ['a sourceIPs-only entry', { routes: [{ name: 'a', allow: [{ sourceIPs: ['10.0.0.0/8'] }] }] }],
+  ];
+  for (const [what, spec] of cases) {
+    t.ok(principalMatches(admittedCallers([policy(spec)], 'deny'), ORDERS), what);
+  }
+  t.ok(
+    principalMatches(admittedCallers([], 'allow-authenticated'), ORDERS),
+    'unselected, mesh default allow-authenticated',
+  );
+  t.notOk(principalMatches(admittedCallers([], 'deny'), ORDERS), 'unselected, mesh default deny');
+});
+
+/** A subscriber that records what it is sent. */
+function subscriber(workload: string, spiffeId: string, address?: string) {
+  const sent: Snapshot[] = [];
+  const closed: string[] = [];
+  const sub: Subscriber = {
+    workload,
+    namespace: 'shop',
+    labels: { app: workload },
+    address,
+    spiffeId,
+    send: (s) => sent.push(s),
+    close: (reason) => closed.push(reason),
+  };
+  return { sub, sent, closed };
+}
+
+t.test('a revoked identity’s watches are ended and leave the registry', async (t) => {
+  const hub = new SnapshotHub(1, 'allow-authenticated', { minFanOutIntervalMs: 0 });
+  t.teardown(() => hub.close());
+  const orders = subscriber('orders', ORDERS, '127.0.0.1:1');
+  const frontend = subscriber('frontend', FRONTEND);
+  hub.subscribe(orders.sub);
+  hub.subscribe(frontend.sub);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(frontend.sent.at(-1)?.registry.length, 1);
+  t.equal(
+    hub.endUnbound((_w, id) => id !== ORDERS),
+    1,
+  );
+  t.same(orders.closed, ['the workload identity was revoked']);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  t.same(frontend.sent.at(-1)?.registry, []);
+});
+
+t.test(
+  'registry changes within the fan-out interval reach a subscriber as one snapshot',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'allow-authenticated', { minFanOutIntervalMs: 200 });
+    t.teardown(() => hub.close());
+    const frontend = subscriber('frontend', FRONTEND);
+    hub.subscribe(frontend.sub);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const before = frontend.sent.length;
+    for (let i = 1; i <= 20; i++) hub.subscribe(subscriber('orders', ORDERS, `127.0.0.1:${i}`).sub);
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    t.ok(
+      frontend.sent.length - before <= 2,
+      `${frontend.sent.length - before} snapshots for 20 registrations`,
+    );
+    t.equal(frontend.sent.at(-1)?.registry.length, 20);
+  },
+);

@@ -4,15 +4,10 @@
  * binary, as test/cli.test.ts does.
  */
 
-import { spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { CHILD_NODE_ARGS, POSTERN_BIN } from '../cli/processes.ts';
-import { tempDir } from './helpers.ts';
-
-const postern = (...args: string[]) =>
-  spawnSync(process.execPath, [...CHILD_NODE_ARGS, POSTERN_BIN, ...args], { encoding: 'utf8' });
+import { postern, tempDir } from './helpers.ts';
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 

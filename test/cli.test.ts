@@ -1,12 +1,8 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { CHILD_NODE_ARGS, POSTERN_BIN } from '../cli/processes.ts';
-import { tempDir } from './helpers.ts';
-
-const postern = (...args: string[]) =>
-  spawnSync(process.execPath, [...CHILD_NODE_ARGS, POSTERN_BIN, ...args], { encoding: 'utf8' });
+import { postern, tempDir } from './helpers.ts';
 
 t.test(
   'certs init and certs issue make a CA and a client certificate that openssl verifies',

@@ -4,7 +4,7 @@
  * speak mTLS with certificates from the mesh CA.
  */
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -33,6 +33,10 @@ import { type Sidecar, startSidecar } from '../sidecar/sidecar.ts';
 import { SidecarMetrics } from '../sidecar/telemetry/metrics.ts';
 
 export { freePort };
+
+/** Runs the `postern` binary as its own process, as an operator would, and waits for it. */
+export const postern = (...args: string[]) =>
+  spawnSync(process.execPath, [...CHILD_NODE_ARGS, POSTERN_BIN, ...args], { encoding: 'utf8' });
 
 /** Logs of processes under test go nowhere unless POSTERN_TEST_LOGS is set. */
 export function testLogger(component: string): Logger {

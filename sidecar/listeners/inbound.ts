@@ -42,14 +42,11 @@ export interface InboundOptions {
   readonly now: () => number;
   /** Connection cap and timeouts for callers that have not proven anything yet. */
   readonly limits: ConnectionLimits;
-}
-
-/** How the inbound listener treats request headers (see sidecar/http/headers.ts). */
-export interface InboundHeaderOptions {
   /** --headers-with-underscores; allow when not given. */
   readonly headersWithUnderscores?: UnderscoreAction;
 }
 
+/** How the inbound listener treats request headers (see sidecar/http/headers.ts). */
 /** What the handshake proved about a connection, computed once per connection. */
 interface PeerFacts {
   readonly principal: string | undefined;
@@ -73,7 +70,7 @@ export class InboundListener {
   readonly #identities = new PeerIdentityCache();
   #ownId: string;
 
-  constructor(options: InboundOptions & InboundHeaderOptions) {
+  constructor(options: InboundOptions) {
     const { state, logger, metrics, now } = options;
     const headerRules: RequestHeaderRules = Object.freeze({
       underscores: options.headersWithUnderscores ?? DEFAULT_UNDERSCORE_ACTION,

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
@@ -6,9 +5,8 @@ import { Agent, request } from 'undici';
 import { createCsr } from '../../certs/authority.ts';
 import { uriSansOf } from '../../certs/peer-identity.ts';
 import { privateKeyToPem } from '../../certs/x509.ts';
-import { CHILD_NODE_ARGS, POSTERN_BIN } from '../../cli/processes.ts';
 import type { CertificateResponse } from '../../common/wire.ts';
-import { clientCredentials, startTestMesh } from '../helpers.ts';
+import { clientCredentials, postern, startTestMesh } from '../helpers.ts';
 
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -132,20 +130,7 @@ t.test('the control plane signs CSRs only for the identity the credential proves
       200,
       'renews before revocation',
     );
-    const revoke = spawnSync(
-      process.execPath,
-      [
-        ...CHILD_NODE_ARGS,
-        POSTERN_BIN,
-        'token',
-        'revoke',
-        '--state',
-        mesh.stateDir,
-        '--spiffe-id',
-        BILLING,
-      ],
-      { encoding: 'utf8' },
-    );
+    const revoke = postern('token', 'revoke', '--state', mesh.stateDir, '--spiffe-id', BILLING);
     t.equal(revoke.status, 0, revoke.stderr);
     const refused = await post({ csr: (await createCsr(BILLING)).csrPem }, withSvid);
     t.equal(refused.status, 401);

@@ -4,14 +4,12 @@
  * would try next beside it. Every call is real HTTPS to a control plane on
  * port 0, with certificates from its CA.
  */
-import { spawnSync } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
-import { CHILD_NODE_ARGS, POSTERN_BIN } from '../../cli/processes.ts';
 import { Logger } from '../../common/log.ts';
 import { SseParser } from '../../common/sse.ts';
 import type { Snapshot } from '../../common/wire.ts';
@@ -21,6 +19,7 @@ import {
   eventually,
   ordersPolicyYaml,
   type PemCredentials,
+  postern,
   startEchoApp,
   startTestMesh,
   type TestMesh,
@@ -390,19 +389,13 @@ t.test(
       async () => (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 1,
     );
     t.ok(ordersSidecar.inboundPort);
-    const revoke = spawnSync(
-      process.execPath,
-      [
-        ...CHILD_NODE_ARGS,
-        POSTERN_BIN,
-        'token',
-        'revoke',
-        '--state',
-        mesh.stateDir,
-        '--spiffe-id',
-        'spiffe://cluster.local/ns/shop/sa/orders',
-      ],
-      { encoding: 'utf8' },
+    const revoke = postern(
+      'token',
+      'revoke',
+      '--state',
+      mesh.stateDir,
+      '--spiffe-id',
+      'spiffe://cluster.local/ns/shop/sa/orders',
     );
     t.equal(revoke.status, 0, revoke.stderr);
     await eventually(

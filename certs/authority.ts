@@ -19,7 +19,7 @@ export const CA_FILES = { cert: 'ca.crt', key: 'ca.key', bundle: 'bundle.pem' } 
 const ROOT_VALIDITY_MS = 10 * 365 * 24 * 3600 * 1000;
 // Certificates are back-dated a little so that a peer whose clock runs behind
 // ours does not reject a certificate issued "in the future".
-const BACKDATE_MS = 60 * 1000;
+export const BACKDATE_MS = 60 * 1000;
 
 export interface LeafRequest {
   /** URI SANs: the SPIFFE ID, and nothing else for a workload SVID. */

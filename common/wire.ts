@@ -16,6 +16,18 @@ export interface RegistryEntry {
   readonly spiffeId: string;
 }
 
+/**
+ * An identity's bootstrap tokens were revoked: its certificates issued until
+ * then stay cryptographically valid until they expire, so peers refuse them
+ * by issue time. Entries leave snapshots once every such certificate has
+ * expired.
+ */
+export interface Revocation {
+  readonly spiffeId: string;
+  /** Certificates of `spiffeId` whose notBefore is at or before this instant (RFC 3339) are refused. */
+  readonly notBeforeUpTo: string;
+}
+
 export interface Snapshot {
   /** `<epoch>.<counter>`: the epoch grows with every control-plane start, so versions keep increasing across restarts. */
   readonly version: string;
@@ -25,6 +37,8 @@ export interface Snapshot {
   /** The validated RoutePolicies that select this workload; the sidecar compiles them. */
   readonly policies: readonly RoutePolicy[];
   readonly registry: readonly RegistryEntry[];
+  /** Revoked identities whose older certificates peers must refuse (absent from older control planes: none). */
+  readonly revoked?: readonly Revocation[];
 }
 
 export type SnapshotContent = Omit<Snapshot, 'version' | 'hash'>;
@@ -32,7 +46,9 @@ export type SnapshotContent = Omit<Snapshot, 'version' | 'hash'>;
 /** Content hash: key order fixed by construction (we build these objects), so JSON is canonical enough. */
 export function hashSnapshotContent(content: SnapshotContent): string {
   return createHash('sha256')
-    .update(JSON.stringify([content.meshDefault, content.policies, content.registry]))
+    .update(
+      JSON.stringify([content.meshDefault, content.policies, content.registry, content.revoked]),
+    )
     .digest('hex');
 }
 

@@ -1,12 +1,12 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import { CertificateAuthority } from '../certs/authority.ts';
+import { BACKDATE_MS, CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CONTROL_PLANE_LIMITS, type ConnectionLimits } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { compilePrincipals } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
-import type { MeshDefault } from '../common/wire.ts';
+import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
 import { defaultOperators } from './operators.ts';
 import { PolicyDirectory } from './policy-source.ts';
@@ -95,8 +95,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const tokens = new TokenStore(paths.tokens, ca.trustDomain);
   // `postern token revoke` (another process) rewrites the token file: end the
   // revoked identity's watches at once, which also drops its registrations.
+  // Peers refuse a revoked identity's certificates issued before its
+  // revocation, for as long as any of them can still be valid.
+  const revocations = (): Revocation[] =>
+    [...tokens.revocationsNow()]
+      .filter(([, at]) => at + options.svidTtlMs + BACKDATE_MS > Date.now())
+      .map(([spiffeId, at]) => ({
+        spiffeId,
+        notBeforeUpTo: new Date(at - BACKDATE_MS).toISOString(),
+      }));
+  await tokens.refresh();
+  hub.setRevocations(revocations());
   tokens.watch(
     () => {
+      hub.setRevocations(revocations());
       const ended = hub.endUnbound((workload, spiffeId) => !!tokens.bindingNow(workload, spiffeId));
       if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
     },

@@ -9,6 +9,7 @@ import {
   hashSnapshotContent,
   type MeshDefault,
   type RegistryEntry,
+  type Revocation,
   type Snapshot,
   type SnapshotAck,
 } from '../common/wire.ts';
@@ -131,6 +132,7 @@ export class SnapshotHub {
   readonly #minFanOutIntervalMs: number;
   #counter = 0;
   #policies: readonly RoutePolicy[] = [];
+  #revoked: readonly Revocation[] = [];
   readonly #subscribers = new Map<Subscriber, Registration>();
   /** Watches per SPIFFE ID, for the per-identity bound. */
   readonly #perIdentity = new Map<string, number>();
@@ -151,6 +153,13 @@ export class SnapshotHub {
 
   setPolicies(policies: readonly RoutePolicy[]): void {
     this.#policies = policies;
+    this.#changed();
+  }
+
+  /** The revocations every sidecar enforces on its callers (the same for all). */
+  setRevocations(revoked: readonly Revocation[]): void {
+    if (JSON.stringify(revoked) === JSON.stringify(this.#revoked)) return;
+    this.#revoked = revoked;
     this.#changed();
   }
 
@@ -291,6 +300,7 @@ export class SnapshotHub {
       registry: this.#registry()
         .filter((endpoint) => principalMatches(endpoint.callers, subscriber.spiffeId))
         .map((endpoint) => endpoint.entry),
+      revoked: this.#revoked,
     };
     return { version: this.version, hash: hashSnapshotContent(content), ...content };
   }

@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../common/private-file.ts';
  * The control plane's state folder:
  *   ca/           the mesh CA (the layout `postern certs init` writes)
  *   tokens.json   bootstrap tokens, hashed, each bound to one workload identity
+ *   revocations.json   when each revoked identity was revoked (peers refuse its older certificates)
  *   epoch         how many times the control plane has started (snapshot versions' epoch)
  *   kubernetes-last-valid.json   in cluster mode, each RoutePolicy's last valid version
  */

@@ -93,12 +93,18 @@ t.test(
   async (t) => {
     const { file, tokens } = await store();
     await tokens.create('orders', 'shop', 'orders');
-    t.ok(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/orders'));
-    const changed = new Promise<void>((resolve, reject) => tokens.watch(resolve, reject));
+    const id = 'spiffe://cluster.local/ns/shop/sa/orders';
+    t.ok(await tokens.isBound(id));
+    // revoke writes revocations.json, then tokens.json: a callback follows each.
+    const unbound = new Promise<void>((resolve, reject) =>
+      tokens.watch(() => {
+        if (!tokens.bindingNow('orders', id) && tokens.revocationsNow().has(id)) resolve();
+      }, reject),
+    );
     t.teardown(() => tokens.close());
-    await new TokenStore(file, 'cluster.local').revoke('spiffe://cluster.local/ns/shop/sa/orders');
-    await changed;
-    t.equal(tokens.bindingNow('orders', 'spiffe://cluster.local/ns/shop/sa/orders'), undefined);
+    await new TokenStore(file, 'cluster.local').revoke(id);
+    await unbound;
+    t.pass('a callback saw the binding gone and the revocation recorded');
   },
 );
 
@@ -114,4 +120,15 @@ t.test('a binding carries the labels it was minted with, app=<workload> by defau
     'the newest binding relabels the workload',
   );
   t.same(labelsOf({ workload: 'legacy' } as never), { app: 'legacy' }, 'files from before labels');
+});
+
+t.test('a revocation is recorded with its time, even for an identity re-bound later', async (t) => {
+  const now = Date.parse('2026-11-25T10:00:00Z');
+  const { tokens } = await store(() => now);
+  await tokens.create('orders', 'shop', 'orders');
+  t.equal(await tokens.revoke('spiffe://cluster.local/ns/shop/sa/orders'), 1);
+  await tokens.create('orders', 'shop', 'orders');
+  await tokens.refresh();
+  t.same([...tokens.revocationsNow()], [['spiffe://cluster.local/ns/shop/sa/orders', now]]);
+  t.ok(await tokens.isBound('spiffe://cluster.local/ns/shop/sa/orders'), 'bound again');
 });

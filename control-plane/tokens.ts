@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
 import { formatSpiffeId, isDnsLabel, isDnsSubdomain } from '../common/spiffe.ts';
@@ -32,12 +32,37 @@ export function labelsOf(binding: TokenBinding): Readonly<Record<string, string>
   return binding.labels ?? { app: binding.workload };
 }
 
-/** Identifies one version of the file: `token create` replaces it (new inode), so this changes with every write. */
+/** Identifies one version of a file: writes replace it (new inode), so this changes with every write. */
 interface FileVersion {
   readonly ino: number;
   readonly mtimeMs: number;
   readonly size: number;
 }
+
+const sameVersion = (a: FileVersion | undefined, b: FileVersion | undefined) =>
+  a === b || (!!a && !!b && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.size === b.size);
+
+async function versionOf(path: string): Promise<FileVersion | undefined> {
+  try {
+    const s = await stat(path);
+    return { ino: s.ino, mtimeMs: s.mtimeMs, size: s.size };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function readJson<T>(path: string, empty: T): Promise<T> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return empty;
+    throw error;
+  }
+}
+
+/** revocations.json: when each identity was last revoked (SPIFFE ID → RFC 3339). */
+type RevocationFile = Record<string, string>;
 
 /**
  * Bootstrap tokens, stored as sha256 hashes (the tokens are 256 random bits,
@@ -50,10 +75,13 @@ interface FileVersion {
  */
 export class TokenStore {
   readonly #path: string;
+  readonly #revocationsPath: string;
   readonly #trustDomain: string;
   readonly #now: () => number;
   #version: FileVersion | undefined;
+  #revocationsVersion: FileVersion | undefined;
   #byHash = new Map<string, TokenBinding>();
+  #revokedAt = new Map<string, number>();
   #bySpiffeId = new Map<string, TokenBinding[]>();
   #next: Promise<void> | undefined;
   #last: Promise<void> | undefined;
@@ -61,17 +89,10 @@ export class TokenStore {
 
   constructor(path: string, trustDomain: string, now: () => number = Date.now) {
     this.#path = path;
+    // Beside the tokens: STATE/revocations.json (see state.ts).
+    this.#revocationsPath = join(dirname(path), 'revocations.json');
     this.#trustDomain = trustDomain;
     this.#now = now;
-  }
-
-  async #readFile(): Promise<TokenFile> {
-    try {
-      return JSON.parse(await readFile(this.#path, 'utf8')) as TokenFile;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw error;
-    }
   }
 
   /**
@@ -95,34 +116,30 @@ export class TokenStore {
   }
 
   async #reload(): Promise<void> {
-    let version: FileVersion | undefined;
-    try {
-      const s = await stat(this.#path);
-      version = { ino: s.ino, mtimeMs: s.mtimeMs, size: s.size };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    const [version, revocationsVersion] = await Promise.all([
+      versionOf(this.#path),
+      versionOf(this.#revocationsPath),
+    ]);
+    if (!sameVersion(version, this.#version)) {
+      const file = version ? await readJson<TokenFile>(this.#path, {}) : {};
+      const byHash = new Map(Object.entries(file));
+      const bySpiffeId = new Map<string, TokenBinding[]>();
+      for (const binding of byHash.values()) {
+        const list = bySpiffeId.get(binding.spiffeId) ?? [];
+        list.push(binding);
+        bySpiffeId.set(binding.spiffeId, list);
+      }
+      this.#byHash = byHash;
+      this.#bySpiffeId = bySpiffeId;
+      this.#version = version;
     }
-    const current = this.#version;
-    if (
-      current &&
-      version &&
-      current.ino === version.ino &&
-      current.mtimeMs === version.mtimeMs &&
-      current.size === version.size
-    ) {
-      return;
+    if (!sameVersion(revocationsVersion, this.#revocationsVersion)) {
+      const file = revocationsVersion
+        ? await readJson<RevocationFile>(this.#revocationsPath, {})
+        : {};
+      this.#revokedAt = new Map(Object.entries(file).map(([id, at]) => [id, Date.parse(at)]));
+      this.#revocationsVersion = revocationsVersion;
     }
-    const file = version ? await this.#readFile() : {};
-    const byHash = new Map(Object.entries(file));
-    const bySpiffeId = new Map<string, TokenBinding[]>();
-    for (const binding of byHash.values()) {
-      const list = bySpiffeId.get(binding.spiffeId) ?? [];
-      list.push(binding);
-      bySpiffeId.set(binding.spiffeId, list);
-    }
-    this.#byHash = byHash;
-    this.#bySpiffeId = bySpiffeId;
-    this.#version = version;
   }
 
   /**
@@ -131,10 +148,10 @@ export class TokenStore {
    */
   watch(onChange: () => void, onError: (error: unknown) => void): void {
     if (this.#watcher) throw new Error('already watching');
-    const name = basename(this.#path);
-    // The folder, not the file: writes replace the file (rename), which ends a watch on it.
+    const names = new Set([basename(this.#path), basename(this.#revocationsPath)]);
+    // The folder, not the files: writes replace a file (rename), which ends a watch on it.
     this.#watcher = watch(dirname(this.#path), (_event, changed) => {
-      if (changed !== null && changed !== name) return;
+      if (changed !== null && !names.has(changed)) return;
       this.#fresh().then(onChange, onError);
     });
     this.#watcher.on('error', onError);
@@ -168,7 +185,7 @@ export class TokenStore {
     const token = `pst_${randomBytes(32).toString('base64url')}`;
     const spiffeId = formatSpiffeId({ trustDomain: this.#trustDomain, namespace, serviceAccount });
     // Read, not the cache: another process may have written since.
-    const tokens = await this.#readFile();
+    const tokens = await readJson<TokenFile>(this.#path, {});
     tokens[hash(token)] = {
       workload,
       namespace,
@@ -183,15 +200,34 @@ export class TokenStore {
     return token;
   }
 
-  /** Deletes every token bound to `spiffeId`; its sidecars can then neither bootstrap nor renew. Returns how many. */
+  /**
+   * Deletes every token bound to `spiffeId` and records the revocation: its
+   * sidecars can then neither bootstrap nor renew, and peers refuse the
+   * certificates it already holds. Returns how many tokens were deleted.
+   */
   async revoke(spiffeId: string): Promise<number> {
-    const tokens = await this.#readFile();
+    const tokens = await readJson<TokenFile>(this.#path, {});
     const kept = Object.fromEntries(
       Object.entries(tokens).filter(([, b]) => b.spiffeId !== spiffeId),
     );
     const removed = Object.keys(tokens).length - Object.keys(kept).length;
+    // Recorded first: once the tokens are gone the control plane ends the
+    // identity's watches, and the snapshots it then sends should carry this.
+    const revocations = await readJson<RevocationFile>(this.#revocationsPath, {});
+    revocations[spiffeId] = new Date(this.#now()).toISOString();
+    await writeFileAtomic(this.#revocationsPath, JSON.stringify(revocations, null, 2) + '\n');
     if (removed) await writeFileAtomic(this.#path, JSON.stringify(kept, null, 2) + '\n');
     return removed;
+  }
+
+  /** Loads the files now (a later lookup re-reads only what changed). */
+  async refresh(): Promise<void> {
+    await this.#fresh();
+  }
+
+  /** When each revoked identity was revoked (epoch ms), as last loaded. */
+  revocationsNow(): ReadonlyMap<string, number> {
+    return this.#revokedAt;
   }
 
   /** The binding a token proves, unless it is unknown or expired. */

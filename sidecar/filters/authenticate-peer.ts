@@ -1,5 +1,13 @@
 import type { Socket } from 'node:net';
+import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { Filter } from './filter.ts';
+
+/** What the handshake proved about a connection's client certificate (read once per connection). */
+export interface PeerCredential {
+  readonly principal: string | undefined;
+  /** The certificate's notBefore, epoch ms: revocations refuse certificates issued before them. */
+  readonly notBeforeMs: number;
+}
 
 /**
  * Sets the exchange's principal from the connection's client certificate.
@@ -7,19 +15,42 @@ import type { Filter } from './filter.ts';
  * this only looks it up. A certificate from the mesh CA that proves no SPIFFE
  * ID (an operator's tool certificate, say) is refused here: with mTLS STRICT
  * every caller must be a principal, and letting an identity-less caller reach
- * policy would let it slip past deny entries written for "*".
+ * policy would let it slip past deny entries written for "*". So is a
+ * certificate the control plane says was revoked (`token revoke`): it stays
+ * cryptographically valid until it expires, so the snapshot names the
+ * identities and the issue time up to which their certificates are refused.
  */
-export function authenticatePeer(identityOf: (socket: Socket) => string | undefined): Filter {
+export function authenticatePeer(
+  peerOf: (socket: Socket) => PeerCredential | undefined,
+  state: SnapshotState,
+): Filter {
   return {
     name: 'authenticate-peer',
     onRequest(exchange) {
-      exchange.principal = identityOf(exchange.req.socket);
-      if (exchange.principal) return undefined;
-      return {
-        status: 403,
-        code: 'POSTERN_NO_IDENTITY',
-        message: 'the client certificate proves no SPIFFE ID',
-      };
+      const peer = peerOf(exchange.req.socket);
+      const principal = peer?.principal;
+      exchange.principal = principal;
+      if (!principal) {
+        return {
+          status: 403,
+          code: 'POSTERN_NO_IDENTITY',
+          message: 'the client certificate proves no SPIFFE ID',
+        };
+      }
+      const revoked = state.current?.revoked;
+      // One size check on the common path: revocations are rare.
+      if (revoked?.size) {
+        const upTo = revoked.get(principal);
+        if (upTo !== undefined && peer.notBeforeMs <= upTo) {
+          return {
+            status: 403,
+            code: 'POSTERN_REVOKED',
+            message: `the certificate of ${principal} was issued before the identity was revoked`,
+            close: true,
+          };
+        }
+      }
+      return undefined;
     },
   };
 }

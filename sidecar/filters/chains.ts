@@ -13,7 +13,9 @@
  *      `Connection: x-tenant` then hides from the app.
  *   2. canonicalize: everything after matches on the canonical path, and the
  *      same path is forwarded, so nothing may look at the raw target first.
- *   3. authenticate-peer: the principal is needed by authorization.
+ *   3. authenticate-peer: the principal is needed by authorization; a
+ *      certificate of a revoked identity, issued before the revocation, is
+ *      refused here, before any policy could admit it.
  *   4. authorize: last, on canonical facts; the cheapest rejection of a
  *      malformed request comes before the policy lookup. It also refuses a
  *      header some route matches on that arrives twice, under any spelling.
@@ -36,7 +38,7 @@ import type { Logger } from '../../common/log.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import { authenticatePeer } from './authenticate-peer.ts';
+import { authenticatePeer, type PeerCredential } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
 import type { Filter } from './filter.ts';
@@ -50,13 +52,13 @@ export function inboundChain(deps: {
   logger: Logger;
   metrics: SidecarMetrics;
   now: () => number;
-  identityOf: (socket: Socket) => string | undefined;
+  peerOf: (socket: Socket) => PeerCredential | undefined;
   headerRules: RequestHeaderRules;
 }): readonly Filter[] {
   return Object.freeze([
     requestHeaders(deps.headerRules),
     canonicalize,
-    authenticatePeer(deps.identityOf),
+    authenticatePeer(deps.peerOf, deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
   ]);
 }

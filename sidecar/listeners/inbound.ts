@@ -12,6 +12,7 @@ import {
 } from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
+import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest } from '../http/forward.ts';
@@ -46,10 +47,8 @@ export interface InboundOptions {
   readonly headersWithUnderscores?: UnderscoreAction;
 }
 
-/** How the inbound listener treats request headers (see sidecar/http/headers.ts). */
 /** What the handshake proved about a connection, computed once per connection. */
-interface PeerFacts {
-  readonly principal: string | undefined;
+interface PeerFacts extends PeerCredential {
   /** Envoy's x-forwarded-client-cert value: who we are, the peer certificate's hash, who the peer is. */
   readonly xfcc: string;
   /** The peer's address as X-Forwarded-For, Forwarded and X-Real-IP state it. */
@@ -87,7 +86,7 @@ export class InboundListener {
       logger,
       metrics,
       now,
-      identityOf: (socket) => this.#peers.get(socket)?.principal,
+      peerOf: (socket) => this.#peers.get(socket),
       headerRules,
     });
 
@@ -109,6 +108,7 @@ export class InboundListener {
       const hash = cert.fingerprint256.replaceAll(':', '').toLowerCase();
       this.#peers.set(socket, {
         principal,
+        notBeforeMs: Date.parse(cert.valid_from),
         xfcc: `By=${this.#ownId};Hash=${hash}${principal ? `;URI=${principal}` : ''}`,
         client: clientAddressOf(socket.remoteAddress, 'https'),
       });

@@ -73,3 +73,28 @@ t.test(
     t.match(!result.ok && result.reason, /policies\[0\]: apiVersion: is required/);
   },
 );
+
+t.test('revocations are compiled to a lookup; a malformed list is rejected whole', async (t) => {
+  const state = new SnapshotState('shop');
+  const base = { version: '1.1', hash: 'h', meshDefault: 'deny', policies: [], registry: [] };
+  t.match(
+    state.apply({
+      ...base,
+      revoked: [{ spiffeId: 'spiffe://td/ns/a/sa/b', notBeforeUpTo: 'yesterday' }],
+    }),
+    { ok: false },
+  );
+  t.same(
+    state.apply({
+      ...base,
+      revoked: [{ spiffeId: 'spiffe://td/ns/a/sa/b', notBeforeUpTo: '2026-11-25T10:00:00Z' }],
+    }),
+    { ok: true },
+  );
+  t.same(
+    [...state.current!.revoked],
+    [['spiffe://td/ns/a/sa/b', Date.parse('2026-11-25T10:00:00Z')]],
+  );
+  t.same(state.apply(base), { ok: true }, 'a snapshot from an older control plane has none');
+  t.equal(state.current!.revoked.size, 0);
+});

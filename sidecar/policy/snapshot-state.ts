@@ -1,6 +1,6 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
-import type { Snapshot } from '../../common/wire.ts';
+import type { Revocation, Snapshot } from '../../common/wire.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
 
@@ -9,9 +9,23 @@ export interface AppliedSnapshot {
   readonly snapshot: Snapshot;
   readonly policy: CompiledPolicy;
   readonly directory: ServiceDirectory;
+  /** Revoked identities → the last notBefore (epoch ms) of their refused certificates. */
+  readonly revoked: ReadonlyMap<string, number>;
 }
 
 export type ApplyResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+function isRevocationList(value: unknown): value is Revocation[] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (r: Partial<Revocation> | null) =>
+        typeof r?.spiffeId === 'string' &&
+        typeof r.notBeforeUpTo === 'string' &&
+        !Number.isNaN(Date.parse(r.notBeforeUpTo)),
+    )
+  );
+}
 
 /**
  * The sidecar's current snapshot. `apply` validates and compiles a candidate
@@ -38,11 +52,13 @@ export class SnapshotState {
       typeof snapshot.hash !== 'string' ||
       !Array.isArray(snapshot.policies) ||
       !Array.isArray(snapshot.registry) ||
+      (snapshot.revoked !== undefined && !isRevocationList(snapshot.revoked)) ||
       (snapshot.meshDefault !== 'deny' && snapshot.meshDefault !== 'allow-authenticated')
     ) {
       return {
         ok: false,
-        reason: 'not a snapshot: expected version, hash, meshDefault, policies[], registry[]',
+        reason:
+          'not a snapshot: expected version, hash, meshDefault, policies[], registry[], revoked[]?: {spiffeId, notBeforeUpTo}',
       };
     }
     // The control plane validated these already; the sidecar checks again
@@ -63,6 +79,9 @@ export class SnapshotState {
         snapshot,
         policy: compilePolicies(snapshot),
         directory: new ServiceDirectory(snapshot.registry, this.#namespace),
+        revoked: new Map(
+          (snapshot.revoked ?? []).map((r) => [r.spiffeId, Date.parse(r.notBeforeUpTo)]),
+        ),
       });
     } catch (error) {
       return { ok: false, reason: `compilation failed: ${(error as Error).message}` };

@@ -17,6 +17,7 @@ import {
   adminConfig,
   clientCredentials,
   eventually,
+  mtlsAgent,
   ordersPolicyYaml,
   type PemCredentials,
   postern,
@@ -29,6 +30,7 @@ import {
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const OPERATOR = 'spiffe://cluster.local/ns/postern-system/sa/operator';
+const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 
 interface Watch {
   readonly status: number;
@@ -389,20 +391,35 @@ t.test(
       async () => (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 1,
     );
     t.ok(ordersSidecar.inboundPort);
-    const revoke = postern(
-      'token',
-      'revoke',
-      '--state',
-      mesh.stateDir,
-      '--spiffe-id',
-      'spiffe://cluster.local/ns/shop/sa/orders',
-    );
+    const revoke = postern('token', 'revoke', '--state', mesh.stateDir, '--spiffe-id', ORDERS);
     t.equal(revoke.status, 0, revoke.stderr);
     await eventually(
       async () => (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 0,
       5_000,
     );
     t.pass("frontend's registry dropped orders without waiting for orders to disconnect");
+
+    // orders' SVID is still valid for an hour; peers refuse it by issue time.
+    const stolen = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, ORDERS));
+    t.teardown(() => stolen.close());
+    const codeFrom = async (agent: Agent) => {
+      const res = await request(`https://127.0.0.1:${frontend.inboundPort}/`, {
+        dispatcher: agent,
+      });
+      return ((await res.body.json()) as { error: { code: string } }).error.code;
+    };
+    await eventually(async () => (await codeFrom(stolen)) === 'POSTERN_REVOKED', 5_000);
+    t.pass("peers refuse the revoked identity's certificates issued before the revocation");
+    // Minted after the revocation (say, the identity re-bound by an operator): policy decides.
+    const reissued = mtlsAgent(
+      await clientCredentials(mesh.controlPlane.ca, ORDERS, { now: new Date(Date.now() + 2_000) }),
+    );
+    t.teardown(() => reissued.close());
+    t.equal(
+      await codeFrom(reissued),
+      'POSTERN_DENIED',
+      'a later certificate is not refused as revoked',
+    );
   },
 );
 

@@ -18,7 +18,7 @@ t.test(
     await writeFile(key, 'old key\n', { mode: 0o644 });
     const ca = await CertificateAuthority.create('cluster.local');
     await testerCertificate(ca, state);
-    t.match(await readFile(key, 'utf8'), /BEGIN PRIVATE KEY/);
+    t.match(await readFile(key, 'utf8'), /PRIVATE KEY-----/);
     t.equal(await modeOf(key), 0o600);
   },
 );

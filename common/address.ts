@@ -17,3 +17,23 @@ export function isHostPort(text: string): boolean {
   if (host.startsWith('[') && host.endsWith(']')) return isIP(host.slice(1, -1)) === 6;
   return isIP(host) === 4 || DNS_NAME.test(host);
 }
+
+/** `::ffff:10.1.2.3` (an IPv4 peer on a dual-stack socket) as `10.1.2.3`, so IPv4 ranges match it and headers state it as IPv4. */
+export function unmappedAddress(address: string | undefined): string | undefined {
+  return address?.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** An IP address without IPv4-mapped IPv6 wrapping or brackets, for comparison. */
+export function plainAddress(address: string): string {
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  return unmappedAddress(bare)!;
+}
+
+export function isLoopbackAddress(address: string): boolean {
+  return address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
+}
+
+/** The host of a `host:port` (brackets kept off an IPv6 host). */
+export function hostOfHostPort(text: string): string {
+  return plainAddress(text.slice(0, text.lastIndexOf(':')));
+}

@@ -67,6 +67,9 @@ export interface CertificateResponse {
   readonly notAfter: string;
 }
 
+/** A rejection reason in an ack is an error message, not a document: longer ones are cut to this. */
+export const MAX_ACK_REASON_CHARS = 1024;
+
 /** POST /v1/acks body. */
 export interface SnapshotAck {
   readonly workload: string;

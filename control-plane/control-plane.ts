@@ -45,6 +45,7 @@ export interface ControlPlane {
 }
 
 const SERVING_TTL_MS = 24 * 3600 * 1000;
+const TOKEN_RECHECK_MS = 30_000;
 
 /** The control plane's own serving identity: the names sidecars and operators reach it by. */
 async function servingCertificate(
@@ -104,16 +105,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         spiffeId,
         notBeforeUpTo: new Date(at - BACKDATE_MS).toISOString(),
       }));
+  const tokensChanged = () => {
+    hub.setRevocations(revocations());
+    const ended = hub.endUnbound((workload, spiffeId) => !!tokens.bindingNow(workload, spiffeId));
+    if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
+  };
   await tokens.refresh();
-  hub.setRevocations(revocations());
-  tokens.watch(
-    () => {
-      hub.setRevocations(revocations());
-      const ended = hub.endUnbound((workload, spiffeId) => !!tokens.bindingNow(workload, spiffeId));
-      if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
-    },
-    (error) => logger.error('watching the token file failed', { error }),
-  );
+  tokensChanged();
+  tokens.watch(tokensChanged, (error) => logger.error('watching the token file failed', { error }));
+  // Where the folder cannot be watched (some network filesystems) a stat
+  // every half minute still ends revoked watches; with a watch it finds
+  // nothing new and costs one stat.
+  const recheck = setInterval(() => {
+    tokens
+      .refresh()
+      .then(tokensChanged, (error: unknown) =>
+        logger.error('reading the token file failed', { error }),
+      );
+  }, TOKEN_RECHECK_MS);
+  recheck.unref();
   const keepAliveMs = options.keepAliveMs ?? 15_000;
   const server = createApiServer({
     ca,
@@ -149,6 +159,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     hub,
     async close() {
       clearInterval(renew);
+      clearInterval(recheck);
       tokens.close();
       hub.close();
       await policies.close();

@@ -106,3 +106,37 @@ t.test(
     t.equal(frontend.sent.at(-1)?.registry.length, 20);
   },
 );
+
+t.test(
+  'a replica is its pod IP: a second watch from it replaces the first whatever port it names (a pod could hold one watch per port; review)',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'deny', { minFanOutIntervalMs: 0, maxWatchesPerIdentity: 2 });
+    t.teardown(() => hub.close());
+    const first = subscriber('orders', ORDERS, '10.0.0.5:1');
+    hub.subscribe(first.sub);
+    for (let port = 2; port <= 10; port++)
+      hub.subscribe(subscriber('orders', ORDERS, `10.0.0.5:${port}`).sub);
+    t.same(first.closed, ['replaced by a newer watch from the same workload and address']);
+    hub.subscribe(subscriber('orders', ORDERS, '10.0.0.6:1').sub);
+    t.pass('one watch per pod, so the bound of 2 still admits a second pod');
+    // On loopback many sidecars share the IP: there the whole address is the replica.
+    const local = subscriber('svc', ORDERS, '127.0.0.1:1');
+    hub.subscribe(local.sub);
+    hub.subscribe(subscriber('svc', ORDERS, '127.0.0.1:2').sub);
+    t.same(local.closed, []);
+  },
+);
+
+t.test(
+  'the watch bound is per workload identity: another workload on the same service account is not locked out (review)',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'deny', { minFanOutIntervalMs: 0, maxWatchesPerIdentity: 1 });
+    t.teardown(() => hub.close());
+    const SHARED = 'spiffe://cluster.local/ns/shop/sa/default';
+    hub.subscribe(subscriber('payments', SHARED, '10.0.0.1:1').sub);
+    t.throws(() => hub.subscribe(subscriber('payments', SHARED, '10.0.0.2:1').sub), {
+      code: 'POSTERN_WATCH_LIMIT',
+    });
+    t.doesNotThrow(() => hub.subscribe(subscriber('frontend', SHARED, '10.0.0.3:1').sub));
+  },
+);

@@ -1,3 +1,4 @@
+import { hostOfHostPort, isLoopbackAddress } from '../common/address.ts';
 import {
   compilePrincipals,
   type PrincipalMatcher,
@@ -44,7 +45,7 @@ export interface AckStatus {
 
 export interface SnapshotHubOptions {
   /**
-   * Snapshot watches one identity may hold at once (its replicas, each with
+   * Snapshot watches one workload identity (SPIFFE ID and workload) may hold at once (its replicas, each with
    * one). Past it a new watch is refused, so one stolen certificate cannot
    * hold the control plane's memory.
    */
@@ -113,6 +114,18 @@ interface Endpoint {
 const identityKey = (s: Pick<Subscriber, 'spiffeId' | 'workload'>) => `${s.spiffeId} ${s.workload}`;
 
 /**
+ * Where a replica runs, for replacement: its IP (a pod has one, so a second
+ * watch from it is the same replica reconnecting, whatever port it names), or
+ * on loopback the whole address (one machine runs many sidecars). Undefined
+ * for a watch that advertises nothing.
+ */
+function placeKey(s: Subscriber): string | undefined {
+  if (s.address === undefined) return undefined;
+  const host = hostOfHostPort(s.address);
+  return `${identityKey(s)} ${isLoopbackAddress(host) ? s.address : host}`;
+}
+
+/**
  * Holds the current policy set and the registry of live workloads, and pushes
  * each subscriber its own snapshot whenever what it would receive changes.
  * Versions are `<epoch>.<counter>`: the counter moves on every change of
@@ -134,7 +147,7 @@ export class SnapshotHub {
   #policies: readonly RoutePolicy[] = [];
   #revoked: readonly Revocation[] = [];
   readonly #subscribers = new Map<Subscriber, Registration>();
-  /** Watches per SPIFFE ID, for the per-identity bound. */
+  /** Watches per (SPIFFE ID, workload), for the per-identity bound. */
   readonly #perIdentity = new Map<string, number>();
   #endpoints: Endpoint[] | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
@@ -171,24 +184,23 @@ export class SnapshotHub {
    * the identity's bound is refused with WatchLimitError.
    */
   subscribe(subscriber: Subscriber): () => void {
-    if (subscriber.address !== undefined) {
+    const replaces = placeKey(subscriber);
+    if (replaces !== undefined) {
       for (const existing of this.#subscribers.keys()) {
-        if (
-          existing.address === subscriber.address &&
-          identityKey(existing) === identityKey(subscriber)
-        ) {
+        if (placeKey(existing) === replaces) {
           this.#remove(existing);
           existing.close('replaced by a newer watch from the same workload and address');
         }
       }
     }
-    const held = this.#perIdentity.get(subscriber.spiffeId) ?? 0;
+    const key = identityKey(subscriber);
+    const held = this.#perIdentity.get(key) ?? 0;
     if (held >= this.#maxWatchesPerIdentity) {
       throw new WatchLimitError(
-        `${subscriber.spiffeId} already holds ${held} snapshot watches, the most one identity may hold (--max-watches-per-identity)`,
+        `workload ${subscriber.workload} as ${subscriber.spiffeId} already holds ${held} snapshot watches, the most one workload identity may hold (--max-watches-per-identity)`,
       );
     }
-    this.#perIdentity.set(subscriber.spiffeId, held + 1);
+    this.#perIdentity.set(key, held + 1);
     this.#subscribers.set(subscriber, { ack: undefined, sentHash: undefined });
     if (subscriber.address) this.#changed();
     this.#push(subscriber, this.#snapshotFor(subscriber));
@@ -200,9 +212,10 @@ export class SnapshotHub {
   /** Forgets a subscriber; false when it was already gone (replaced, closed). */
   #remove(subscriber: Subscriber): boolean {
     if (!this.#subscribers.delete(subscriber)) return false;
-    const held = (this.#perIdentity.get(subscriber.spiffeId) ?? 1) - 1;
-    if (held) this.#perIdentity.set(subscriber.spiffeId, held);
-    else this.#perIdentity.delete(subscriber.spiffeId);
+    const key = identityKey(subscriber);
+    const held = (this.#perIdentity.get(key) ?? 1) - 1;
+    if (held) this.#perIdentity.set(key, held);
+    else this.#perIdentity.delete(key);
     if (subscriber.address) this.#changed();
     return true;
   }

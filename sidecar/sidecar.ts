@@ -1,4 +1,7 @@
+import { createSocket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
@@ -50,17 +53,37 @@ export interface Sidecar {
 }
 
 /**
- * The host peers should dial when --advertise is not given. A wildcard bind
- * says nothing about where we are reachable; in a pod the first non-loopback
- * IPv4 address is the pod IP (the injected sidecar passes it explicitly).
+ * The host peers should dial when --advertise is not given. A specific bind
+ * address is it. A wildcard bind says nothing about where we are reachable,
+ * so it is the address this host sends from toward the control plane: the
+ * pod IP in a cluster, loopback beside a local control plane, and exactly the
+ * address the control plane sees us connect from, which it requires a
+ * registration to advertise. (A UDP socket's connect picks the route and
+ * sends nothing.)
  */
-function advertisedHost(inboundHost: string): string {
+async function advertisedHost(inboundHost: string, controlPlaneUrl: string): Promise<string> {
   if (inboundHost !== '0.0.0.0' && inboundHost !== '::') return inboundHost;
-  for (const addresses of Object.values(networkInterfaces())) {
-    const external = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
-    if (external) return external.address;
+  const url = new URL(controlPlaneUrl);
+  const socket = createSocket(isIP(url.hostname.replace(/^\[|\]$/g, '')) === 6 ? 'udp6' : 'udp4');
+  try {
+    const target = await lookup(url.hostname.replace(/^\[|\]$/g, ''));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(Number(url.port) || 443, target.address, resolve);
+    });
+    const { address } = socket.address();
+    return address.includes(':') ? `[${address}]` : address;
+  } catch {
+    // The control plane's name does not resolve yet: the first external
+    // IPv4 address, which in a pod is the pod IP.
+    for (const addresses of Object.values(networkInterfaces())) {
+      const external = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
+      if (external) return external.address;
+    }
+    return '127.0.0.1';
+  } finally {
+    socket.close();
   }
-  return '127.0.0.1';
 }
 
 /**
@@ -102,6 +125,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         ? ['the workload certificate has expired and could not be renewed']
         : []),
       ...(state.current ? [] : ['no policy snapshot yet']),
+      ...(watch?.refusal ? [`the control plane refused the snapshot watch: ${watch.refusal}`] : []),
       ...(inbound ? [] : ['listeners not started']),
     ],
     config: () => ({
@@ -153,7 +177,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
   const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');
 
-  const advertise = options.advertise ?? `${advertisedHost(options.inboundHost)}:${inboundPort}`;
+  const advertise =
+    options.advertise ??
+    `${await advertisedHost(options.inboundHost, options.controlPlane)}:${inboundPort}`;
   watch = new SnapshotWatch({
     client,
     logger,

@@ -69,7 +69,7 @@ t.test('certs issue over an existing world-readable key.pem leaves it 0600', asy
   const result = issue(dir);
   t.equal(result.status, 0, result.stderr);
   t.match(result.stdout, /key\.pem \(0600\)/);
-  t.match(await readFile(join(dir, 'me', 'key.pem'), 'utf8'), /BEGIN PRIVATE KEY/);
+  t.match(await readFile(join(dir, 'me', 'key.pem'), 'utf8'), /PRIVATE KEY-----/);
   t.equal(await modeOf(join(dir, 'me', 'key.pem')), 0o600);
 });
 

@@ -158,6 +158,8 @@ export interface TestMesh {
     controlPlaneUrl?: string;
     watchIdleTimeoutMs?: number;
     inboundLimits?: Partial<ConnectionLimits>;
+    /** Default 127.0.0.1. */
+    inboundHost?: string;
     /** --headers-with-underscores for this sidecar (default allow). */
     headersWithUnderscores?: UnderscoreAction;
   }): Promise<Sidecar>;
@@ -230,7 +232,7 @@ export async function startTestMesh(
         serviceAccount: o.serviceAccount ?? o.workload,
         trustDomain: 'cluster.local',
         labels: o.labels ?? { app: o.workload },
-        inboundHost: '127.0.0.1',
+        inboundHost: o.inboundHost ?? '127.0.0.1',
         inboundPort: 0,
         outboundPort: 0,
         adminPort: o.adminPort ?? 0,
@@ -241,6 +243,16 @@ export async function startTestMesh(
     },
   };
   return mesh;
+}
+
+/** orders and frontend (namespace shop), each behind its own sidecar in front of `appPort`. */
+export async function shopSidecars(
+  mesh: TestMesh,
+  appPort: number,
+): Promise<{ orders: Sidecar; frontend: Sidecar }> {
+  const orders = await mesh.startSidecar({ workload: 'orders', namespace: 'shop', appPort });
+  const frontend = await mesh.startSidecar({ workload: 'frontend', namespace: 'shop', appPort });
+  return { orders, frontend };
 }
 
 /** Polls `check` every 20 ms until it returns true or `timeoutMs` passes (waiting on another process, not on time itself). */

@@ -29,12 +29,16 @@ export const tokenCreate: Command = {
   async run(values) {
     const store = new TokenStore(statePaths(values.state!).tokens, values['trust-domain']!);
     const ttlMs = values.ttl ? durationFlag(values, 'ttl') : undefined;
+    const labels = values.labels ? labelsFlag(values.labels) : undefined;
+    // An empty private file first: if --out cannot be written, no token is
+    // minted that nobody was shown.
+    await writeFileAtomic(values.out!, '');
     const token = await store.create(
       values.workload!,
       values.namespace!,
       values['service-account']!,
       ttlMs,
-      values.labels ? labelsFlag(values.labels) : undefined,
+      labels,
     );
     // A new private file renamed into place: an existing file's mode, or a symlink there, does not survive.
     await writeFileAtomic(values.out!, `${token}\n`);

@@ -252,6 +252,37 @@ t.test('a header match on a header the sidecar strips or sets is an error', asyn
 });
 
 t.test(
+  'a header match on a client-address header the sidecar restates validated, and policy matched the client’s copy (review)',
+  async (t) => {
+    const { errors } = await load(
+      `${HEADER}spec:\n  routes:\n    - name: r\n      match: { headers: [{ name: X-Real-IP, prefix: "10." }, { name: x-forwarded-for, present: true }, { name: Forwarded, present: true }, { name: Proxy, present: true }] }\n`,
+    );
+    const text = errors.join('\n');
+    t.match(
+      text,
+      /headers\[0\]\.name: "X-Real-IP" is restated by the sidecar with the caller's address.*sourceIPs/,
+    );
+    t.match(text, /headers\[1\]\.name: "x-forwarded-for" is restated/);
+    t.match(text, /headers\[2\]\.name: "Forwarded" is restated/);
+    t.match(text, /headers\[3\]\.name: "Proxy" is a header the sidecar strips/);
+  },
+);
+
+t.test(
+  'a header match on a name with an underscore escaped the check for its - twin (review)',
+  async (t) => {
+    const { errors } = await load(
+      `${HEADER}spec:\n  routes:\n    - name: r\n      match: { headers: [{ name: x_tenant, exact: a }, { name: x_forwarded_client_cert, present: true }] }\n`,
+    );
+    t.match(
+      errors.join('\n'),
+      /headers\[0\]\.name: "x_tenant" has an underscore.*match "x-tenant"/,
+    );
+    t.match(errors.join('\n'), /headers\[1\]\.name: "x_forwarded_client_cert" has an underscore/);
+  },
+);
+
+t.test(
   'deny entries that a more specific route or a trailing slash escapes are warned about',
   async (t) => {
     const { errors, warnings } = await load(

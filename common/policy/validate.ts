@@ -8,6 +8,7 @@ import { FormatRegistry, type TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 import { canonicalTarget } from '../canonical-path.ts';
+import { roleOf } from '../header-roles.ts';
 import { parseCidr } from './cidr.ts';
 import { authorizedMethods } from './methods.ts';
 import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from './principals.ts';
@@ -133,18 +134,33 @@ function structuralProblems(doc: unknown, resource: string): Problem[] {
   return problems;
 }
 
-/** Hop-by-hop and identity headers: what the client sends there never reaches the app as sent. */
-const UNMATCHABLE_HEADERS = new Set([
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-  'x-forwarded-client-cert',
-  'x-forwarded-proto',
-]);
+/**
+ * A route may match only on a header the app receives as the client sent
+ * it: not one the sidecar strips or restates (common/header-roles.ts), and
+ * not a name with `_`, which CGI-style apps read as its `-` twin.
+ */
+function checkHeaderName(found: Findings, at: string, name: string): void {
+  if (name.includes('_')) {
+    found.error(
+      at,
+      `${JSON.stringify(name)} has an underscore; CGI-style apps read it and its - spelling as one header, so match ${JSON.stringify(name.replaceAll('_', '-'))}`,
+    );
+    return;
+  }
+  const lower = name.toLowerCase();
+  const role = roleOf(lower);
+  if (role === 'client-address') {
+    found.error(
+      at,
+      `${JSON.stringify(name)} is restated by the sidecar with the caller's address; a client's copy cannot be matched (use sourceIPs on an entry)`,
+    );
+  } else if (role || lower.startsWith('proxy-')) {
+    found.error(
+      at,
+      `${JSON.stringify(name)} is a header the sidecar strips or sets itself; a client's copy cannot be matched`,
+    );
+  }
+}
 
 const TEMPLATE_SEGMENT = /^(\{[A-Za-z_][A-Za-z0-9_]*\}|[^{}]*)$/;
 
@@ -531,17 +547,7 @@ function semanticProblems(
       found.warn(`${at}.exfiltration`, 'exfiltration guards are not enforced yet');
     route.match?.headers?.forEach((header, h) => {
       exactlyOne(found, `${at}.match.headers[${h}]`, header, ['exact', 'prefix', 'present']);
-      const name = header.name.toLowerCase();
-      if (
-        UNMATCHABLE_HEADERS.has(name) ||
-        name.startsWith('x-postern-') ||
-        name.startsWith('proxy-')
-      ) {
-        found.error(
-          `${at}.match.headers[${h}].name`,
-          `${JSON.stringify(header.name)} is a header the sidecar strips or sets itself; a client's copy cannot be matched`,
-        );
-      }
+      checkHeaderName(found, `${at}.match.headers[${h}].name`, header.name);
     });
     for (const list of ['allow', 'deny'] as const) {
       route[list]?.forEach((rule, i) => {

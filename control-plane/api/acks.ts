@@ -1,15 +1,13 @@
 import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError, readJsonBody, sendJson } from '../../common/http-json.ts';
 import { principalMatches } from '../../common/policy/principals.ts';
-import type { SnapshotAck } from '../../common/wire.ts';
+import { MAX_ACK_REASON_CHARS, type SnapshotAck } from '../../common/wire.ts';
 import { svidIdentity, workloadCaller } from './caller.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 import { NoWatchError } from './errors.ts';
 
 const MAX_ACK_BYTES = 16 * 1024;
 const MAX_FIELD_CHARS = 128;
-/** A sidecar's rejection reason is an error message, not a document. */
-const MAX_REASON_CHARS = 1024;
 
 const shortString = (value: unknown): value is string =>
   typeof value === 'string' && value.length <= MAX_FIELD_CHARS;
@@ -36,7 +34,7 @@ export function ackRoutes(ctx: ApiContext): Routes {
     ) {
       throw new BadRequestBodyError(
         400,
-        `expected {"workload", "version", "hash", "status": "applied"|"rejected", "reason"?, "address"?} with strings of at most ${MAX_FIELD_CHARS} characters (a longer reason is cut)`,
+        `expected {"workload", "version", "hash", "status": "applied"|"rejected", "reason"?, "address"?} with strings of at most ${MAX_FIELD_CHARS} characters (a reason is cut to ${MAX_ACK_REASON_CHARS}), in at most ${MAX_ACK_BYTES} bytes`,
       );
     }
     if (ack.workload !== undefined && ack.workload !== caller.workload) {
@@ -46,7 +44,7 @@ export function ackRoutes(ctx: ApiContext): Routes {
     }
     const address = ack.address || undefined;
     const { version, hash, status } = ack;
-    const reason = ack.reason?.slice(0, MAX_REASON_CHARS);
+    const reason = ack.reason?.slice(0, MAX_ACK_REASON_CHARS);
     const recorded = hub.recordAck(
       caller,
       {

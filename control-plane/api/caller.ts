@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { spiffeIdOf } from '../../certs/peer-identity.ts';
 import { x509 } from '../../certs/x509.ts';
+import { isLoopbackAddress, plainAddress } from '../../common/address.ts';
 import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
 import { parseSpiffeId } from '../../common/spiffe.ts';
 
@@ -66,16 +67,6 @@ export function workloadCaller(req: IncomingMessage, what: string): WorkloadCall
   return { spiffeId, namespace, workload: workloads[0]! };
 }
 
-/** An address without IPv4-mapped IPv6 wrapping or brackets, for comparison. */
-function plainAddress(address: string): string {
-  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
-  return bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4 ? bare.slice(7) : bare;
-}
-
-function isLoopback(address: string): boolean {
-  return address === '::1' || (isIP(address) === 4 && address.startsWith('127.'));
-}
-
 /**
  * Whether a sidecar connecting from `remote` may advertise `host` as its
  * inbound address: the same IP (a pod registers its own IP), or both on
@@ -87,5 +78,5 @@ export function mayAdvertise(host: string, remote: string | undefined): boolean 
   const advertised = plainAddress(host);
   const from = plainAddress(remote);
   if (isIP(advertised) === 0) return false;
-  return advertised === from || (isLoopback(advertised) && isLoopback(from));
+  return advertised === from || (isLoopbackAddress(advertised) && isLoopbackAddress(from));
 }

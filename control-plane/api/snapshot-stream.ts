@@ -16,9 +16,11 @@ export interface SnapshotStreamOptions {
  * that stops reading must not make the control plane buffer every snapshot
  * for it: while earlier bytes are unread, a new snapshot replaces the one
  * waiting (only the latest matters) instead of queueing behind it, so at most
- * one snapshot per stream sits in memory beyond the socket's own buffers.
- * A stream that stays blocked for `stalledAfterMs` is cut; the sidecar gets
- * the latest whole when it reconnects.
+ * two snapshots per stream sit in memory beyond the socket's own buffers (the
+ * one being written and the latest). A stream blocked for `stalledAfterMs`
+ * from the moment a write could not be handed to the socket is cut, even if
+ * no later snapshot comes; the sidecar gets the latest whole when it
+ * reconnects.
  */
 export class SnapshotStream {
   readonly #res: ServerResponse;
@@ -53,13 +55,17 @@ export class SnapshotStream {
     }
     if (this.#res.writableNeedDrain) {
       this.#waiting = snapshot;
-      this.#stallTimer ??= setTimeout(() => {
-        this.#options.onStalled();
-        this.#res.destroy();
-      }, this.#options.stalledAfterMs);
       return;
     }
-    this.#res.write(formatSseEvent('snapshot', JSON.stringify(snapshot)));
+    if (!this.#res.write(formatSseEvent('snapshot', JSON.stringify(snapshot)))) this.#blocked();
+  }
+
+  /** The socket took less than we wrote: from now the reader has `stalledAfterMs` to catch up. */
+  #blocked(): void {
+    this.#stallTimer ??= setTimeout(() => {
+      this.#options.onStalled();
+      this.#res.destroy();
+    }, this.#options.stalledAfterMs);
   }
 
   #drained(): void {

@@ -1,6 +1,6 @@
+import { unmappedAddress } from '../../common/address.ts';
 import type { Logger } from '../../common/log.ts';
 import type { LocalReply } from '../http/local-reply.ts';
-import { unmappedAddress } from '../http/peer-address.ts';
 import { authorize as decide } from '../policy/authorize.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';

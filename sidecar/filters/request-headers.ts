@@ -1,10 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import {
-  connectionNamed,
-  isHopByHop,
-  type RequestHeaderRules,
-  underscoreVerdict,
-} from '../http/headers.ts';
+import { isHopByHop } from '../../common/header-roles.ts';
+import { connectionNamed, type RequestHeaderRules, underscoreVerdict } from '../http/headers.ts';
 import type { Filter } from './filter.ts';
 
 /** Removes a header from both of Node's views of the request, so every later reader agrees. */

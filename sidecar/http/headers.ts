@@ -8,7 +8,7 @@
  *   `req.headers` before anything matches on headers (see filters/chains.ts),
  *   so policy judges the request the app will receive; Connection may not
  *   name Host or Content-Length (400).
- * - Sidecar-owned headers (ROLES below, the one list of them): the identity
+ * - Sidecar-owned headers (common/header-roles.ts, the one list of them): the identity
  *   headers (x-forwarded-client-cert, every x-postern-*), x-forwarded-proto,
  *   and the client-address headers X-Forwarded-For, Forwarded and X-Real-IP.
  *   A client's x-forwarded-client-cert, x-postern-* or x-forwarded-proto
@@ -42,7 +42,8 @@
  *   destination's sidecar appends this pod's address).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { unmappedAddress } from './peer-address.ts';
+import { unmappedAddress } from '../../common/address.ts';
+import { isHopByHop, roleOf } from '../../common/header-roles.ts';
 
 export const IDENTITY_HEADER = 'x-postern-principal';
 export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert';
@@ -60,49 +61,6 @@ export const DEFAULT_UNDERSCORE_ACTION: UnderscoreAction = 'allow';
 
 export function isUnderscoreAction(value: string): value is UnderscoreAction {
   return (UNDERSCORE_ACTIONS as readonly string[]).includes(value);
-}
-
-/**
- * Why a header name is not simply passed on:
- * - hop-by-hop: never forwarded as received;
- * - sidecar: owned, the client's copy always dropped, the inbound sidecar sets its own;
- * - client-address: owned, inbound restates it with the peer's address,
- *   outbound passes the app's own.
- */
-type HeaderRole = 'hop-by-hop' | 'sidecar' | 'client-address';
-
-const ROLES: ReadonlyMap<string, HeaderRole> = new Map<string, HeaderRole>([
-  ['connection', 'hop-by-hop'],
-  ['keep-alive', 'hop-by-hop'],
-  ['proxy-connection', 'hop-by-hop'],
-  ['proxy-authenticate', 'hop-by-hop'],
-  ['proxy-authorization', 'hop-by-hop'],
-  ['te', 'hop-by-hop'],
-  ['trailer', 'hop-by-hop'],
-  ['transfer-encoding', 'hop-by-hop'],
-  ['upgrade', 'hop-by-hop'],
-  // Not hop-by-hop by RFC, but answered here: Node's server sends the
-  // 100 Continue itself, and undici refuses to send Expect upstream.
-  ['expect', 'hop-by-hop'],
-  // No legitimate use, and CGI-style servers turn it into HTTP_PROXY, which
-  // HTTP clients read as their proxy setting (httpoxy, CVE-2016-5385).
-  ['proxy', 'hop-by-hop'],
-  [CLIENT_CERT_HEADER, 'sidecar'],
-  ['x-forwarded-proto', 'sidecar'],
-  ['x-forwarded-for', 'client-address'],
-  ['forwarded', 'client-address'],
-  ['x-real-ip', 'client-address'],
-]);
-/** Every x-postern-* header is the sidecar's. */
-const OWNED_PREFIX = 'x-postern-';
-
-function roleOf(lowerName: string): HeaderRole | undefined {
-  return ROLES.get(lowerName) ?? (lowerName.startsWith(OWNED_PREFIX) ? 'sidecar' : undefined);
-}
-
-/** Whether the sidecar needs this header for the request itself (framing, the upgrade), so it is never removed early. */
-export function isHopByHop(lowerName: string): boolean {
-  return ROLES.get(lowerName) === 'hop-by-hop';
 }
 
 /**

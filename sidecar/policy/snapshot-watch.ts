@@ -1,7 +1,8 @@
 import { backoffDelay, sleep } from '../../common/backoff.ts';
+import { ControlPlaneError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { SseParser } from '../../common/sse.ts';
-import type { Snapshot } from '../../common/wire.ts';
+import { MAX_ACK_REASON_CHARS, type Snapshot } from '../../common/wire.ts';
 import type { ControlPlaneClient, Registration } from '../control-plane-client.ts';
 import type { ApplyResult } from './snapshot-state.ts';
 
@@ -31,6 +32,7 @@ export class SnapshotWatch {
   readonly #options: SnapshotWatchOptions;
   readonly #abort = new AbortController();
   #loop: Promise<void> | undefined;
+  #refusal: string | undefined;
 
   constructor(options: SnapshotWatchOptions) {
     this.#options = options;
@@ -38,6 +40,16 @@ export class SnapshotWatch {
 
   start(): void {
     this.#loop ??= this.#run();
+  }
+
+  /**
+   * Why the control plane last refused this watch (403: not bound, labels,
+   * address; 429: too many watches), until a watch opens again. Readiness
+   * shows it, so a misconfigured sidecar says what is wrong, not only that
+   * it has no snapshot.
+   */
+  get refusal(): string | undefined {
+    return this.#refusal;
   }
 
   async #run(): Promise<void> {
@@ -54,6 +66,7 @@ export class SnapshotWatch {
           registration,
           AbortSignal.any([signal, silence.signal]),
         );
+        this.#refusal = undefined;
         const parser = new SseParser();
         // Streaming decode: a multi-byte character split across chunks stays whole.
         const decoder = new TextDecoder('utf-8');
@@ -72,6 +85,8 @@ export class SnapshotWatch {
             idleTimeoutMs,
           });
         } else logger.warn('snapshot watch failed; keeping the last good snapshot', { error });
+        if (error instanceof ControlPlaneError && error.status && error.status < 500)
+          this.#refusal = error.message;
       } finally {
         clearTimeout(idle);
       }
@@ -122,7 +137,7 @@ export class SnapshotWatch {
           version,
           hash: String(snapshot.hash ?? ''),
           status: result.ok ? 'applied' : 'rejected',
-          ...(result.ok ? {} : { reason: result.reason }),
+          ...(result.ok ? {} : { reason: result.reason.slice(0, MAX_ACK_REASON_CHARS) }),
         },
         this.#abort.signal,
       );

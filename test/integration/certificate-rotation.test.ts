@@ -6,6 +6,7 @@ import {
   clientCredentials,
   eventually,
   ordersPolicyYaml,
+  shopSidecars,
   startEchoApp,
   startTestMesh,
 } from '../helpers.ts';
@@ -22,16 +23,7 @@ t.test('SVIDs rotate at half life and are hot-swapped without dropping connectio
   // 4-second SVIDs: the sidecars renew about two seconds after each issue.
   const mesh = await startTestMesh(t, POLICY, { svidTtlMs: 4000 });
   const app = await startEchoApp(t);
-  const orders = await mesh.startSidecar({
-    workload: 'orders',
-    namespace: 'shop',
-    appPort: app.port,
-  });
-  const frontend = await mesh.startSidecar({
-    workload: 'frontend',
-    namespace: 'shop',
-    appPort: app.port,
-  });
+  const { orders, frontend } = await shopSidecars(mesh, app.port);
   await eventually(
     async () =>
       (await request(`http://127.0.0.1:${orders.adminPort}/healthz/ready`)).statusCode === 200,

@@ -90,7 +90,13 @@ t.test(
 
     const withCertificate = await readiness(adminPort);
     t.equal(withCertificate.status, 503, 'a certificate alone is not enough');
-    t.same(withCertificate.missing, ['no policy snapshot yet']);
+    t.equal(withCertificate.missing[0], 'no policy snapshot yet');
+    await eventually(async () => (await readiness(adminPort)).missing.length === 2);
+    t.match(
+      (await readiness(adminPort)).missing[1],
+      /the control plane refused the snapshot watch: .*labels come from the credential/,
+      'and why, when the control plane refused the watch',
+    );
     const client = mtlsAgent(
       await clientCredentials(ca, 'spiffe://cluster.local/ns/shop/sa/frontend'),
     );

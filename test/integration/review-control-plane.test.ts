@@ -21,6 +21,7 @@ import {
   ordersPolicyYaml,
   type PemCredentials,
   postern,
+  shopSidecars,
   startEchoApp,
   startTestMesh,
   type TestMesh,
@@ -187,6 +188,31 @@ t.test(
         t.same(paymentsView.snapshots.at(-1)?.registry, [], 'nor does orders admit payments');
         for (const w of [observer, ...burst]) w.close();
       },
+    );
+  },
+);
+
+t.test(
+  'a sidecar bound to every interface advertised an address the control plane refused, and never became ready (review)',
+  async (t) => {
+    const mesh = await startTestMesh(t, ordersPolicyYaml([FRONTEND]));
+    const app = await startEchoApp(t);
+    const sidecar = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+      inboundHost: '0.0.0.0',
+    });
+    await eventually(
+      async () =>
+        (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
+    );
+    const operator = await clientCredentials(mesh.controlPlane.ca, OPERATOR);
+    const acks = (await listAcks(mesh, operator)).body.acks as { address: string }[];
+    t.same(
+      acks.map((a) => a.address),
+      [`127.0.0.1:${sidecar.inboundPort}`],
+      'it advertises the address it reaches the control plane from',
     );
   },
 );
@@ -377,20 +403,10 @@ t.test(
   async (t) => {
     const mesh = await startTestMesh(t, ordersPolicyYaml([FRONTEND]));
     const app = await startEchoApp(t);
-    const ordersSidecar = await mesh.startSidecar({
-      workload: 'orders',
-      namespace: 'shop',
-      appPort: app.port,
-    });
-    const frontend = await mesh.startSidecar({
-      workload: 'frontend',
-      namespace: 'shop',
-      appPort: app.port,
-    });
+    const { frontend } = await shopSidecars(mesh, app.port);
     await eventually(
       async () => (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 1,
     );
-    t.ok(ordersSidecar.inboundPort);
     const revoke = postern('token', 'revoke', '--state', mesh.stateDir, '--spiffe-id', ORDERS);
     t.equal(revoke.status, 0, revoke.stderr);
     await eventually(

@@ -407,6 +407,12 @@ t.test(
     await eventually(
       async () => (await adminConfig(frontend.adminPort)).snapshot?.registry.length === 1,
     );
+    // A certificate of orders issued before the revocation, valid for an hour
+    // (what a stolen SVID is); peers refuse it by its issue time.
+    const stolen = mtlsAgent(
+      await clientCredentials(mesh.controlPlane.ca, ORDERS, { now: new Date(Date.now() - 2_000) }),
+    );
+    t.teardown(() => stolen.close());
     const revoke = postern('token', 'revoke', '--state', mesh.stateDir, '--spiffe-id', ORDERS);
     t.equal(revoke.status, 0, revoke.stderr);
     await eventually(
@@ -415,9 +421,6 @@ t.test(
     );
     t.pass("frontend's registry dropped orders without waiting for orders to disconnect");
 
-    // orders' SVID is still valid for an hour; peers refuse it by issue time.
-    const stolen = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, ORDERS));
-    t.teardown(() => stolen.close());
     const codeFrom = async (agent: Agent) => {
       const res = await request(`https://127.0.0.1:${frontend.inboundPort}/`, {
         dispatcher: agent,

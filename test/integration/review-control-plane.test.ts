@@ -111,8 +111,19 @@ async function listAcks(mesh: TestMesh, credentials: PemCredentials) {
 t.test(
   'finding 1: one certificate could exhaust the control plane and poison registries',
   async (t) => {
-    const mesh = await startTestMesh(t, ordersPolicyYaml([FRONTEND]), {
-      controlPlane: { maxWatchesPerIdentity: 3, minFanOutIntervalMs: 300 },
+    const inventoryPolicy = `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: inventory-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: inventory } }
+  routes:
+    - name: stock
+      allow:
+        - principals: [${FRONTEND}]
+`;
+    const mesh = await startTestMesh(t, `${ordersPolicyYaml([FRONTEND])}---${inventoryPolicy}`, {
+      controlPlane: { maxWatchesPerIdentity: 3, minFanOutIntervalMs: 1_000 },
     });
     await mesh.tokenFor('orders', 'shop');
     await mesh.tokenFor('frontend', 'shop');
@@ -125,7 +136,7 @@ t.test(
         const observer = await openWatch(t, mesh, frontend, {});
         for (const address of ['10.1.2.3:15006', '[fd00::1]:15006', 'orders.example:15006']) {
           const forged = await openWatch(t, mesh, orders, { address });
-          t.equal(forged.status, address.includes('example') ? 403 : 403, address);
+          t.equal(forged.status, 403, address);
           t.match(forged.error?.message, /is not where this sidecar connects from/);
         }
         await new Promise((resolve) => setTimeout(resolve, 400));
@@ -159,14 +170,17 @@ t.test(
     await t.test(
       'a burst of registrations reaches a peer as few snapshots, and only the entries it may call',
       async (t) => {
+        // Other workloads than the bound test's, whose closed watches may still be leaving.
+        await mesh.tokenFor('inventory', 'shop');
         await mesh.tokenFor('payments', 'shop');
+        const inventory = await workloadCredentials(mesh.controlPlane.ca, 'inventory', 'shop');
         const payments = await workloadCredentials(mesh.controlPlane.ca, 'payments', 'shop');
         const observer = await openWatch(t, mesh, frontend, {});
         await eventually(() => observer.snapshots.length === 1);
         const burst = await Promise.all([
-          openWatch(t, mesh, orders, { address: '127.0.0.5:1' }),
-          openWatch(t, mesh, orders, { address: '127.0.0.6:1' }),
-          openWatch(t, mesh, orders, { address: '127.0.0.7:1' }),
+          openWatch(t, mesh, inventory, { address: '127.0.0.5:1' }),
+          openWatch(t, mesh, inventory, { address: '127.0.0.6:1' }),
+          openWatch(t, mesh, inventory, { address: '127.0.0.7:1' }),
           openWatch(t, mesh, payments, { address: '127.0.0.8:1' }),
         ]);
         t.same(
@@ -174,18 +188,19 @@ t.test(
           [200, 200, 200, 200],
         );
         await eventually(() => observer.snapshots.at(-1)?.registry.length === 3);
-        await new Promise((resolve) => setTimeout(resolve, 400));
+        // Long enough for any fan-out still due (they are at least 1 s apart).
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
         t.ok(
           observer.snapshots.length <= 3,
           `four registrations cost the observer ${observer.snapshots.length - 1} snapshot(s), not four`,
         );
         t.same(
           observer.snapshots.at(-1)?.registry.map((e) => e.service),
-          ['orders', 'orders', 'orders'],
+          ['inventory', 'inventory', 'inventory'],
           'payments admits no call from frontend (mesh default deny), so frontend is not told where it is',
         );
         const paymentsView = burst[3]!;
-        t.same(paymentsView.snapshots.at(-1)?.registry, [], 'nor does orders admit payments');
+        t.same(paymentsView.snapshots.at(-1)?.registry, [], 'nor does inventory admit payments');
         for (const w of [observer, ...burst]) w.close();
       },
     );

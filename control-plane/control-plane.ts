@@ -6,6 +6,7 @@ import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { compilePrincipals } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
+import { isRevokedCertificate, revocationOf } from '../common/revocation.ts';
 import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
 import { defaultOperators } from './operators.ts';
@@ -98,16 +99,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // revoked identity's watches at once, which also drops its registrations.
   // Peers refuse a revoked identity's certificates issued before its
   // revocation, for as long as any of them can still be valid.
+  // Revocations stay until an operator removes them from the state folder:
+  // the list is short, and a certificate minted with `certs issue --ttl`
+  // may outlive any SVID lifetime the control plane knows.
   const revocations = (): Revocation[] =>
-    [...tokens.revocationsNow()]
-      .filter(([, at]) => at + options.svidTtlMs + BACKDATE_MS > Date.now())
-      .map(([spiffeId, at]) => ({
-        spiffeId,
-        notBeforeUpTo: new Date(at - BACKDATE_MS).toISOString(),
-      }));
+    [...tokens.revocationsNow()].map(([spiffeId, at]) => revocationOf(spiffeId, at, BACKDATE_MS));
+  const isRevoked = (spiffeId: string, notBeforeMs: number) => {
+    const at = tokens.revocationsNow().get(spiffeId);
+    return at !== undefined && isRevokedCertificate(notBeforeMs, at - BACKDATE_MS);
+  };
   const tokensChanged = () => {
     hub.setRevocations(revocations());
-    const ended = hub.endUnbound((workload, spiffeId) => !!tokens.bindingNow(workload, spiffeId));
+    const ended = hub.endWhere(
+      (s) =>
+        !tokens.bindingNow(s.workload, s.spiffeId) ||
+        isRevoked(s.spiffeId, s.certificateNotBeforeMs),
+    );
     if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
   };
   await tokens.refresh();
@@ -131,6 +138,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     hub,
     logger,
     svidTtlMs: options.svidTtlMs,
+    isRevoked,
     operators: compilePrincipals(options.operators ?? defaultOperators(ca.trustDomain)),
     keepAliveMs,
     stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),

@@ -64,6 +64,7 @@ function subscriber(workload: string, spiffeId: string, address?: string) {
     labels: { app: workload },
     address,
     spiffeId,
+    certificateNotBeforeMs: 0,
     send: (s) => sent.push(s),
     close: (reason) => closed.push(reason),
   };
@@ -80,7 +81,7 @@ t.test('a revoked identity’s watches are ended and leave the registry', async 
   await new Promise((resolve) => setTimeout(resolve, 5));
   t.equal(frontend.sent.at(-1)?.registry.length, 1);
   t.equal(
-    hub.endUnbound((_w, id) => id !== ORDERS),
+    hub.endWhere((s) => s.spiffeId === ORDERS),
     1,
   );
   t.same(orders.closed, ['the workload identity was revoked']);

@@ -25,6 +25,8 @@ export interface Subscriber {
   /** Advertised inbound address (host:port), or undefined for a workload that only calls out. */
   readonly address: string | undefined;
   readonly spiffeId: string;
+  /** notBefore of the certificate the watch was opened with (revocations are by issue time). */
+  readonly certificateNotBeforeMs: number;
   send(snapshot: Snapshot): void;
   /** Ends the watch from the control plane's side (replaced, revoked); the stream's close then unsubscribes. */
   close(reason: string): void;
@@ -221,14 +223,14 @@ export class SnapshotHub {
   }
 
   /**
-   * Ends every watch whose identity is no longer bound to its workload (its
-   * tokens were revoked): the stream closes and the registration leaves the
-   * registry at once. Returns how many were ended.
+   * Ends every watch `shouldEnd` picks (an identity no longer bound to its
+   * workload, a certificate revoked): the stream closes and the registration
+   * leaves the registry at once. Returns how many were ended.
    */
-  endUnbound(isBound: (workload: string, spiffeId: string) => boolean): number {
+  endWhere(shouldEnd: (subscriber: Subscriber) => boolean): number {
     let ended = 0;
     for (const subscriber of [...this.#subscribers.keys()]) {
-      if (isBound(subscriber.workload, subscriber.spiffeId)) continue;
+      if (!shouldEnd(subscriber)) continue;
       this.#remove(subscriber);
       subscriber.close('the workload identity was revoked');
       ended++;

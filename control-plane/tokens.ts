@@ -3,6 +3,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../common/errors.ts';
+import { withFileLock } from '../common/file-lock.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
 import { formatSpiffeId, isDnsLabel, isDnsSubdomain } from '../common/spiffe.ts';
 
@@ -53,13 +54,22 @@ async function versionOf(path: string): Promise<FileVersion | undefined> {
 }
 
 async function readJson<T>(path: string, empty: T): Promise<T> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return empty;
     throw error;
   }
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
 }
+
+/** How far past the deletion of its tokens a revocation is stamped (see `revoke`). */
+const REVOCATION_MARGIN_MS = 2_000;
 
 /** revocations.json: when each identity was last revoked (SPIFFE ID → RFC 3339). */
 type RevocationFile = Record<string, string>;
@@ -184,9 +194,7 @@ export class TokenStore {
     }
     const token = `pst_${randomBytes(32).toString('base64url')}`;
     const spiffeId = formatSpiffeId({ trustDomain: this.#trustDomain, namespace, serviceAccount });
-    // Read, not the cache: another process may have written since.
-    const tokens = await readJson<TokenFile>(this.#path, {});
-    tokens[hash(token)] = {
+    const binding: TokenBinding = {
       workload,
       namespace,
       serviceAccount,
@@ -196,27 +204,57 @@ export class TokenStore {
       labels: { ...(labels ?? { app: workload }) },
     };
     await mkdir(dirname(this.#path), { recursive: true });
-    await writeFileAtomic(this.#path, JSON.stringify(tokens, null, 2) + '\n');
+    await this.#updateTokens((tokens) => {
+      tokens[hash(token)] = binding;
+    });
     return token;
+  }
+
+  /** Deletes one token (minted, but never handed to anyone). */
+  async forget(token: string): Promise<void> {
+    await this.#updateTokens((tokens) => {
+      delete tokens[hash(token.trim())];
+    });
+  }
+
+  /**
+   * A read-modify-write of tokens.json under its lock, from the file, not the
+   * cache: another process may have written since.
+   */
+  #updateTokens(change: (tokens: TokenFile) => void): Promise<void> {
+    return withFileLock(this.#path, async () => {
+      const tokens = await readJson<TokenFile>(this.#path, {});
+      change(tokens);
+      await writeFileAtomic(this.#path, JSON.stringify(tokens, null, 2) + '\n');
+    });
   }
 
   /**
    * Deletes every token bound to `spiffeId` and records the revocation: its
    * sidecars can then neither bootstrap nor renew, and peers refuse the
    * certificates it already holds. Returns how many tokens were deleted.
+   *
+   * The tokens go first and the revocation is stamped after, a little in the
+   * future: every certificate the control plane signed while a token or a
+   * renewal could still pass (including one it was signing as the file
+   * changed) was issued before the stamp, so none escapes. A certificate
+   * issued in the margin after it, to an identity bound again at once, is
+   * refused too and renews with its token.
    */
   async revoke(spiffeId: string): Promise<number> {
-    const tokens = await readJson<TokenFile>(this.#path, {});
-    const kept = Object.fromEntries(
-      Object.entries(tokens).filter(([, b]) => b.spiffeId !== spiffeId),
-    );
-    const removed = Object.keys(tokens).length - Object.keys(kept).length;
-    // Recorded first: once the tokens are gone the control plane ends the
-    // identity's watches, and the snapshots it then sends should carry this.
-    const revocations = await readJson<RevocationFile>(this.#revocationsPath, {});
-    revocations[spiffeId] = new Date(this.#now()).toISOString();
-    await writeFileAtomic(this.#revocationsPath, JSON.stringify(revocations, null, 2) + '\n');
-    if (removed) await writeFileAtomic(this.#path, JSON.stringify(kept, null, 2) + '\n');
+    let removed = 0;
+    await this.#updateTokens((tokens) => {
+      for (const [key, binding] of Object.entries(tokens)) {
+        if (binding.spiffeId !== spiffeId) continue;
+        delete tokens[key];
+        removed++;
+      }
+    });
+    await withFileLock(this.#revocationsPath, async () => {
+      const revocations = await readJson<RevocationFile>(this.#revocationsPath, {});
+      revocations[spiffeId] = new Date(this.#now() + REVOCATION_MARGIN_MS).toISOString();
+      await writeFileAtomic(this.#revocationsPath, JSON.stringify(revocations, null, 2) + '\n');
+    });
     return removed;
   }
 

@@ -1,8 +1,8 @@
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
@@ -17,6 +17,8 @@ import { OutboundListener } from './listeners/outbound.ts';
 import { SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
+
+const ADVERTISE_LOOKUP_TIMEOUT_MS = 2_000;
 
 export interface SidecarOptions {
   readonly controlPlane: string;
@@ -63,26 +65,37 @@ export interface Sidecar {
  */
 async function advertisedHost(inboundHost: string, controlPlaneUrl: string): Promise<string> {
   if (inboundHost !== '0.0.0.0' && inboundHost !== '::') return inboundHost;
-  const url = new URL(controlPlaneUrl);
-  const socket = createSocket(isIP(url.hostname.replace(/^\[|\]$/g, '')) === 6 ? 'udp6' : 'udp4');
+  const hostname = new URL(controlPlaneUrl).hostname.replace(/^\[|\]$/g, '');
+  // 0.0.0.0 listens on IPv4 only, so only an IPv4 route will do; :: takes either.
+  const family = inboundHost === '0.0.0.0' ? 4 : 0;
+  let socket: Socket | undefined;
+  const deadline = new AbortController();
   try {
-    const target = await lookup(url.hostname.replace(/^\[|\]$/g, ''));
+    const target = await Promise.race([
+      lookup(hostname, { family }),
+      sleep(ADVERTISE_LOOKUP_TIMEOUT_MS, undefined, { signal: deadline.signal }).then(() => {
+        throw new Error('lookup timed out');
+      }),
+    ]);
+    const udp = createSocket(target.family === 6 ? 'udp6' : 'udp4');
+    socket = udp;
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(Number(url.port) || 443, target.address, resolve);
+      udp.once('error', reject);
+      udp.connect(Number(new URL(controlPlaneUrl).port) || 443, target.address, resolve);
     });
-    const { address } = socket.address();
+    const { address } = udp.address();
     return address.includes(':') ? `[${address}]` : address;
   } catch {
-    // The control plane's name does not resolve yet: the first external
-    // IPv4 address, which in a pod is the pod IP.
+    // No route to the control plane yet (its name does not resolve, say):
+    // the first external IPv4 address, which in a pod is the pod IP.
     for (const addresses of Object.values(networkInterfaces())) {
       const external = addresses?.find((a) => a.family === 'IPv4' && !a.internal);
       if (external) return external.address;
     }
     return '127.0.0.1';
   } finally {
-    socket.close();
+    deadline.abort();
+    socket?.close();
   }
 }
 

@@ -131,3 +131,40 @@ t.test(
     t.equal(await modeOf(elsewhere), 0o644);
   },
 );
+
+t.test(
+  'token create whose --out cannot be written leaves no token behind that nobody was shown (review)',
+  async (t) => {
+    const dir = await tempDir(t);
+    const result = createToken(dir, join(dir, 'no-such-folder', 'orders.token'));
+    t.not(result.status, 0);
+    t.match(result.stderr, /ENOENT/);
+    const tokens = JSON.parse(await readFile(join(dir, 'state', 'tokens.json'), 'utf8'));
+    t.same(tokens, {}, 'the minted token was deleted again');
+  },
+);
+
+t.test(
+  'token create with a bad argument leaves an existing --out file as it was (review)',
+  async (t) => {
+    const dir = await tempDir(t);
+    const out = join(dir, 'orders.token');
+    await writeFile(out, 'pst_running-sidecar-token\n');
+    const result = postern(
+      'token',
+      'create',
+      '--state',
+      join(dir, 'state'),
+      '--workload',
+      'Bad_Name',
+      '--namespace',
+      'shop',
+      '--service-account',
+      'orders',
+      '--out',
+      out,
+    );
+    t.equal(result.status, 2, result.stderr);
+    t.equal(await readFile(out, 'utf8'), 'pst_running-sidecar-token\n');
+  },
+);

@@ -30,9 +30,6 @@ export const tokenCreate: Command = {
     const store = new TokenStore(statePaths(values.state!).tokens, values['trust-domain']!);
     const ttlMs = values.ttl ? durationFlag(values, 'ttl') : undefined;
     const labels = values.labels ? labelsFlag(values.labels) : undefined;
-    // An empty private file first: if --out cannot be written, no token is
-    // minted that nobody was shown.
-    await writeFileAtomic(values.out!, '');
     const token = await store.create(
       values.workload!,
       values.namespace!,
@@ -40,8 +37,15 @@ export const tokenCreate: Command = {
       ttlMs,
       labels,
     );
-    // A new private file renamed into place: an existing file's mode, or a symlink there, does not survive.
-    await writeFileAtomic(values.out!, `${token}\n`);
+    // A new private file renamed into place: an existing file's mode, or a
+    // symlink there, does not survive. If it cannot be written, the token
+    // nobody was shown is deleted again.
+    try {
+      await writeFileAtomic(values.out!, `${token}\n`);
+    } catch (error) {
+      await store.forget(token);
+      throw error;
+    }
     process.stdout.write(
       `wrote a bootstrap token for ${values.workload} to ${values.out} (0600)\n`,
     );
@@ -60,7 +64,7 @@ function labelsFlag(text: string): Record<string, string> {
 export const tokenRevoke: Command = {
   name: 'token revoke',
   summary:
-    'Deletes the bootstrap tokens bound to an identity: its sidecars can no longer bootstrap, nor renew their certificates.',
+    'Revokes an identity: deletes its bootstrap tokens (its sidecars can no longer bootstrap nor renew) and records the revocation, so the control plane ends its watches and every sidecar refuses its certificates issued until now.',
   flags: [
     { name: 'state', help: 'the control plane state folder', required: true },
     {
@@ -73,7 +77,9 @@ export const tokenRevoke: Command = {
     const id = parseSpiffeId(values['spiffe-id']!);
     const store = new TokenStore(statePaths(values.state!).tokens, id.trustDomain);
     const removed = await store.revoke(values['spiffe-id']!);
-    process.stdout.write(`revoked ${removed} token(s) bound to ${values['spiffe-id']}\n`);
-    return removed ? 0 : 1;
+    process.stdout.write(
+      `revoked ${values['spiffe-id']}: deleted ${removed} bootstrap token(s); its certificates issued until now are refused\n`,
+    );
+    return 0;
   },
 };

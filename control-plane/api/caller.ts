@@ -35,6 +35,29 @@ export function svidDnsNames(req: IncomingMessage): string[] {
   return san?.names.items.filter((n) => n.type === 'dns').map((n) => n.value) ?? [];
 }
 
+/** notBefore (epoch ms) of the caller's client certificate; 0 when it presented none. */
+export function svidNotBefore(req: IncomingMessage): number {
+  const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+  return peer ? Date.parse(peer.validFrom) : 0;
+}
+
+/**
+ * Refuses a caller whose certificate was revoked (`token revoke`), even when
+ * its identity has been bound again since: a stolen SVID must not renew
+ * itself or register once the operator re-binds the identity.
+ */
+export function refuseRevoked(
+  req: IncomingMessage,
+  spiffeId: string,
+  isRevoked: (spiffeId: string, notBeforeMs: number) => boolean,
+): void {
+  if (isRevoked(spiffeId, svidNotBefore(req))) {
+    throw new AuthenticationError(
+      `this certificate of ${spiffeId} was issued before the identity was revoked`,
+    );
+  }
+}
+
 /** A caller whose SVID was issued for one workload. */
 export interface WorkloadCaller {
   readonly spiffeId: string;

@@ -3,7 +3,7 @@ import { x509 } from '../../certs/x509.ts';
 import { AuthenticationError } from '../../common/errors.ts';
 import { BadRequestBodyError, readJsonBody, sendJson } from '../../common/http-json.ts';
 import type { CertificateRequest, CertificateResponse } from '../../common/wire.ts';
-import { svidDnsNames, svidIdentity, workloadDnsNames } from './caller.ts';
+import { refuseRevoked, svidDnsNames, svidIdentity, workloadDnsNames } from './caller.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 
 /** POST /v1/certificates (CSR signing) and GET /v1/trust-bundle. */
@@ -31,6 +31,7 @@ export function certificateRoutes(ctx: ApiContext): Routes {
           `${current} has no bootstrap binding any more (revoked); it cannot renew`,
         );
       }
+      refuseRevoked(req, current, ctx.isRevoked);
       spiffeId = current;
       // A renewal keeps the names the bootstrap proved: they are in the certificate being renewed.
       dnsNames = svidDnsNames(req);

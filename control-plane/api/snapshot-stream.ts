@@ -18,9 +18,9 @@ export interface SnapshotStreamOptions {
  * waiting (only the latest matters) instead of queueing behind it, so at most
  * two snapshots per stream sit in memory beyond the socket's own buffers (the
  * one being written and the latest). A stream blocked for `stalledAfterMs`
- * from the moment a write could not be handed to the socket is cut, even if
- * no later snapshot comes; the sidecar gets the latest whole when it
- * reconnects.
+ * from the moment any write (a snapshot or a keep-alive) could not be handed
+ * to the socket is cut, even if nothing else is sent; the sidecar gets the
+ * latest whole when it reconnects.
  */
 export class SnapshotStream {
   readonly #res: ServerResponse;
@@ -36,7 +36,8 @@ export class SnapshotStream {
     // A keep-alive behind unread bytes would only add to them; none before
     // the first snapshot has opened the stream.
     this.#keepAlive = setInterval(() => {
-      if (res.headersSent && !res.writableNeedDrain) res.write(': keep-alive\n\n');
+      if (res.headersSent && !res.writableNeedDrain && !res.write(': keep-alive\n\n'))
+        this.#blocked();
     }, options.keepAliveMs);
     res.on('close', () => {
       clearInterval(this.#keepAlive);
@@ -55,12 +56,13 @@ export class SnapshotStream {
     }
     if (this.#res.writableNeedDrain) {
       this.#waiting = snapshot;
+      this.#blocked();
       return;
     }
     if (!this.#res.write(formatSseEvent('snapshot', JSON.stringify(snapshot)))) this.#blocked();
   }
 
-  /** The socket took less than we wrote: from now the reader has `stalledAfterMs` to catch up. */
+  /** The socket took less than we wrote: from then the reader has `stalledAfterMs` to catch up (a timer already running keeps its start). */
   #blocked(): void {
     this.#stallTimer ??= setTimeout(() => {
       this.#options.onStalled();

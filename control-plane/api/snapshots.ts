@@ -3,7 +3,7 @@ import { ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError } from '../../common/http-json.ts';
 import { formatLabels, parseLabels } from '../../common/wire.ts';
 import { labelsOf } from '../tokens.ts';
-import { mayAdvertise, workloadCaller } from './caller.ts';
+import { mayAdvertise, refuseRevoked, svidNotBefore, workloadCaller } from './caller.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 import { SnapshotStream } from './snapshot-stream.ts';
 
@@ -39,6 +39,7 @@ export function snapshotRoutes(ctx: ApiContext): Routes {
         `${spiffeId} is not bound to workload ${JSON.stringify(workload)} any more (revoked)`,
       );
     }
+    refuseRevoked(req, spiffeId, ctx.isRevoked);
     const labels = labelsOf(binding);
     const askedLabels = url.searchParams.get('labels');
     if (askedLabels) {
@@ -77,6 +78,7 @@ export function snapshotRoutes(ctx: ApiContext): Routes {
       labels,
       address,
       spiffeId,
+      certificateNotBeforeMs: svidNotBefore(req),
       send: (snapshot) => stream.send(snapshot),
       close: (reason) => {
         logger.info('snapshot watch ended by the control plane', {

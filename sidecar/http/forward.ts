@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
-import { PeerIdentityMismatchError } from '../identity/peer-verification.ts';
+import { PeerIdentityMismatchError, PeerRevokedError } from '../identity/peer-verification.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { type LocalReply, sendLocalReply } from './local-reply.ts';
 
@@ -22,7 +22,9 @@ const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED
 export function upstreamFailure(error: unknown): LocalReply {
   // undici wraps connection errors: the reason is the error or its cause.
   const cause = (error as { cause?: unknown }).cause;
-  const mismatch = [error, cause].find((e) => e instanceof PeerIdentityMismatchError);
+  const mismatch = [error, cause].find(
+    (e) => e instanceof PeerIdentityMismatchError || e instanceof PeerRevokedError,
+  ) as PeerIdentityMismatchError | PeerRevokedError | undefined;
   if (mismatch) return { status: 502, code: mismatch.code, message: mismatch.message };
   const code = String(
     (cause as { code?: unknown } | undefined)?.code ?? (error as { code?: unknown }).code ?? '',

@@ -39,7 +39,9 @@ export class OutboundListener {
 
   constructor(options: OutboundOptions) {
     const { state, logger, metrics } = options;
-    this.#connections = new MeshConnections(options.svid);
+    this.#connections = new MeshConnections(options.svid, (spiffeId) =>
+      state.current?.revoked.get(spiffeId),
+    );
     const chain = outboundChain({ state });
     this.#proxy = httpProxy.createProxyServer({ ws: true });
     this.#proxy.on('error', (error, _req, socket) =>

@@ -13,11 +13,13 @@ import type { Endpoint } from './service-directory.ts';
  */
 export class MeshConnections {
   #svid: Svid;
+  readonly #revokedUpTo: (spiffeId: string) => number | undefined;
   #pools = new Map<string, Pool>();
   #agents = new Map<string, HttpsAgent>();
 
-  constructor(svid: Svid) {
+  constructor(svid: Svid, revokedUpTo: (spiffeId: string) => number | undefined) {
     this.#svid = svid;
+    this.#revokedUpTo = revokedUpTo;
   }
 
   poolFor(endpoint: Endpoint): Pool {
@@ -29,7 +31,7 @@ export class MeshConnections {
         connect: {
           ...tlsOptionsOf(this.#svid),
           minVersion: 'TLSv1.2',
-          checkServerIdentity: expectSpiffeId(endpoint.spiffeId),
+          checkServerIdentity: expectSpiffeId(endpoint.spiffeId, this.#revokedUpTo),
         },
       });
       this.#pools.set(key, pool);
@@ -44,7 +46,7 @@ export class MeshConnections {
       agent = new HttpsAgent({
         ...tlsOptionsOf(this.#svid),
         minVersion: 'TLSv1.2',
-        checkServerIdentity: expectSpiffeId(endpoint.spiffeId),
+        checkServerIdentity: expectSpiffeId(endpoint.spiffeId, this.#revokedUpTo),
       });
       this.#agents.set(key, agent);
     }

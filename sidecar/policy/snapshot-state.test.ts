@@ -98,3 +98,27 @@ t.test('revocations are compiled to a lookup; a malformed list is rejected whole
   t.same(state.apply(base), { ok: true }, 'a snapshot from an older control plane has none');
   t.equal(state.current!.revoked.size, 0);
 });
+
+t.test(
+  'a snapshot nacked for its policies still brings its revocations (a revocation waited for policies the sidecar could apply; review)',
+  async (t) => {
+    const state = new SnapshotState('shop');
+    const base = { version: '1.1', hash: 'h', meshDefault: 'deny', policies: [], registry: [] };
+    t.same(state.apply(base), { ok: true });
+    const badPolicy = {
+      apiVersion: 'postern.dev/v1alpha1',
+      kind: 'RoutePolicy',
+      metadata: { name: 'x', namespace: 'shop' },
+      spec: { routes: [{ name: 'Not A Name' }] },
+    };
+    const result = state.apply({
+      ...base,
+      version: '1.2',
+      policies: [badPolicy],
+      revoked: [{ spiffeId: 'spiffe://td/ns/a/sa/b', notBeforeUpTo: '2026-11-25T10:00:00Z' }],
+    });
+    t.equal(result.ok, false, 'the snapshot is still rejected');
+    t.equal(state.current!.snapshot.version, '1.1', 'the last good policies stay');
+    t.ok(state.current!.revoked.has('spiffe://td/ns/a/sa/b'), 'the revocation applies');
+  },
+);

@@ -61,31 +61,46 @@ export class SnapshotState {
           'not a snapshot: expected version, hash, meshDefault, policies[], registry[], revoked[]?: {spiffeId, notBeforeUpTo}',
       };
     }
-    // The control plane validated these already; the sidecar checks again
-    // because it, not the control plane, is the one that enforces them.
-    const problems = snapshot.policies.flatMap((policy, i) =>
-      validateRoutePolicy(policy, `policies[${i}]`).errors.map((p) => formatProblem(p)),
+    const revoked: ReadonlyMap<string, number> = new Map(
+      (snapshot.revoked ?? []).map((r) => [r.spiffeId, Date.parse(r.notBeforeUpTo)]),
     );
-    // Every policy in a snapshot selects this workload, so any disagreement on
-    // a workload-wide setting leaves the effective policy ambiguous.
-    if (problems.length) return { ok: false, reason: problems.join('; ') };
-    for (const [index, message] of overlappingSelectorProblems(snapshot.policies)) {
-      const policy = snapshot.policies[index]!;
-      problems.push(`RoutePolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${message}`);
+    const rejected = this.#rejectedPolicies(snapshot);
+    if (rejected) {
+      // Revocations do not wait for policies this sidecar cannot apply
+      // (version skew, a stricter validator): a well-formed list takes
+      // effect at once, beside the last good policies. The snapshot is
+      // still nacked.
+      if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked });
+      return rejected;
     }
-    if (problems.length) return { ok: false, reason: problems.join('; ') };
     try {
       this.#current = Object.freeze({
         snapshot,
         policy: compilePolicies(snapshot),
         directory: new ServiceDirectory(snapshot.registry, this.#namespace),
-        revoked: new Map(
-          (snapshot.revoked ?? []).map((r) => [r.spiffeId, Date.parse(r.notBeforeUpTo)]),
-        ),
+        revoked,
       });
     } catch (error) {
+      if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked });
       return { ok: false, reason: `compilation failed: ${(error as Error).message}` };
     }
     return { ok: true };
+  }
+
+  /** Why a well-formed snapshot's policies cannot be applied, if they cannot. */
+  #rejectedPolicies(snapshot: Snapshot): ApplyResult | undefined {
+    // The control plane validated these already; the sidecar checks again
+    // because it, not the control plane, is the one that enforces them.
+    const problems = snapshot.policies.flatMap((policy, i) =>
+      validateRoutePolicy(policy, `policies[${i}]`).errors.map((p) => formatProblem(p)),
+    );
+    if (problems.length) return { ok: false, reason: problems.join('; ') };
+    // Every policy in a snapshot selects this workload, so any disagreement on
+    // a workload-wide setting leaves the effective policy ambiguous.
+    for (const [index, message] of overlappingSelectorProblems(snapshot.policies)) {
+      const policy = snapshot.policies[index]!;
+      problems.push(`RoutePolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${message}`);
+    }
+    return problems.length ? { ok: false, reason: problems.join('; ') } : undefined;
   }
 }

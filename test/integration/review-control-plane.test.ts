@@ -10,9 +10,11 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
+import { createCsr } from '../../certs/authority.ts';
 import { Logger } from '../../common/log.ts';
 import { SseParser } from '../../common/sse.ts';
 import type { Snapshot } from '../../common/wire.ts';
+import { workloadDnsNames } from '../../control-plane/api/caller.ts';
 import {
   adminConfig,
   clientCredentials,
@@ -424,9 +426,11 @@ t.test(
     );
     // A certificate of orders issued before the revocation, valid for an hour
     // (what a stolen SVID is); peers refuse it by its issue time.
-    const stolen = mtlsAgent(
-      await clientCredentials(mesh.controlPlane.ca, ORDERS, { now: new Date(Date.now() - 2_000) }),
-    );
+    const stolenCredentials = await clientCredentials(mesh.controlPlane.ca, ORDERS, {
+      now: new Date(Date.now() - 2_000),
+      dnsNames: workloadDnsNames('orders', 'shop'),
+    });
+    const stolen = mtlsAgent(stolenCredentials);
     t.teardown(() => stolen.close());
     const revoke = postern('token', 'revoke', '--state', mesh.stateDir, '--spiffe-id', ORDERS);
     t.equal(revoke.status, 0, revoke.stderr);
@@ -446,7 +450,7 @@ t.test(
     t.pass("peers refuse the revoked identity's certificates issued before the revocation");
     // Minted after the revocation (say, the identity re-bound by an operator): policy decides.
     const reissued = mtlsAgent(
-      await clientCredentials(mesh.controlPlane.ca, ORDERS, { now: new Date(Date.now() + 2_000) }),
+      await clientCredentials(mesh.controlPlane.ca, ORDERS, { now: new Date(Date.now() + 5_000) }),
     );
     t.teardown(() => reissued.close());
     t.equal(
@@ -454,6 +458,21 @@ t.test(
       'POSTERN_DENIED',
       'a later certificate is not refused as revoked',
     );
+
+    // The operator binds orders again: the stolen certificate must not ride on that.
+    await mesh.tokenFor('orders', 'shop');
+    const renewing = new Agent({ connect: stolenCredentials });
+    t.teardown(() => renewing.close());
+    const renewal = await request(`${mesh.controlPlaneUrl}/v1/certificates`, {
+      method: 'POST',
+      dispatcher: renewing,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ csr: (await createCsr(ORDERS)).csrPem }),
+    });
+    t.equal(renewal.statusCode, 401, 'it cannot renew itself (review: it renewed once re-bound)');
+    t.match(await renewal.body.text(), /issued before the identity was revoked/);
+    const watch = await openWatch(t, mesh, stolenCredentials, { address: '127.0.0.1:4000' });
+    t.equal(watch.status, 401, 'nor register as an orders endpoint');
   },
 );
 

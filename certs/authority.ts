@@ -28,6 +28,12 @@ export interface LeafRequest {
   readonly ipAddresses?: readonly string[];
   readonly ttlMs: number;
   readonly now?: Date;
+  /**
+   * The certificate is valid from no earlier than this (and from the usual
+   * back-dated instant when that is later): a certificate for an identity
+   * revoked a moment ago must start after the revocation's cut-off.
+   */
+  readonly notBeforeAfter?: Date;
 }
 
 function randomSerial(): string {
@@ -150,7 +156,9 @@ export class CertificateAuthority {
       serialNumber: randomSerial(),
       subject: `O=${this.trustDomain}`,
       issuer: this.certificate.subject,
-      notBefore: new Date(now.getTime() - BACKDATE_MS),
+      notBefore: new Date(
+        Math.max(now.getTime() - BACKDATE_MS, request.notBeforeAfter?.getTime() ?? 0),
+      ),
       notAfter: new Date(now.getTime() + request.ttlMs),
       signingAlgorithm: EC_SIGNING_ALGORITHM,
       publicKey,

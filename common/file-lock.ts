@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * that read-modify-write updates of `path` by different processes (two
  * `postern token` commands at once) do not lose each other's changes. A lock
  * older than `staleMs` is taken to be left by a process that died holding it.
+ * (Two waiters that find the same stale lock at once could both take it: a
+ * window only a crash opens, for commands an operator runs by hand.)
  */
 export async function withFileLock<T>(
   path: string,
@@ -13,8 +15,9 @@ export async function withFileLock<T>(
   options: { timeoutMs?: number; staleMs?: number } = {},
 ): Promise<T> {
   const lock = `${path}.lock`;
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
   const staleMs = options.staleMs ?? 30_000;
+  // Longer than a lock can live: a holder that died delays us, never fails us.
+  const deadline = Date.now() + (options.timeoutMs ?? staleMs + 10_000);
   for (;;) {
     try {
       await (await open(lock, 'wx', 0o600)).close();

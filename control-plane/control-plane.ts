@@ -104,16 +104,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // may outlive any SVID lifetime the control plane knows.
   const revocations = (): Revocation[] =>
     [...tokens.revocationsNow()].map(([spiffeId, at]) => revocationOf(spiffeId, at, BACKDATE_MS));
-  const isRevoked = (spiffeId: string, notBeforeMs: number) => {
+  const revokedUpTo = (spiffeId: string): number | undefined => {
     const at = tokens.revocationsNow().get(spiffeId);
-    return at !== undefined && isRevokedCertificate(notBeforeMs, at - BACKDATE_MS);
+    return at === undefined ? undefined : at - BACKDATE_MS;
   };
   const tokensChanged = () => {
     hub.setRevocations(revocations());
     const ended = hub.endWhere(
       (s) =>
         !tokens.bindingNow(s.workload, s.spiffeId) ||
-        isRevoked(s.spiffeId, s.certificateNotBeforeMs),
+        isRevokedCertificate(s.certificateNotBeforeMs, revokedUpTo(s.spiffeId)),
     );
     if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
   };
@@ -126,9 +126,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const recheck = setInterval(() => {
     tokens
       .refresh()
-      .then(tokensChanged, (error: unknown) =>
-        logger.error('reading the token file failed', { error }),
-      );
+      .then(tokensChanged)
+      .catch((error: unknown) => logger.error('reading the token files failed', { error }));
   }, TOKEN_RECHECK_MS);
   recheck.unref();
   const keepAliveMs = options.keepAliveMs ?? 15_000;
@@ -138,7 +137,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     hub,
     logger,
     svidTtlMs: options.svidTtlMs,
-    isRevoked,
+    revokedUpTo,
     operators: compilePrincipals(options.operators ?? defaultOperators(ca.trustDomain)),
     keepAliveMs,
     stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),

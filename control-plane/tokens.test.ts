@@ -1,6 +1,6 @@
 import { mkdtemp, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { labelsOf, TokenStore } from './tokens.ts';
 
@@ -177,3 +177,24 @@ t.test('a malformed token file is named in the error', async (t) => {
     message: /tokens\.json is not valid JSON/,
   });
 });
+
+t.test(
+  'a revocation entry that is not a time names the file and the identity, and the last good index stays (it crashed the control plane; review)',
+  async (t) => {
+    const { file, tokens } = await store();
+    await tokens.create('orders', 'shop', 'orders');
+    await tokens.revoke('spiffe://cluster.local/ns/shop/sa/orders');
+    await tokens.refresh();
+    const revocations = join(dirname(file), 'revocations.json');
+    await writeFile(
+      revocations,
+      JSON.stringify({ 'spiffe://cluster.local/ns/shop/sa/x': '25/11/2026' }),
+    );
+    await t.rejects(tokens.refresh(), {
+      code: 'POSTERN_CONFIG',
+      message:
+        /revocations\.json: the revocation of spiffe:\/\/cluster\.local\/ns\/shop\/sa\/x is "25\/11\/2026"; expected an RFC 3339 time/,
+    });
+    t.ok(tokens.revocationsNow().has('spiffe://cluster.local/ns/shop/sa/orders'), 'kept');
+  },
+);

@@ -68,6 +68,25 @@ async function readJson<T>(path: string, empty: T): Promise<T> {
   }
 }
 
+/**
+ * revocations.json as epoch ms per identity. Operators edit the file by hand
+ * (to lift a revocation), so an entry that is not an RFC 3339 time is an
+ * error naming the file and the identity; the last good index stays.
+ */
+function revocationTimes(path: string, file: RevocationFile): Map<string, number> {
+  const times = new Map<string, number>();
+  for (const [spiffeId, at] of Object.entries(file)) {
+    const ms = typeof at === 'string' ? Date.parse(at) : Number.NaN;
+    if (!Number.isFinite(ms)) {
+      throw new ConfigError(
+        `${path}: the revocation of ${spiffeId} is ${JSON.stringify(at)}; expected an RFC 3339 time such as 2026-11-25T10:00:00Z`,
+      );
+    }
+    times.set(spiffeId, ms);
+  }
+  return times;
+}
+
 /** How far past the deletion of its tokens a revocation is stamped (see `revoke`). */
 const REVOCATION_MARGIN_MS = 2_000;
 
@@ -147,7 +166,7 @@ export class TokenStore {
       const file = revocationsVersion
         ? await readJson<RevocationFile>(this.#revocationsPath, {})
         : {};
-      this.#revokedAt = new Map(Object.entries(file).map(([id, at]) => [id, Date.parse(at)]));
+      this.#revokedAt = revocationTimes(this.#revocationsPath, file);
       this.#revocationsVersion = revocationsVersion;
     }
   }
@@ -162,7 +181,7 @@ export class TokenStore {
     // The folder, not the files: writes replace a file (rename), which ends a watch on it.
     this.#watcher = watch(dirname(this.#path), (_event, changed) => {
       if (changed !== null && !names.has(changed)) return;
-      this.#fresh().then(onChange, onError);
+      this.#fresh().then(onChange).catch(onError);
     });
     this.#watcher.on('error', onError);
   }

@@ -77,6 +77,9 @@ async function advertisedHost(inboundHost: string, controlPlaneUrl: string): Pro
         throw new Error('lookup timed out');
       }),
     ]);
+    // lookup returns an IP literal as it is, whatever the family asked for.
+    if (family === 4 && target.family !== 4)
+      throw new Error('the control plane is IPv6-only and the inbound listener IPv4-only');
     const udp = createSocket(target.family === 6 ? 'udp6' : 'udp4');
     socket = udp;
     await new Promise<void>((resolve, reject) => {
@@ -193,6 +196,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const advertise =
     options.advertise ??
     `${await advertisedHost(options.inboundHost, options.controlPlane)}:${inboundPort}`;
+  let lastRevoked: ReadonlyMap<string, number> | undefined;
   watch = new SnapshotWatch({
     client,
     logger,
@@ -206,6 +210,22 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     onResult: (result) => {
       metrics.snapshots.inc({ result: result.ok ? 'applied' : 'rejected' });
       if (result.ok && state.current) outbound?.retainOnly(state.current.snapshot.registry);
+      // Even a rejected snapshot brings its revocations (see SnapshotState).
+      const revoked = state.current?.revoked;
+      if (revoked && revoked !== lastRevoked) {
+        const changed = new Set(
+          [...revoked].filter(([id, upTo]) => lastRevoked?.get(id) !== upTo).map(([id]) => id),
+        );
+        lastRevoked = revoked;
+        if (changed.size) {
+          const closed = inbound?.closeRevoked(revoked) ?? 0;
+          outbound?.dropIdentities(changed);
+          logger.warn('revoked identities: their connections ended', {
+            identities: [...changed],
+            inboundConnectionsClosed: closed,
+          });
+        }
+      }
     },
   });
   watch.start();

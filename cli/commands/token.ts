@@ -80,6 +80,10 @@ export const tokenRevoke: Command = {
     process.stdout.write(
       `revoked ${values['spiffe-id']}: deleted ${removed} bootstrap token(s); its certificates issued until now are refused\n`,
     );
-    return 0;
+    if (removed) return 0;
+    // Recorded all the same (certificates may exist without tokens), but a
+    // typo should not pass for success.
+    process.stderr.write(`no token was bound to ${values['spiffe-id']}; check the identity\n`);
+    return 1;
   },
 };

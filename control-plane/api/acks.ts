@@ -2,7 +2,7 @@ import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError, readJsonBody, sendJson } from '../../common/http-json.ts';
 import { principalMatches } from '../../common/policy/principals.ts';
 import { MAX_ACK_REASON_CHARS, type SnapshotAck } from '../../common/wire.ts';
-import { svidIdentity, workloadCaller } from './caller.ts';
+import { refuseRevoked, svidIdentity, workloadCaller } from './caller.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 import { NoWatchError } from './errors.ts';
 
@@ -24,6 +24,8 @@ export function ackRoutes(ctx: ApiContext): Routes {
 
   const record: Handler = async (req, res) => {
     const caller = workloadCaller(req, 'acks');
+    await ctx.tokens.refresh();
+    refuseRevoked(req, caller.spiffeId, ctx.revokedUpTo);
     const ack = (await readJsonBody(req, MAX_ACK_BYTES)) as Partial<SnapshotAck> | null;
     if (
       !shortString(ack?.version) ||

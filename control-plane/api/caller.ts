@@ -5,6 +5,7 @@ import { spiffeIdOf } from '../../certs/peer-identity.ts';
 import { x509 } from '../../certs/x509.ts';
 import { isLoopbackAddress, plainAddress } from '../../common/address.ts';
 import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
+import { isRevokedCertificate } from '../../common/revocation.ts';
 import { parseSpiffeId } from '../../common/spiffe.ts';
 
 /** The DNS suffix workload SVIDs carry after `<workload>.<namespace>` (see `workloadDnsNames`). */
@@ -49,9 +50,9 @@ export function svidNotBefore(req: IncomingMessage): number {
 export function refuseRevoked(
   req: IncomingMessage,
   spiffeId: string,
-  isRevoked: (spiffeId: string, notBeforeMs: number) => boolean,
+  revokedUpTo: (spiffeId: string) => number | undefined,
 ): void {
-  if (isRevoked(spiffeId, svidNotBefore(req))) {
+  if (isRevokedCertificate(svidNotBefore(req), revokedUpTo(spiffeId))) {
     throw new AuthenticationError(
       `this certificate of ${spiffeId} was issued before the identity was revoked`,
     );

@@ -31,7 +31,7 @@ export function certificateRoutes(ctx: ApiContext): Routes {
           `${current} has no bootstrap binding any more (revoked); it cannot renew`,
         );
       }
-      refuseRevoked(req, current, ctx.isRevoked);
+      refuseRevoked(req, current, ctx.revokedUpTo);
       spiffeId = current;
       // A renewal keeps the names the bootstrap proved: they are in the certificate being renewed.
       dnsNames = svidDnsNames(req);
@@ -40,7 +40,15 @@ export function certificateRoutes(ctx: ApiContext): Routes {
         'send a bootstrap token, or renew over a connection that presents your current SVID',
       );
     }
-    const chain = await ca.signCsr(body.csr, spiffeId, { ttlMs: ctx.svidTtlMs, dnsNames });
+    // An identity revoked a moment ago and bound again: its new certificate
+    // starts after the revocation's cut-off, or peers would refuse it as
+    // revoked until its renewal.
+    const upTo = ctx.revokedUpTo(spiffeId);
+    const chain = await ca.signCsr(body.csr, spiffeId, {
+      ttlMs: ctx.svidTtlMs,
+      dnsNames,
+      ...(upTo === undefined ? {} : { notBeforeAfter: new Date(upTo + 1000) }),
+    });
     const notAfter = new x509.X509Certificate(chain).notAfter.toISOString();
     const response: CertificateResponse = {
       certificateChain: chain,

@@ -12,8 +12,11 @@ export interface ApiContext {
   readonly hub: SnapshotHub;
   readonly logger: Logger;
   readonly svidTtlMs: number;
-  /** Whether a certificate of `spiffeId` with this notBefore was revoked (`token revoke`); as of the last token lookup. */
-  readonly isRevoked: (spiffeId: string, notBeforeMs: number) => boolean;
+  /**
+   * For a revoked identity (`token revoke`), the last notBefore (epoch ms)
+   * its refused certificates can have; as of the last token lookup.
+   */
+  readonly revokedUpTo: (spiffeId: string) => number | undefined;
   /** Identities that may read operator views (GET /v1/acks). */
   readonly operators: PrincipalMatcher;
   /** Interval of keep-alive comments on idle snapshot streams. */

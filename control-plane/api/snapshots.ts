@@ -39,7 +39,7 @@ export function snapshotRoutes(ctx: ApiContext): Routes {
         `${spiffeId} is not bound to workload ${JSON.stringify(workload)} any more (revoked)`,
       );
     }
-    refuseRevoked(req, spiffeId, ctx.isRevoked);
+    refuseRevoked(req, spiffeId, ctx.revokedUpTo);
     const labels = labelsOf(binding);
     const askedLabels = url.searchParams.get('labels');
     if (askedLabels) {

@@ -12,6 +12,7 @@ import {
 } from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
+import { isRevokedCertificate } from '../../common/revocation.ts';
 import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
@@ -66,6 +67,8 @@ export class InboundListener {
   readonly #pool: Pool;
   readonly #proxy: httpProxy;
   readonly #peers = new WeakMap<Socket, PeerFacts>();
+  /** Open client connections, so a revocation can end those it covers. */
+  readonly #open = new Set<TLSSocket>();
   readonly #identities = new PeerIdentityCache();
   #ownId: string;
 
@@ -112,6 +115,8 @@ export class InboundListener {
         xfcc: `By=${this.#ownId};Hash=${hash}${principal ? `;URI=${principal}` : ''}`,
         client: clientAddressOf(socket.remoteAddress, 'https'),
       });
+      this.#open.add(socket);
+      socket.once('close', () => this.#open.delete(socket));
     });
     this.server.on('tlsClientError', (error, socket) => {
       metrics.handshakeFailures.inc({ listener: 'inbound' });
@@ -176,6 +181,23 @@ export class InboundListener {
   setCertificate(svid: Svid): void {
     this.#ownId = svid.spiffeId;
     this.server.setSecureContext({ ...tlsOptionsOf(svid), minVersion: 'TLSv1.2' });
+  }
+
+  /**
+   * Ends every open connection whose client certificate `revoked` covers
+   * (WebSocket tunnels included): authenticate-peer refuses their next
+   * request, but a tunnel has no next request.
+   */
+  closeRevoked(revoked: ReadonlyMap<string, number>): number {
+    let closed = 0;
+    for (const socket of this.#open) {
+      const peer = this.#peers.get(socket);
+      if (!peer?.principal) continue;
+      if (!isRevokedCertificate(peer.notBeforeMs, revoked.get(peer.principal))) continue;
+      socket.destroy();
+      closed++;
+    }
+    return closed;
   }
 
   async close(): Promise<void> {

@@ -114,6 +114,11 @@ export class OutboundListener {
     this.#connections.retainOnly(endpoints);
   }
 
+  /** After a snapshot revoked these identities: re-handshake with their endpoints. */
+  dropIdentities(spiffeIds: ReadonlySet<string>): void {
+    this.#connections.dropIdentities(spiffeIds);
+  }
+
   async close(): Promise<void> {
     await closeServer(this.server);
     this.#proxy.close();

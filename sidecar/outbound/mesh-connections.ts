@@ -68,6 +68,24 @@ export class MeshConnections {
     }
   }
 
+  /**
+   * Closes connections to endpoints of these identities (newly revoked):
+   * their certificates were checked at the handshake, so a new handshake
+   * checks them against the revocation.
+   */
+  dropIdentities(spiffeIds: ReadonlySet<string>): void {
+    for (const [key, pool] of this.#pools) {
+      if (!spiffeIds.has(key.slice(key.indexOf('|') + 1))) continue;
+      this.#pools.delete(key);
+      void pool.destroy();
+    }
+    for (const [key, agent] of this.#agents) {
+      if (!spiffeIds.has(key.slice(key.indexOf('|') + 1))) continue;
+      this.#agents.delete(key);
+      agent.destroy();
+    }
+  }
+
   setCertificate(svid: Svid): void {
     this.#svid = svid;
     const pools = this.#pools;

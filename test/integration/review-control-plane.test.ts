@@ -8,6 +8,7 @@ import { openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { createCsr } from '../../certs/authority.ts';
@@ -432,6 +433,19 @@ t.test(
     });
     const stolen = mtlsAgent(stolenCredentials);
     t.teardown(() => stolen.close());
+    // A keep-alive connection opened with it before the revocation.
+    const open = connectTls({
+      host: '127.0.0.1',
+      port: frontend.inboundPort,
+      ...stolenCredentials,
+      checkServerIdentity: () => undefined,
+    });
+    open.on('error', () => {});
+    open.on('data', () => {});
+    const openClosed = new Promise((resolve) => open.once('close', resolve));
+    await new Promise((resolve) => open.once('secureConnect', resolve));
+    open.write('GET / HTTP/1.1\r\nhost: frontend\r\n\r\n');
+
     const revoke = postern('token', 'revoke', '--state', mesh.stateDir, '--spiffe-id', ORDERS);
     t.equal(revoke.status, 0, revoke.stderr);
     await eventually(
@@ -473,6 +487,29 @@ t.test(
     t.match(await renewal.body.text(), /issued before the identity was revoked/);
     const watch = await openWatch(t, mesh, stolenCredentials, { address: '127.0.0.1:4000' });
     t.equal(watch.status, 401, 'nor register as an orders endpoint');
+    const forgedAck = await ack(mesh, stolenCredentials, {
+      workload: 'orders',
+      version: '1.1',
+      hash: 'forged',
+      status: 'applied',
+    });
+    t.equal(forgedAck.status, 401, 'nor post acks (review: a forged ack was recorded)');
+    await openClosed;
+    t.pass('the connection it had open before the revocation was ended (review)');
+
+    // A sidecar of the re-bound identity bootstraps at once: its certificate
+    // starts after the revocation's cut-off, so nothing refuses it (review:
+    // it was refused as revoked until its renewal, 12 h later).
+    const rebound = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+    });
+    await eventually(
+      async () =>
+        (await request(`http://127.0.0.1:${rebound.adminPort}/healthz/ready`)).statusCode === 200,
+    );
+    t.pass('a sidecar bootstrapped right after the revocation is ready');
   },
 );
 

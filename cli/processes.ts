@@ -28,15 +28,23 @@ export interface Child {
   readonly exited: Promise<number | null>;
 }
 
-/** Starts `node <args>` with `env` added, output appended to `logFile`. */
-export function startChild(
+/**
+ * Starts `command <args>` with `env` added, output appended to `logFile`;
+ * with `cpu`, pinned to that core (taskset execs the command, so the pid is
+ * the command's own, as /proc readings need).
+ */
+export function startProcess(
   name: string,
+  command: string,
   args: readonly string[],
   env: Record<string, string>,
   logFile: string,
+  cpu?: number,
 ): Child {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [...CHILD_NODE_ARGS, ...args], {
+  const [file, argv] =
+    cpu === undefined ? [command, args] : ['taskset', ['-c', String(cpu), command, ...args]];
+  const child = spawn(file, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -44,6 +52,17 @@ export function startChild(
   child.stderr!.pipe(log, { end: false });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   return { name, process: child, exited };
+}
+
+/** Starts `node <args>` (this Node) with `env` added, output appended to `logFile`, optionally pinned to `cpu`. */
+export function startChild(
+  name: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  logFile: string,
+  cpu?: number,
+): Child {
+  return startProcess(name, process.execPath, [...CHILD_NODE_ARGS, ...args], env, logFile, cpu);
 }
 
 /** Polls `url` until it answers 2xx, the child exits, or `timeoutMs` passes. */
@@ -85,6 +104,7 @@ export function startControlPlaneProcess(options: {
   stateDir: string;
   apiPort: number;
   logFile: string;
+  cpu?: number;
 }): Child {
   return startChild(
     'control-plane',
@@ -96,5 +116,6 @@ export function startControlPlaneProcess(options: {
       POSTERN_HOST: '127.0.0.1',
     },
     options.logFile,
+    options.cpu,
   );
 }

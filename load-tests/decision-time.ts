@@ -16,7 +16,8 @@ import { compilePolicies } from '../sidecar/policy/compiled-policy.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 
-function routes(count: number): Route[] {
+/** `count` routes: a third exact, a third templates, a third prefixes, over distinct services. */
+export function routes(count: number): Route[] {
   const out: Route[] = [];
   for (let i = 0; out.length < count; i++) {
     const allow = [{ principals: [FRONTEND, `spiffe://cluster.local/ns/team${i % 50}/*`] }];
@@ -64,9 +65,16 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-const now = Date.now();
-console.log('routes   compile (ms)   decision (ns, median of 7 runs x 200k)');
-for (const count of [10, 1_000, 10_000]) {
+export interface DecisionTime {
+  readonly routes: number;
+  readonly compileMs: number;
+  /** Median over `runs` runs of the mean time of one `authorize()`, in ns. */
+  readonly nsPerDecision: number;
+}
+
+/** Compiles a policy of `count` routes and times `authorize()` over the request mix. */
+export function measureDecisionTime(count: number, runs = 7, iterations = 200_000): DecisionTime {
+  const now = Date.now();
   const policy: RoutePolicy = {
     apiVersion: 'postern.dev/v1alpha1',
     kind: 'RoutePolicy',
@@ -78,18 +86,25 @@ for (const count of [10, 1_000, 10_000]) {
   const compileMs = Number(process.hrtime.bigint() - compileStart) / 1e6;
   const mix = requests(count);
   let sink = 0;
-  const runs: number[] = [];
-  for (let run = 0; run < 7; run++) {
-    const iterations = 200_000;
+  const times: number[] = [];
+  for (let run = 0; run < runs; run++) {
     const start = process.hrtime.bigint();
     for (let i = 0; i < iterations; i++) {
       if (authorize(compiled, mix[i % mix.length]!, now).allowed) sink++;
     }
-    runs.push(Number(process.hrtime.bigint() - start) / iterations);
+    times.push(Number(process.hrtime.bigint() - start) / iterations);
   }
   if (sink === 0)
     throw new Error('every decision denied: the benchmark is not exercising allow paths');
-  console.log(
-    `${String(count).padStart(6)}   ${compileMs.toFixed(1).padStart(12)}   ${median(runs).toFixed(0).padStart(10)}`,
-  );
+  return { routes: count, compileMs, nsPerDecision: median(times) };
+}
+
+if (import.meta.main) {
+  console.log('routes   compile (ms)   decision (ns, median of 7 runs x 200k)');
+  for (const count of [10, 1_000, 10_000]) {
+    const { compileMs, nsPerDecision } = measureDecisionTime(count);
+    console.log(
+      `${String(count).padStart(6)}   ${compileMs.toFixed(1).padStart(12)}   ${nsPerDecision.toFixed(0).padStart(10)}`,
+    );
+  }
 }

@@ -1,0 +1,31 @@
+/**
+ * CI runs the harness only as a smoke (seconds): real processes, real mTLS,
+ * a few hundred requests, reports written to a temporary folder. It proves
+ * the harness works, never measures anything.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { CHILD_NODE_ARGS } from '../cli/processes.ts';
+import { tempDir } from '../test/helpers.ts';
+
+t.test('npm run bench -- --smoke measures every target and writes the reports', async (t) => {
+  const out = await tempDir(t);
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [...CHILD_NODE_ARGS, resolve(import.meta.dirname, 'bench.ts'), '--smoke', '--out', out],
+    { timeout: 90_000 },
+  );
+  t.match(stdout, /\| added latency p50 \| ≤ 0\.50 ms \|/);
+  const report = JSON.parse(await readFile(join(out, 'bench.json'), 'utf8'));
+  t.ok(report.direct.requests > 0, 'the app was called directly');
+  t.equal(report.postern.errors, 0, 'every request through Postern succeeded');
+  t.ok(report.postern.requests > 0);
+  t.ok(report.postern.proxyCpuSeconds > 0, "the sidecar's CPU was read from /proc");
+  t.ok(report.rss.atStartMb > 0);
+  t.equal(report.budget.length, 8);
+  t.match(await readFile(join(out, 'bench.md'), 'utf8'), /## Budget/);
+  t.match(await readFile(join(out, 'bench.svg'), 'utf8'), /^<svg /);
+});

@@ -1,0 +1,102 @@
+import t from 'tap';
+import { type BenchResults, budgetLines } from './budget.ts';
+import type { Measured } from './measure.ts';
+import { budgetTable, latencyChart, markdownReport } from './report.ts';
+
+function measured(
+  target: string,
+  p50: number,
+  p99: number,
+  extra: Partial<Measured> = {},
+): Measured {
+  return {
+    target,
+    requests: 10_000,
+    errors: 0,
+    seconds: 10,
+    throughput: 1000,
+    latencyMs: { p50, p90: p50 * 1.5, p99, p999: p99 * 2, max: p99 * 3 },
+    sendLagP99Ms: 0.05,
+    ...extra,
+  };
+}
+
+/** A run where Postern adds 0.3 ms at p50 and 1.5 ms at p99 and uses 2.4 CPU-seconds over 12 s at 1,000 rps. */
+function results(overrides: Partial<BenchResults> = {}): BenchResults {
+  return {
+    startedAt: '2026-11-25T16:00:00Z',
+    machine: { cpus: 2, node: '24.21.0', pinning: 'proxies on core 0' },
+    load: { rate: 1000, connections: 16, responseBytes: 1024, seconds: 10, warmupSeconds: 2 },
+    direct: measured('direct', 0.1, 0.5),
+    postern: measured('postern', 0.4, 2.0, { proxyCpuSeconds: 2.4, proxyRssMb: 70 }),
+    nginx: measured('nginx', 0.2, 0.8, { proxyCpuSeconds: 1, proxyRssMb: 10 }),
+    cold: measured('postern', 0.5, 8),
+    saturation: {
+      direct: measured('direct', 1, 3, { requests: 90_000 }),
+      postern: measured('postern', 2, 6, { requests: 30_000, proxyCpuSeconds: 5 }),
+      nginx: measured('nginx', 1, 3, { requests: 50_000, proxyCpuSeconds: 5 }),
+    },
+    rss: { atStartMb: 60, steadyMb: 70, afterSaturationMb: 100 },
+    decision: [
+      { routes: 10, compileMs: 1, nsPerDecision: 300 },
+      { routes: 1000, compileMs: 10, nsPerDecision: 400 },
+      { routes: 10_000, compileMs: 100, nsPerDecision: 700 },
+    ],
+    ...overrides,
+  };
+}
+
+t.test(
+  'each budget line compares the added cost over the direct call with DESIGN.md',
+  async (t) => {
+    const lines = budgetLines(results());
+    const byWhat = Object.fromEntries(lines.map((l) => [l.what, l]));
+    t.match(byWhat['added latency p50'], { measured: '0.30 ms', pass: true });
+    t.match(byWhat['added latency p99'], { measured: '1.50 ms', pass: true });
+    t.match(byWhat['sidecar CPU per 1,000 rps'], { measured: '0.200 core', pass: true });
+    t.match(byWhat['first 10 s after ready: added p99'], { measured: '7.50 ms', pass: true });
+    t.match(byWhat['saturation: requests per core-second vs nginx'], {
+      measured: /^60% /,
+      pass: true,
+    });
+    t.match(byWhat['authorization decision, 10 → 10,000 routes'], { pass: true });
+    t.equal(lines.length, 8, 'every line of the budget');
+  },
+);
+
+t.test('a line over budget fails, and one the run did not measure is n/a', async (t) => {
+  const { saturation: _, ...withoutSaturation } = results({
+    postern: measured('postern', 0.9, 30, { proxyCpuSeconds: 4, proxyRssMb: 300 }),
+    rss: { atStartMb: 120, steadyMb: 300 },
+  });
+  const lines = budgetLines(withoutSaturation);
+  const byWhat = Object.fromEntries(lines.map((l) => [l.what, l]));
+  t.equal(byWhat['added latency p50']!.pass, false);
+  t.equal(byWhat['added latency p99']!.pass, false);
+  t.equal(byWhat['sidecar RSS steady at 1000 rps']!.pass, false);
+  t.equal(byWhat['sidecar RSS after a saturation run']!.pass, undefined);
+  t.equal(byWhat['saturation: requests per core-second vs nginx']!.pass, undefined);
+  t.match(budgetTable(lines), /\| added latency p50 \| ≤ 0\.50 ms \| 0\.80 ms \| FAIL \|/);
+  t.match(
+    budgetTable(lines),
+    /\| sidecar RSS after a saturation run \| ≤ 120 MB \| not measured \| n\/a \|/,
+  );
+});
+
+t.test(
+  'the report holds the budget, every target and the chart a bar per target and percentile',
+  async (t) => {
+    const r = results();
+    const md = markdownReport(r, budgetLines(r));
+    t.match(md, /## Budget/);
+    t.match(
+      md,
+      /\| postern \| 0\.40 \| 0\.60 \| 2\.00 \| 4\.00 \| 0\.30 \| 0\.45 \| 1\.50 \| 3\.00 \|/,
+    );
+    t.match(md, /\| nginx \|/);
+    t.match(md, /## Saturation/);
+    const svg = latencyChart(r);
+    t.match(svg, /^<svg /);
+    t.equal(svg.match(/<rect [^>]*><title>/g)?.length, 3 * 4);
+  },
+);

@@ -4,6 +4,7 @@
  *   npm run bench                 # the quick run, about two minutes
  *   npm run bench -- --smoke      # seconds: checks the harness works (CI runs this)
  *   npm run bench -- --out DIR    # reports elsewhere than load-tests/reports/
+ *   npm run bench -- --sidecar-node-args='--max-semi-space-size=1'   # try a Node setting
  *
  * Starts the app, a control plane, a Postern sidecar in front of the app and
  * nginx doing the same mTLS termination and proxying (installed with apt when
@@ -30,6 +31,10 @@ const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: resolve(import.meta.dirname, 'reports') },
+    // Node flags for the sidecar, space-separated: to measure a setting before adopting it.
+    'sidecar-node-args': { type: 'string', default: '' },
+    // Another build of bin/postern.ts to run the sidecar from (a bundle, say).
+    'sidecar-bin': { type: 'string' },
   },
 });
 const smoke = values.smoke!;
@@ -74,7 +79,12 @@ async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
   const startedAt = new Date().toISOString();
   const withNginx = !smoke && nginxAvailable();
-  const bench = await startBench(dir, { responseBytes: 1024 });
+  const sidecarNodeArgs = values['sidecar-node-args']!.split(' ').filter(Boolean);
+  const bench = await startBench(dir, {
+    responseBytes: 1024,
+    sidecarNodeArgs,
+    ...(values['sidecar-bin'] ? { sidecarBin: resolve(values['sidecar-bin']) } : {}),
+  });
   try {
     const postern = await bench.startSidecar();
     const pid = postern.proxy!.process.pid!;

@@ -87,7 +87,14 @@ async function issueInto(
 
 export async function startBench(
   dir: string,
-  options: { responseBytes: number; extraRoutes?: readonly Route[] },
+  options: {
+    responseBytes: number;
+    extraRoutes?: readonly Route[];
+    /** Node flags for the sidecar process (experiments: heap settings, profiling). */
+    sidecarNodeArgs?: readonly string[];
+    /** Another build of the `postern` binary to run the sidecar from (experiments: a bundle). */
+    sidecarBin?: string;
+  },
 ): Promise<Bench> {
   const children: Child[] = [];
   const stop = async () => {
@@ -144,7 +151,7 @@ export async function startBench(
         const [inboundPort, adminPort] = [await freePort(), await freePort()];
         const sidecar = startChild(
           'sidecar',
-          [POSTERN_BIN, 'sidecar'],
+          [...(options.sidecarNodeArgs ?? []), options.sidecarBin ?? POSTERN_BIN, 'sidecar'],
           {
             POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
             POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PeerIdentityMismatchError, PeerRevokedError } from '../identity/peer-verification.ts';
 import { downstreamResponseHeaders } from './headers.ts';
@@ -86,11 +86,30 @@ export async function forwardRequest(
     return { status: failure.status, failure };
   }
   res.writeHead(upstream.statusCode, downstreamResponseHeaders(upstream.headers));
-  try {
-    await pipeline(upstream.body, res);
-  } catch {
-    // The client went away or the upstream broke mid-body; either way the
-    // response is cut. pipeline has already destroyed both ends.
-  }
+  await streamBody(upstream.body, res);
   return { status: upstream.statusCode };
+}
+
+/**
+ * Pipes the upstream body into the response (backpressure both ways) and
+ * resolves once the response is done or cut. An upstream that breaks
+ * mid-body cuts the response; a client that goes away destroys the body.
+ * Not `stream.pipeline`: it builds an AbortController per call and aborts
+ * it on completion, which constructs a DOMException with a stack trace for
+ * every request (a tenth of the sidecar's CPU at 1,000 rps, by profile).
+ */
+function streamBody(body: Readable, res: ServerResponse): Promise<void> {
+  if (res.destroyed) {
+    // The client left while the upstream answered: nothing to stream to.
+    body.destroy();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    body.once('error', () => res.destroy());
+    res.once('close', () => {
+      if (!res.writableFinished) body.destroy();
+      resolve();
+    });
+    body.pipe(res);
+  });
 }

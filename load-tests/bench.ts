@@ -1,7 +1,7 @@
 /**
  * The latency harness (DESIGN.md, "Performance budget"):
  *
- *   npm run bench                 # the quick run, about two minutes
+ *   npm run bench                 # the quick run, under three minutes (--rounds N: default 3)
  *   npm run bench -- --smoke      # seconds: checks the harness works (CI runs this)
  *   npm run bench -- --out DIR    # reports elsewhere than load-tests/reports/
  *   npm run bench -- --sidecar-node-args='--max-semi-space-size=1'   # try a Node setting
@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type BenchResults, budgetLines } from './bench/budget.ts';
 import type { LoadSpec } from './bench/generator.ts';
-import { measure, rssMb } from './bench/measure.ts';
+import { combineRounds, type Measured, measure, rssMb } from './bench/measure.ts';
 import { budgetTable, writeReports } from './bench/report.ts';
 import { LOAD_CPU, PROXY_CPU, startBench, type Target } from './bench/targets.ts';
 import { measureDecisionTime } from './decision-time.ts';
@@ -35,9 +35,12 @@ const { values } = parseArgs({
     'sidecar-node-args': { type: 'string', default: '' },
     // Another build of bin/postern.ts to run the sidecar from (a bundle, say).
     'sidecar-bin': { type: 'string' },
+    // Interleaved rounds of the steady runs; the report gives medians and the spread.
+    rounds: { type: 'string' },
   },
 });
 const smoke = values.smoke!;
+const rounds = Number(values.rounds ?? (smoke ? 1 : 3));
 
 const steady = {
   mode: 'open',
@@ -93,14 +96,22 @@ async function main(): Promise<number> {
     const cold = await measure(postern, { ...steady, warmupSeconds: 0 });
     const nginx: Target | undefined = withNginx ? await bench.startNginx() : undefined;
 
-    const steadyRun = async (target: Target) => {
-      process.stdout.write(`${target.name}: ${steady.rate} rps for ${steady.seconds} s\n`);
-      return measure(target, steady);
-    };
-    const direct = await steadyRun(bench.direct);
-    const posternSteady = await steadyRun(postern);
+    // The targets take turns, round after round, so a slow minute of the
+    // machine lands on all of them rather than on one.
+    const targets = [bench.direct, postern, ...(nginx ? [nginx] : [])];
+    const measured = new Map<Target, Measured[]>(targets.map((target) => [target, []]));
+    for (let round = 1; round <= rounds; round++) {
+      for (const target of targets) {
+        process.stdout.write(
+          `round ${round}/${rounds} ${target.name}: ${steady.rate} rps for ${steady.seconds} s\n`,
+        );
+        measured.get(target)!.push(await measure(target, steady));
+      }
+    }
+    const direct = combineRounds(measured.get(bench.direct)!);
+    const posternSteady = combineRounds(measured.get(postern)!);
     const steadyMb = await rssMb(pid);
-    const nginxSteady = nginx ? await steadyRun(nginx) : undefined;
+    const nginxSteady = nginx ? combineRounds(measured.get(nginx)!) : undefined;
 
     let saturationResults: BenchResults['saturation'];
     let afterSaturationMb: number | undefined;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { type BenchResults, budgetLines } from './budget.ts';
-import type { Measured } from './measure.ts';
+import { combineRounds, type Measured } from './measure.ts';
 import { budgetTable, latencyChart, markdownReport } from './report.ts';
 
 function measured(
@@ -100,3 +100,17 @@ t.test(
     t.equal(svg.match(/<rect [^>]*><title>/g)?.length, 3 * 4);
   },
 );
+
+t.test('rounds combine into medians, with the spread of p50, p99 and CPU', async (t) => {
+  const combined = combineRounds([
+    measured('postern', 0.4, 2, { proxyCpuSeconds: 3 }),
+    measured('postern', 0.2, 9, { proxyCpuSeconds: 2 }),
+    measured('postern', 0.3, 4, { proxyCpuSeconds: 4 }),
+  ]);
+  t.equal(combined.latencyMs.p50, 0.3);
+  t.equal(combined.latencyMs.p99, 4);
+  t.equal(combined.proxyCpuSeconds, 3);
+  t.same(combined.spread, { p50: [0.2, 0.4], p99: [2, 9], proxyCpuSeconds: [2, 4] });
+  t.equal(combined.requests, 30_000);
+  t.equal(combined.rounds, 3);
+});

@@ -5,7 +5,7 @@
  * run).
  */
 import type { DecisionTime } from '../decision-time.ts';
-import type { Measured } from './measure.ts';
+import type { Combined, Measured } from './measure.ts';
 
 export interface BenchResults {
   readonly startedAt: string;
@@ -17,10 +17,10 @@ export interface BenchResults {
     readonly seconds: number;
     readonly warmupSeconds: number;
   };
-  /** The app called directly: the floor every target is compared with. */
-  readonly direct: Measured;
-  readonly postern: Measured;
-  readonly nginx?: Measured;
+  /** The app called directly: the floor every target is compared with. Medians over the rounds. */
+  readonly direct: Measured | Combined;
+  readonly postern: Measured | Combined;
+  readonly nginx?: Measured | Combined;
   /** Postern during its first seconds after ready, no warm-up. */
   readonly cold: Measured;
   /** Closed loop: the generator against the app (its own ceiling), and each proxy. */

@@ -63,3 +63,50 @@ export async function measure(
     proxyRssMb: await rssMb(pid),
   };
 }
+
+const median = (values: readonly number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+const range = (values: readonly number[]): [number, number] => [
+  Math.min(...values),
+  Math.max(...values),
+];
+
+/** One target's rounds as one result: the median of each figure, and the spread of the headline ones. */
+export interface Combined extends Measured {
+  readonly rounds: number;
+  readonly spread: {
+    readonly p50: [number, number];
+    readonly p99: [number, number];
+    readonly proxyCpuSeconds?: [number, number];
+  };
+}
+
+export function combineRounds(rounds: readonly Measured[]): Combined {
+  const last = rounds[rounds.length - 1]!;
+  const of = (pick: (m: Measured) => number) => median(rounds.map(pick));
+  const cpu = rounds.flatMap((m) => (m.proxyCpuSeconds === undefined ? [] : [m.proxyCpuSeconds]));
+  return {
+    ...last,
+    requests: rounds.reduce((sum, m) => sum + m.requests, 0),
+    errors: rounds.reduce((sum, m) => sum + m.errors, 0),
+    throughput: of((m) => m.throughput),
+    latencyMs: {
+      p50: of((m) => m.latencyMs.p50),
+      p90: of((m) => m.latencyMs.p90),
+      p99: of((m) => m.latencyMs.p99),
+      p999: of((m) => m.latencyMs.p999),
+      max: Math.max(...rounds.map((m) => m.latencyMs.max)),
+    },
+    sendLagP99Ms: of((m) => m.sendLagP99Ms),
+    ...(cpu.length ? { proxyCpuSeconds: median(cpu) } : {}),
+    rounds: rounds.length,
+    spread: {
+      p50: range(rounds.map((m) => m.latencyMs.p50)),
+      p99: range(rounds.map((m) => m.latencyMs.p99)),
+      ...(cpu.length ? { proxyCpuSeconds: range(cpu) } : {}),
+    },
+  };
+}

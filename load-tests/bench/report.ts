@@ -11,7 +11,7 @@ import {
   corePerKiloRps,
   requestsPerCpuSecond,
 } from './budget.ts';
-import type { Measured } from './measure.ts';
+import type { Combined, Measured } from './measure.ts';
 
 const PERCENTILES = ['p50', 'p90', 'p99', 'p999'] as const;
 const LABEL: Record<(typeof PERCENTILES)[number], string> = {
@@ -26,6 +26,21 @@ const fixed = (value: number | undefined, digits = 2) =>
 
 function steadyTargets(r: BenchResults): Measured[] {
   return [r.direct, r.postern, ...(r.nginx ? [r.nginx] : [])];
+}
+
+/** The spread of the headline figures over the rounds, when there were several. */
+function spreadLine(r: BenchResults): string {
+  const parts = steadyTargets(r).flatMap((m) => {
+    const combined = m as Partial<Combined>;
+    if (!combined.spread || (combined.rounds ?? 1) < 2) return [];
+    const { p50, p99 } = combined.spread;
+    return [
+      `${m.target} p50 ${fixed(p50[0])}–${fixed(p50[1])}, p99 ${fixed(p99[0])}–${fixed(p99[1])}`,
+    ];
+  });
+  return parts.length
+    ? `Medians of ${(r.direct as Combined).rounds} interleaved rounds; spread (min–max, ms): ${parts.join('; ')}.`
+    : '';
 }
 
 export function budgetTable(lines: readonly BudgetLine[]): string {
@@ -66,6 +81,7 @@ ${budgetTable(lines)}
 | --- | ${PERCENTILES.map(() => '---').join(' | ')} | ${PERCENTILES.map(() => '---').join(' | ')} | --- | --- | --- |
 ${latency.join('\n')}
 
+${spreadLine(r)}
 Postern cold (first ${r.load.seconds} s after ready, no warm-up): p50 ${fixed(r.cold.latencyMs.p50)}, p99 ${fixed(r.cold.latencyMs.p99)}, p99.9 ${fixed(r.cold.latencyMs.p999)}, max ${fixed(r.cold.latencyMs.max)} ms.
 The generator's own send lag at p99: ${fixed(r.direct.sendLagP99Ms)} ms (a result below that is the generator's, not the target's).
 Postern RSS: ${fixed(r.rss.atStartMb, 0)} MB at ready, ${fixed(r.rss.steadyMb, 0)} MB steady${r.rss.afterSaturationMb === undefined ? '' : `, ${fixed(r.rss.afterSaturationMb, 0)} MB after saturation`}.

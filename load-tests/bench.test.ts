@@ -23,6 +23,8 @@ t.test('npm run bench -- --smoke measures every target and writes the reports', 
   t.ok(report.direct.requests > 0, 'the app was called directly');
   t.equal(report.postern.errors, 0, 'every request through Postern succeeded');
   t.ok(report.postern.requests > 0);
+  t.ok(report.mesh.requests > 0, 'and through both sidecars of the mesh hop');
+  t.equal(report.mesh.errors, 0);
   t.ok(report.postern.proxyCpuSeconds > 0, "the sidecar's CPU was read from /proc");
   t.ok(report.rss.atStartMb > 0);
   t.equal(report.budget.length, 8);

@@ -48,7 +48,7 @@ const steady = {
   rate: smoke ? 200 : 1000,
   connections: 16,
   seconds: smoke ? 1 : 10,
-  warmupSeconds: smoke ? 0.5 : 2,
+  warmupSeconds: smoke ? 0.5 : 1,
 } as const satisfies Omit<LoadSpec, 'url' | 'clientCertDir'>;
 const saturation = {
   ...steady,
@@ -90,15 +90,16 @@ async function main(): Promise<number> {
   });
   try {
     const postern = await bench.startSidecar();
-    const pid = postern.proxy!.process.pid!;
+    const pid = postern.proxies![0]!.process.pid!;
     const atStartMb = await rssMb(pid);
     process.stdout.write(`postern ready (RSS ${atStartMb.toFixed(0)} MB); measuring it cold\n`);
     const cold = await measure(postern, { ...steady, warmupSeconds: 0 });
     const nginx: Target | undefined = withNginx ? await bench.startNginx() : undefined;
+    const mesh = await bench.startMeshHop();
 
     // The targets take turns, round after round, so a slow minute of the
     // machine lands on all of them rather than on one.
-    const targets = [bench.direct, postern, ...(nginx ? [nginx] : [])];
+    const targets = [bench.direct, postern, mesh, ...(nginx ? [nginx] : [])];
     const measured = new Map<Target, Measured[]>(targets.map((target) => [target, []]));
     for (let round = 1; round <= rounds; round++) {
       for (const target of targets) {
@@ -112,6 +113,7 @@ async function main(): Promise<number> {
     const posternSteady = combineRounds(measured.get(postern)!);
     const steadyMb = await rssMb(pid);
     const nginxSteady = nginx ? combineRounds(measured.get(nginx)!) : undefined;
+    const meshSteady = combineRounds(measured.get(mesh)!);
 
     let saturationResults: BenchResults['saturation'];
     let afterSaturationMb: number | undefined;
@@ -146,6 +148,7 @@ async function main(): Promise<number> {
       direct,
       postern: posternSteady,
       ...(nginxSteady ? { nginx: nginxSteady } : {}),
+      mesh: meshSteady,
       cold,
       ...(saturationResults ? { saturation: saturationResults } : {}),
       rss: {
@@ -158,10 +161,13 @@ async function main(): Promise<number> {
     const lines = budgetLines(results);
     const files = await writeReports(values.out!, results, lines);
     process.stdout.write(`\n${budgetTable(lines)}\n\nwrote ${files.join(', ')}\n`);
-    const errors = [direct, posternSteady, cold, ...(nginxSteady ? [nginxSteady] : [])].reduce(
-      (sum, m) => sum + m.errors,
-      0,
-    );
+    const errors = [
+      direct,
+      posternSteady,
+      meshSteady,
+      cold,
+      ...(nginxSteady ? [nginxSteady] : []),
+    ].reduce((sum, m) => sum + m.errors, 0);
     if (errors) process.stdout.write(`${errors} request(s) failed; see ${dir}/*.log\n`);
     return errors ? 1 : 0;
   } finally {

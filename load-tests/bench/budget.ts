@@ -21,6 +21,8 @@ export interface BenchResults {
   readonly direct: Measured | Combined;
   readonly postern: Measured | Combined;
   readonly nginx?: Measured | Combined;
+  /** The full mesh hop: app → frontend's outbound → orders' inbound → app (two sidecars). */
+  readonly mesh?: Measured | Combined;
   /** Postern during its first seconds after ready, no warm-up. */
   readonly cold: Measured;
   /** Closed loop: the generator against the app (its own ceiling), and each proxy. */

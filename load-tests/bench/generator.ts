@@ -17,6 +17,8 @@ import { Pool } from 'undici';
 export interface LoadSpec {
   readonly url: string;
   readonly path: string;
+  /** Host header, when the target routes by it (the outbound listener). */
+  readonly host?: string;
   readonly mode: 'open' | 'closed';
   /** Requests per second (open loop). */
   readonly rate: number;
@@ -82,9 +84,13 @@ class Phase {
   firstError: string | undefined;
 }
 
-async function one(target: Pool, path: string, phase: Phase, startedAt: number): Promise<void> {
+async function one(target: Pool, spec: LoadSpec, phase: Phase, startedAt: number): Promise<void> {
   try {
-    const res = await target.request({ method: 'GET', path });
+    const res = await target.request({
+      method: 'GET',
+      path: spec.path,
+      ...(spec.host ? { headers: { host: spec.host } } : {}),
+    });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
     phase.latency.recordValue(Math.max(1, Math.round((performance.now() - startedAt) * 1000)));
@@ -113,7 +119,7 @@ async function openLoop(
     while (sent < total && start + sent * interval <= now) {
       const due = start + sent * interval;
       phase.lag.recordValue(Math.max(1, Math.round((now - due) * 1000)));
-      inflight.push(one(target, spec.path, phase, due));
+      inflight.push(one(target, spec, phase, due));
       sent++;
     }
     const next = start + sent * interval - performance.now();
@@ -132,7 +138,7 @@ async function closedLoop(
   const end = performance.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: spec.connections }, async () => {
-      while (performance.now() < end) await one(target, spec.path, phase, performance.now());
+      while (performance.now() < end) await one(target, spec, phase, performance.now());
     }),
   );
 }

@@ -31,22 +31,24 @@ export async function rssMb(pid: number): Promise<number> {
 
 export interface Measured extends LoadResult {
   readonly target: string;
-  /** The proxy's CPU seconds during the measured phase and warm-up. */
+  /** The proxies' CPU seconds during the measured phase and warm-up (summed over the path). */
   readonly proxyCpuSeconds?: number;
-  /** The proxy's RSS after the load, MB. */
+  /** The proxies' RSS after the load, MB (summed over the path). */
   readonly proxyRssMb?: number;
 }
 
-/** Runs one load against `target` and charges it the proxy's CPU. */
+/** Runs one load against `target` and charges it its proxies' CPU (summed) and RSS (summed). */
 export async function measure(
   target: Target,
-  load: Omit<LoadSpec, 'url' | 'clientCertDir'>,
+  load: Omit<LoadSpec, 'url' | 'clientCertDir' | 'host'>,
 ): Promise<Measured> {
-  const pid = target.proxy?.process.pid;
-  const cpuBefore = pid ? await cpuSeconds(pid) : 0;
+  const pids = (target.proxies ?? []).map((child) => child.process.pid!);
+  const cpuOf = async () => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+  const cpuBefore = await cpuOf();
   const spec: LoadSpec = {
     ...load,
     url: target.url,
+    ...(target.host ? { host: target.host } : {}),
     ...(target.clientCertDir ? { clientCertDir: target.clientCertDir } : {}),
   };
   const { stdout } = await promisify(execFile)(
@@ -55,12 +57,12 @@ export async function measure(
     { maxBuffer: 1 << 20 },
   );
   const result = JSON.parse(stdout) as LoadResult;
-  if (!pid) return { target: target.name, ...result };
+  if (!pids.length) return { target: target.name, ...result };
   return {
     target: target.name,
     ...result,
-    proxyCpuSeconds: (await cpuSeconds(pid)) - cpuBefore,
-    proxyRssMb: await rssMb(pid),
+    proxyCpuSeconds: (await cpuOf()) - cpuBefore,
+    proxyRssMb: (await Promise.all(pids.map(rssMb))).reduce((a, b) => a + b, 0),
   };
 }
 

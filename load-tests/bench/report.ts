@@ -25,7 +25,7 @@ const fixed = (value: number | undefined, digits = 2) =>
   value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
 
 function steadyTargets(r: BenchResults): Measured[] {
-  return [r.direct, r.postern, ...(r.nginx ? [r.nginx] : [])];
+  return [r.direct, r.postern, ...(r.mesh ? [r.mesh] : []), ...(r.nginx ? [r.nginx] : [])];
 }
 
 /** The spread of the headline figures over the rounds, when there were several. */
@@ -69,7 +69,7 @@ export function markdownReport(r: BenchResults, lines: readonly BudgetLine[]): s
 \`npm run bench\` on ${r.machine.cpus} cores, Node ${r.machine.node}; ${r.machine.pinning}.
 Open loop at ${r.load.rate} rps over ${r.load.connections} keep-alive connections, ${r.load.responseBytes}-byte responses,
 ${r.load.warmupSeconds} s warm-up then ${r.load.seconds} s measured, each request timed from its intended send time.
-Postern: one inbound sidecar hop (mTLS, one allow route). nginx: the same mTLS termination and keep-alive proxying.
+Postern: one inbound sidecar hop (mTLS, one allow route); the mesh hop adds the caller's sidecar (plain HTTP into its outbound port, mTLS between the two sidecars; CPU and RSS are both sidecars'). nginx: the same mTLS termination and keep-alive proxying.
 
 ## Budget
 

@@ -7,7 +7,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { CA_FILES, CertificateAuthority } from '../../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../../certs/x509.ts';
 import {
@@ -29,15 +29,18 @@ export const PROXY_CPU = 0;
 export const LOAD_CPU = 1;
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const APP = resolve(import.meta.dirname, 'app.ts');
 
-/** Where a load goes, and which process to charge CPU and memory to. */
+/** Where a load goes, and which processes to charge CPU and memory to. */
 export interface Target {
   readonly name: string;
   readonly url: string;
+  /** The Host header to send (the mesh hop routes by it). */
+  readonly host?: string;
   readonly clientCertDir?: string;
-  /** The proxy's process (CPU and RSS are read from /proc/PID); none for the app itself. */
-  readonly proxy?: Child;
+  /** The proxies on the path (CPU and RSS are read from /proc/PID); none for the app itself. */
+  readonly proxies?: readonly Child[];
 }
 
 export interface Bench {
@@ -46,12 +49,15 @@ export interface Bench {
   readonly direct: Target;
   /** A client certificate from the mesh CA, accepted by the sidecar's policy and by nginx. */
   readonly clientCertDir: string;
+  /** orders' sidecar in front of the app: one inbound hop. */
   startSidecar(): Promise<Target>;
+  /** frontend's sidecar too, called on its outbound port: app → outbound → inbound → app. Needs startSidecar first. */
+  startMeshHop(): Promise<Target>;
   startNginx(): Promise<Target>;
   stop(): Promise<void>;
 }
 
-/** The one RoutePolicy on orders: the tester may GET /orders, plus `extraRoutes` that never match it. */
+/** The one RoutePolicy on orders: the tester and frontend may GET /orders, plus `extraRoutes` that never match it. */
 function policyYaml(extraRoutes: readonly Route[]): string {
   return JSON.stringify({
     apiVersion: 'postern.dev/v1alpha1',
@@ -63,7 +69,7 @@ function policyYaml(extraRoutes: readonly Route[]): string {
         {
           name: 'orders',
           match: { methods: ['GET'], path: { prefix: '/orders' } },
-          allow: [{ principals: [TESTER] }],
+          allow: [{ principals: [TESTER, FRONTEND] }],
         },
         ...extraRoutes,
       ],
@@ -83,6 +89,13 @@ async function issueInto(
   await writeFileAtomic(join(dir, 'key.pem'), privateKeyToPem(keys.privateKey));
   await writeFileAtomic(join(dir, 'cert.pem'), cert, 0o644);
   await writeFileAtomic(join(dir, 'bundle.pem'), ca.bundlePem, 0o644);
+}
+
+interface RunningSidecar {
+  readonly child: Child;
+  readonly inboundPort: number;
+  readonly outboundPort: number;
+  readonly adminPort: number;
 }
 
 export async function startBench(
@@ -139,6 +152,40 @@ export async function startBench(
     );
     await verifying.close();
     const tokens = new TokenStore(statePaths(stateDir).tokens, ca.trustDomain);
+    let ordersSidecar: RunningSidecar | undefined;
+
+    /** `postern sidecar` for `workload` in front of the app, pinned to PROXY_CPU, once it is ready. */
+    const sidecarFor = async (workload: string): Promise<RunningSidecar> => {
+      const tokenFile = join(dir, `${workload}.token`);
+      await writeFileAtomic(tokenFile, await tokens.create(workload, 'shop', workload));
+      const [inboundPort, outboundPort, adminPort] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
+      const child = startChild(
+        `sidecar ${workload}`,
+        [...(options.sidecarNodeArgs ?? []), options.sidecarBin ?? POSTERN_BIN, 'sidecar'],
+        {
+          POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
+          POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),
+          POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
+          POSTERN_APP_PORT: String(appPort),
+          POSTERN_WORKLOAD: workload,
+          POSTERN_NAMESPACE: 'shop',
+          POSTERN_SERVICE_ACCOUNT: workload,
+          POSTERN_INBOUND_HOST: '127.0.0.1',
+          POSTERN_INBOUND_PORT: String(inboundPort),
+          POSTERN_OUTBOUND_PORT: String(outboundPort),
+          POSTERN_ADMIN_PORT: String(adminPort),
+        },
+        join(dir, `sidecar-${workload}.log`),
+        PROXY_CPU,
+      );
+      children.push(child);
+      await waitUntilHealthy(`http://127.0.0.1:${adminPort}/healthz/ready`, child, 30_000);
+      return { child, inboundPort, outboundPort, adminPort };
+    };
 
     return {
       dir,
@@ -146,35 +193,32 @@ export async function startBench(
       clientCertDir,
       direct: { name: 'direct', url: `http://127.0.0.1:${appPort}` },
       async startSidecar() {
-        const tokenFile = join(dir, `orders-${children.length}.token`);
-        await writeFileAtomic(tokenFile, await tokens.create('orders', 'shop', 'orders'));
-        const [inboundPort, adminPort] = [await freePort(), await freePort()];
-        const sidecar = startChild(
-          'sidecar',
-          [...(options.sidecarNodeArgs ?? []), options.sidecarBin ?? POSTERN_BIN, 'sidecar'],
-          {
-            POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
-            POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),
-            POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
-            POSTERN_APP_PORT: String(appPort),
-            POSTERN_WORKLOAD: 'orders',
-            POSTERN_NAMESPACE: 'shop',
-            POSTERN_SERVICE_ACCOUNT: 'orders',
-            POSTERN_INBOUND_HOST: '127.0.0.1',
-            POSTERN_INBOUND_PORT: String(inboundPort),
-            POSTERN_OUTBOUND_PORT: String(await freePort()),
-            POSTERN_ADMIN_PORT: String(adminPort),
-          },
-          join(dir, 'sidecar.log'),
-          PROXY_CPU,
-        );
-        children.push(sidecar);
-        await waitUntilHealthy(`http://127.0.0.1:${adminPort}/healthz/ready`, sidecar, 30_000);
+        ordersSidecar = await sidecarFor('orders');
         return {
           name: 'postern',
-          url: `https://127.0.0.1:${inboundPort}`,
+          url: `https://127.0.0.1:${ordersSidecar.inboundPort}`,
           clientCertDir,
-          proxy: sidecar,
+          proxies: [ordersSidecar.child],
+        };
+      },
+      async startMeshHop() {
+        if (!ordersSidecar) throw new Error('start the orders sidecar first');
+        const frontend = await sidecarFor('frontend');
+        // Ready is not enough: frontend must have orders in its registry.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const config = (await (
+            await request(`http://127.0.0.1:${frontend.adminPort}/config`)
+          ).body.json()) as { snapshot?: { registry: unknown[] } };
+          if (config.snapshot?.registry.length) break;
+          if (Date.now() > deadline) throw new Error("orders never reached frontend's registry");
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        return {
+          name: 'mesh hop',
+          url: `http://127.0.0.1:${frontend.outboundPort}`,
+          host: 'orders.shop.svc.cluster.local',
+          proxies: [frontend.child, ordersSidecar.child],
         };
       },
       async startNginx() {
@@ -201,7 +245,7 @@ export async function startBench(
         });
         await waitUntilHealthy(`https://127.0.0.1:${port}/orders`, nginx, 10_000, client);
         await client.close();
-        return { name: 'nginx', url: `https://127.0.0.1:${port}`, clientCertDir, proxy: nginx };
+        return { name: 'nginx', url: `https://127.0.0.1:${port}`, clientCertDir, proxies: [nginx] };
       },
       stop,
     };

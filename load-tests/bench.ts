@@ -37,6 +37,8 @@ const { values } = parseArgs({
     'sidecar-bin': { type: 'string' },
     // Interleaved rounds of the steady runs; the report gives medians and the spread.
     rounds: { type: 'string' },
+    // Keep the work folder (processes' logs, nginx.conf) and print where it is.
+    keep: { type: 'boolean', default: false },
   },
 });
 const smoke = values.smoke!;
@@ -172,7 +174,8 @@ async function main(): Promise<number> {
     return errors ? 1 : 0;
   } finally {
     await bench.stop();
-    await rm(dir, { recursive: true, force: true });
+    if (values.keep) process.stdout.write(`kept ${dir}\n`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }
 

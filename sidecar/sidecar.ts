@@ -3,6 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { getHeapStatistics } from 'node:v8';
 import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
@@ -102,6 +103,17 @@ async function advertisedHost(inboundHost: string, controlPlaneUrl: string): Pro
   }
 }
 
+/** What the process holds, for /stats: RSS, live heap, and the heap limit its V8 settings allow. */
+function processStats() {
+  const mb = (bytes: number) => Math.round(bytes / 1048576);
+  const heap = getHeapStatistics();
+  return {
+    rssMb: mb(process.memoryUsage.rss()),
+    heapUsedMb: mb(heap.used_heap_size),
+    heapLimitMb: mb(heap.heap_size_limit),
+  };
+}
+
 /**
  * Starts a sidecar: admin first (so the readiness probe answers "not yet"),
  * then the workload certificate, then the data-plane listeners, then the
@@ -161,6 +173,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       snapshot: state.current?.snapshot ?? null,
     }),
     stats: () => ({
+      process: processStats(),
       requests: metrics.requests.toJSON(),
       snapshots: metrics.snapshots.toJSON(),
       handshakeFailures: metrics.handshakeFailures.toJSON(),

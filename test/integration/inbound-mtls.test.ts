@@ -9,6 +9,7 @@ import {
   clientCredentials,
   eventually,
   mtlsAgent,
+  ordersBehindSidecar,
   ordersPolicyYaml,
   type PemCredentials,
   startEchoApp,
@@ -341,3 +342,14 @@ function rawExchange(port: number, credentials: PemCredentials, text: string): P
     socket.on('close', () => resolve(received));
   });
 }
+
+t.test('/stats says what the sidecar process holds: RSS, live heap and heap limit', async (t) => {
+  const { sidecar } = await ordersBehindSidecar(t, '');
+  const stats = (await (
+    await request(`http://127.0.0.1:${sidecar.adminPort}/stats`)
+  ).body.json()) as {
+    process: { rssMb: number; heapUsedMb: number; heapLimitMb: number };
+  };
+  t.ok(stats.process.rssMb > 0);
+  t.ok(stats.process.heapUsedMb > 0 && stats.process.heapUsedMb < stats.process.heapLimitMb);
+});

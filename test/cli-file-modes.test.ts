@@ -6,7 +6,7 @@
 
 import { chmod, lstat, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { postern, tempDir } from './helpers.ts';
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
@@ -24,6 +24,14 @@ async function symlinkElsewhere(dir: string, path: string): Promise<string> {
   await chmod(elsewhere, 0o644);
   await symlink(elsewhere, path);
   return elsewhere;
+}
+
+/** `path` is now a regular 0600 file, and the file the symlink there pointed at is as it was. */
+async function replacedNotFollowed(t: Test, path: string, elsewhere: string): Promise<void> {
+  t.ok((await lstat(path)).isFile(), `${path} is a regular file, not a symlink`);
+  t.equal(await modeOf(path), 0o600);
+  t.equal(await readFile(elsewhere, 'utf8'), 'not yours\n', 'the target is unchanged');
+  t.equal(await modeOf(elsewhere), 0o644, 'and its mode too (chmod did not reach through)');
 }
 
 /** A temporary folder with a CA in DIR/ca. */
@@ -82,10 +90,7 @@ t.test(
     const elsewhere = await symlinkElsewhere(dir, key);
     const result = issue(dir);
     t.equal(result.status, 0, result.stderr);
-    t.ok((await lstat(key)).isFile(), 'key.pem is a regular file, not a symlink');
-    t.equal(await modeOf(key), 0o600);
-    t.equal(await readFile(elsewhere, 'utf8'), 'not yours\n');
-    t.equal(await modeOf(elsewhere), 0o644);
+    await replacedNotFollowed(t, key, elsewhere);
   },
 );
 
@@ -98,10 +103,7 @@ t.test(
     const elsewhere = await symlinkElsewhere(dir, key);
     const init = postern('certs', 'init', '--out', join(dir, 'ca'));
     t.equal(init.status, 0, init.stderr);
-    t.ok((await lstat(key)).isFile(), 'ca.key is a regular file, not a symlink');
-    t.equal(await modeOf(key), 0o600);
-    t.equal(await readFile(elsewhere, 'utf8'), 'not yours\n');
-    t.equal(await modeOf(elsewhere), 0o644, 'chmod did not reach through the symlink either');
+    await replacedNotFollowed(t, key, elsewhere);
   },
 );
 
@@ -125,10 +127,7 @@ t.test(
     const elsewhere = await symlinkElsewhere(dir, out);
     const result = createToken(dir, out);
     t.equal(result.status, 0, result.stderr);
-    t.ok((await lstat(out)).isFile(), 'the token file is a regular file, not a symlink');
-    t.equal(await modeOf(out), 0o600);
-    t.equal(await readFile(elsewhere, 'utf8'), 'not yours\n');
-    t.equal(await modeOf(elsewhere), 0o644);
+    await replacedNotFollowed(t, out, elsewhere);
   },
 );
 

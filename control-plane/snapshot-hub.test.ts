@@ -141,3 +141,41 @@ t.test(
     t.doesNotThrow(() => hub.subscribe(subscriber('frontend', SHARED, '10.0.0.3:1').sub));
   },
 );
+
+t.test(
+  'a workload receives exactly the policies that select it, in the order they were given',
+  async (t) => {
+    const named = (name: string, namespace: string, matchLabels?: Record<string, string>) =>
+      ({
+        apiVersion: 'postern.dev/v1alpha1',
+        kind: 'RoutePolicy',
+        metadata: { name, namespace },
+        spec: { ...(matchLabels ? { selector: { matchLabels } } : {}), routes: [] },
+      }) as unknown as RoutePolicy;
+    const hub = new SnapshotHub(1, 'deny', { minFanOutIntervalMs: 0 });
+    t.teardown(() => hub.close());
+    hub.setPolicies([
+      named('whole-namespace', 'shop'),
+      named('frontend-only', 'shop', { app: 'frontend' }),
+      named('orders-backend', 'shop', { tier: 'backend', app: 'orders' }),
+      named('orders-canary', 'shop', { app: 'orders', track: 'canary' }),
+      named('other-namespace', 'billing'),
+      named('orders-by-app', 'shop', { app: 'orders' }),
+    ]);
+    const sent: Snapshot[] = [];
+    hub.subscribe({
+      workload: 'orders',
+      namespace: 'shop',
+      labels: { app: 'orders', tier: 'backend' },
+      address: undefined,
+      spiffeId: ORDERS,
+      certificateNotBeforeMs: 0,
+      send: (s) => sent.push(s),
+      close: () => {},
+    });
+    t.same(
+      sent[0]!.policies.map((p) => p.metadata.name),
+      ['whole-namespace', 'orders-backend', 'orders-by-app'],
+    );
+  },
+);

@@ -108,6 +108,11 @@ interface Registration {
   sentHash: string | undefined;
 }
 
+interface Group {
+  readonly policies: readonly RoutePolicy[];
+  readonly callers: PrincipalMatcher;
+}
+
 interface Endpoint {
   readonly entry: RegistryEntry;
   readonly callers: PrincipalMatcher;
@@ -146,7 +151,24 @@ export class SnapshotHub {
   readonly #maxWatchesPerIdentity: number;
   readonly #minFanOutIntervalMs: number;
   #counter = 0;
-  #policies: readonly RoutePolicy[] = [];
+  /**
+   * Candidate policies for a workload, indexed by namespace and then by one
+   * `key=value` pair of each policy's selector ('' for a policy that selects
+   * every workload of its namespace), so finding a group's policies does not
+   * scan every policy of the mesh.
+   */
+  #policyIndex = new Map<string, Map<string, RoutePolicy[]>>();
+  /** Each subscriber's group key, computed once (its labels never change). */
+  readonly #groupKeys = new WeakMap<object, string>();
+  /** Each policy's position in the set, so a group's policies keep the order they were given in. */
+  #order = new Map<RoutePolicy, number>();
+  /**
+   * Per (namespace, labels) group: the policies selecting it and the callers
+   * they admit. Kept until the policies change: registrations come and go far
+   * more often, and recomputing these for every group on every fan-out made
+   * fan-outs quadratic in workloads times policies.
+   */
+  readonly #groups = new Map<string, Group>();
   #revoked: readonly Revocation[] = [];
   readonly #subscribers = new Map<Subscriber, Registration>();
   /** Watches per (SPIFFE ID, workload), for the per-identity bound. */
@@ -167,7 +189,18 @@ export class SnapshotHub {
   }
 
   setPolicies(policies: readonly RoutePolicy[]): void {
-    this.#policies = policies;
+    this.#policyIndex = new Map();
+    this.#order = new Map(policies.map((policy, i) => [policy, i]));
+    for (const policy of policies) {
+      // Validated policies carry their namespace (defaulted as kubectl does).
+      const namespace = policy.metadata.namespace ?? 'default';
+      const byPair = this.#policyIndex.get(namespace) ?? new Map<string, RoutePolicy[]>();
+      this.#policyIndex.set(namespace, byPair);
+      const [first] = Object.entries(policy.spec.selector?.matchLabels ?? {});
+      const pair = first ? `${first[0]}=${first[1]}` : '';
+      byPair.set(pair, [...(byPair.get(pair) ?? []), policy]);
+    }
+    this.#groups.clear();
     this.#changed();
   }
 
@@ -276,16 +309,9 @@ export class SnapshotHub {
   /** Every registered endpoint with the callers its policies admit; rebuilt after each change. */
   #registry(): readonly Endpoint[] {
     if (!this.#endpoints) {
-      const callersByGroup = new Map<string, PrincipalMatcher>();
       const endpoints: Endpoint[] = [];
       for (const sub of this.#subscribers.keys()) {
         if (!sub.address) continue;
-        const group = groupKey(sub);
-        let callers = callersByGroup.get(group);
-        if (!callers) {
-          callers = admittedCallers(this.#selecting(sub), this.#meshDefault);
-          callersByGroup.set(group, callers);
-        }
         endpoints.push({
           entry: {
             service: sub.workload,
@@ -293,7 +319,7 @@ export class SnapshotHub {
             address: sub.address,
             spiffeId: sub.spiffeId,
           },
-          callers,
+          callers: this.#group(sub).callers,
         });
       }
       this.#endpoints = endpoints.sort((a, b) =>
@@ -303,15 +329,39 @@ export class SnapshotHub {
     return this.#endpoints;
   }
 
-  #selecting(workload: Pick<Subscriber, 'namespace' | 'labels'>): RoutePolicy[] {
-    return this.#policies.filter((policy) => selects(policy, workload.namespace, workload.labels));
+  #group(workload: Pick<Subscriber, 'namespace' | 'labels'>): Group {
+    let key = this.#groupKeys.get(workload);
+    if (key === undefined) {
+      key = groupKey(workload);
+      this.#groupKeys.set(workload, key);
+    }
+    let group = this.#groups.get(key);
+    if (!group) {
+      const policies = this.#candidates(workload).filter((policy) =>
+        selects(policy, workload.namespace, workload.labels),
+      );
+      group = { policies, callers: admittedCallers(policies, this.#meshDefault) };
+      this.#groups.set(key, group);
+    }
+    return group;
+  }
+
+  /** The policies that could select `workload`, in the order they were given. */
+  #candidates(workload: Pick<Subscriber, 'namespace' | 'labels'>): RoutePolicy[] {
+    const byPair = this.#policyIndex.get(workload.namespace);
+    if (!byPair) return [];
+    const found = new Set<RoutePolicy>(byPair.get('') ?? []);
+    for (const [key, value] of Object.entries(workload.labels)) {
+      for (const policy of byPair.get(`${key}=${value}`) ?? []) found.add(policy);
+    }
+    return [...found].sort((a, b) => this.#order.get(a)! - this.#order.get(b)!);
   }
 
   /** The snapshot a subscriber would receive now. */
   #snapshotFor(subscriber: Subscriber): Snapshot {
     const content = {
       meshDefault: this.#meshDefault,
-      policies: this.#selecting(subscriber),
+      policies: this.#group(subscriber).policies,
       registry: this.#registry()
         .filter((endpoint) => principalMatches(endpoint.callers, subscriber.spiffeId))
         .map((endpoint) => endpoint.entry),

@@ -24,7 +24,9 @@ export function ackRoutes(ctx: ApiContext): Routes {
 
   const record: Handler = async (req, res) => {
     const caller = workloadCaller(req, 'acks');
-    await ctx.tokens.refresh();
+    // Revocations as the token watch last loaded them: acks come in bursts
+    // (every sidecar after every fan-out), and a stat each is not needed for
+    // a list that the watch keeps current within milliseconds.
     refuseRevoked(req, caller.spiffeId, ctx.revokedUpTo);
     const ack = (await readJsonBody(req, MAX_ACK_BYTES)) as Partial<SnapshotAck> | null;
     if (

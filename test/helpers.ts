@@ -255,6 +255,13 @@ export async function shopSidecars(
   return { orders, frontend };
 }
 
+/** Waits until the sidecar whose admin port is `adminPort` answers ready (a certificate and a snapshot). */
+export function untilReady(adminPort: number): Promise<void> {
+  return eventually(
+    async () => (await request(`http://127.0.0.1:${adminPort}/healthz/ready`)).statusCode === 200,
+  );
+}
+
 /** Polls `check` every 20 ms until it returns true or `timeoutMs` passes (waiting on another process, not on time itself). */
 export async function eventually(
   check: () => Promise<boolean> | boolean,
@@ -398,10 +405,7 @@ export async function ordersBehindSidecar(
     namespace: 'shop',
     appPort: app.port,
   });
-  await eventually(
-    async () =>
-      (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
-  );
+  await untilReady(sidecar.adminPort);
   const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, caller));
   t.teardown(() => agent.close());
   return { mesh, app, sidecar, agent };

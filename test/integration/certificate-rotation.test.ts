@@ -9,6 +9,7 @@ import {
   shopSidecars,
   startEchoApp,
   startTestMesh,
+  untilReady,
 } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
@@ -24,10 +25,7 @@ t.test('SVIDs rotate at half life and are hot-swapped without dropping connectio
   const mesh = await startTestMesh(t, POLICY, { svidTtlMs: 4000 });
   const app = await startEchoApp(t);
   const { orders, frontend } = await shopSidecars(mesh, app.port);
-  await eventually(
-    async () =>
-      (await request(`http://127.0.0.1:${orders.adminPort}/healthz/ready`)).statusCode === 200,
-  );
+  await untilReady(orders.adminPort);
 
   // One keep-alive connection, counted: the connector runs once per new TCP+TLS connection.
   const tester = await clientCredentials(mesh.controlPlane.ca, TESTER);

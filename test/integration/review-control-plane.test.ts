@@ -29,6 +29,7 @@ import {
   startTestMesh,
   type TestMesh,
   tempDir,
+  untilReady,
   workloadCredentials,
 } from '../helpers.ts';
 
@@ -221,10 +222,7 @@ t.test(
       appPort: app.port,
       inboundHost: '0.0.0.0',
     });
-    await eventually(
-      async () =>
-        (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
-    );
+    await untilReady(sidecar.adminPort);
     const operator = await clientCredentials(mesh.controlPlane.ca, OPERATOR);
     const acks = (await listAcks(mesh, operator)).body.acks as { address: string }[];
     t.same(
@@ -505,10 +503,7 @@ t.test(
       namespace: 'shop',
       appPort: app.port,
     });
-    await eventually(
-      async () =>
-        (await request(`http://127.0.0.1:${rebound.adminPort}/healthz/ready`)).statusCode === 200,
-    );
+    await untilReady(rebound.adminPort);
     t.pass('a sidecar bootstrapped right after the revocation is ready');
   },
 );

@@ -21,12 +21,12 @@ import type { Sidecar } from '../../sidecar/sidecar.ts';
 import {
   clientCredentials,
   type EchoApp,
-  eventually,
   mtlsAgent,
   type PemCredentials,
   startEchoApp,
   startOutboundListener,
   startTestMesh,
+  untilReady,
 } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
@@ -93,10 +93,7 @@ async function ordersWith(
     appPort: app.port,
     headersWithUnderscores: underscores,
   });
-  await eventually(
-    async () =>
-      (await request(`http://127.0.0.1:${sidecar.adminPort}/healthz/ready`)).statusCode === 200,
-  );
+  await untilReady(sidecar.adminPort);
   const credentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
   return { sidecar, app, credentials, upgrades };
 }

@@ -174,6 +174,9 @@ export async function startBench(
           POSTERN_WORKLOAD: workload,
           POSTERN_NAMESPACE: 'shop',
           POSTERN_SERVICE_ACCOUNT: workload,
+          // What the token binds (token create default); given so that a sidecar
+          // from before labels were bound (--sidecar-bin) is selected too.
+          POSTERN_LABELS: `app=${workload}`,
           POSTERN_INBOUND_HOST: '127.0.0.1',
           POSTERN_INBOUND_PORT: String(inboundPort),
           POSTERN_OUTBOUND_PORT: String(outboundPort),

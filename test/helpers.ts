@@ -118,6 +118,21 @@ export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Pr
     // ?delay=MS holds the response, to keep a request in flight.
     const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
     if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+    const query = new URL(req.url ?? '/', 'http://app').searchParams;
+    // ?size=BYTES answers that many bytes; with &break=1 it sends half of
+    // them, chunked, and drops the connection (a relay that ended the
+    // response there would hand the client a well-formed, truncated body).
+    const size = Number(query.get('size') ?? 0);
+    if (size && query.get('break')) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(size >> 1, 'b'), () => res.destroy());
+      return;
+    }
+    if (size) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+      res.end(Buffer.alloc(size, 'x'));
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json', 'x-app': 'echo' });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });

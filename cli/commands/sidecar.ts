@@ -1,6 +1,7 @@
 import { INBOUND_LIMITS } from '../../common/connection-limits.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
+import { applyDataPlaneV8Settings } from '../../common/v8-settings.ts';
 import { parseLabels } from '../../common/wire.ts';
 import {
   DEFAULT_UNDERSCORE_ACTION,
@@ -62,6 +63,7 @@ export const sidecar: Command = {
     },
   ],
   async run(values) {
+    applyDataPlaneV8Settings();
     const underscores = values['headers-with-underscores']!;
     if (!isUnderscoreAction(underscores)) {
       throw new ConfigError(

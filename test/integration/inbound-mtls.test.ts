@@ -202,6 +202,27 @@ t.test('the inbound listener over real mTLS', async (t) => {
     t.match(JSON.parse(echoed.body), { body: 'hello' });
   });
 
+  await t.test(
+    'an app that breaks mid-body cuts the response: no truncated body passes as whole',
+    async (t) => {
+      const res = await request(`${base}/orders?size=1000000&break=1`, { dispatcher: agent });
+      t.equal(res.statusCode, 200);
+      await t.rejects(res.body.arrayBuffer(), 'reading the body fails rather than ending early');
+    },
+  );
+
+  await t.test('a large response reaches a client that reads slowly, whole', async (t) => {
+    const size = 16 * 1024 * 1024;
+    const res = await request(`${base}/orders?size=${size}`, { dispatcher: agent });
+    let received = 0;
+    for await (const chunk of res.body) {
+      received += chunk.length;
+      // A reader slower than loopback: the sidecar must hold the app back, not drop or buffer it all.
+      if (received < size / 4) await new Promise((resolve) => setImmediate(resolve));
+    }
+    t.equal(received, size);
+  });
+
   await t.test('a client that disconnects cancels its request to the app', async (t) => {
     const socket = connect({
       host: '127.0.0.1',

@@ -160,6 +160,11 @@ export function canonicalTarget(raw: string): TargetResult {
     return reject('the path has a character that must be percent-encoded');
   if (rawPath.includes(';'))
     return reject('the path has a ; (path parameters are read differently by different servers)');
+  // The common case costs no split and join: without escapes, empty
+  // segments or dot segments the path is already canonical.
+  if (!rawPath.includes('%') && !rawPath.includes('//') && !rawPath.includes('/.')) {
+    return { ok: true, target: { path: rawPath, search } };
+  }
   const decoded = normaliseEscapes(rawPath);
   if (typeof decoded !== 'string') return reject(decoded.reason);
 

@@ -221,7 +221,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     apply: (snapshot) => state.apply(snapshot),
     ...(options.watchIdleTimeoutMs ? { idleTimeoutMs: options.watchIdleTimeoutMs } : {}),
     onResult: (result) => {
-      metrics.snapshots.inc({ result: result.ok ? 'applied' : 'rejected' });
+      metrics.snapshots.inc(result.ok ? 'applied' : 'rejected');
       if (result.ok && state.current) outbound?.retainOnly(state.current.snapshot.registry);
       // Even a rejected snapshot brings its revocations (see SnapshotState).
       const revoked = state.current?.revoked;

@@ -1,5 +1,4 @@
 import { ConfigError } from '../../common/errors.ts';
-import { loadPolicies } from '../../common/policy/files.ts';
 import type { Command } from './command.ts';
 
 export const policyValidate: Command = {
@@ -11,6 +10,8 @@ export const policyValidate: Command = {
   async run(_values, positional) {
     if (!positional.length)
       throw new ConfigError('postern policy validate: name at least one file or folder');
+    // Loaded here, not at the top: every role shares this binary, and only this command needs YAML.
+    const { loadPolicies } = await import('../../common/policy/files.ts');
     const loaded = await loadPolicies(positional);
     for (const warning of loaded.warnings) process.stdout.write(`warning: ${warning}\n`);
     for (const error of loaded.errors) process.stdout.write(`error: ${error}\n`);

@@ -8,7 +8,6 @@ import {
   isUnderscoreAction,
   UNDERSCORE_ACTIONS,
 } from '../../sidecar/http/headers.ts';
-import { startSidecar } from '../../sidecar/sidecar.ts';
 import { countFlag, portFlag } from '../flags.ts';
 import { type Command, untilSignalled } from './command.ts';
 
@@ -76,6 +75,8 @@ export const sidecar: Command = {
     } catch (error) {
       throw new ConfigError(`--labels: ${(error as Error).message}`);
     }
+    // Here, not at the top: other commands share this binary and must not load the data plane.
+    const { startSidecar } = await import('../../sidecar/sidecar.ts');
     const running = await startSidecar({
       controlPlane: values['control-plane']!,
       caFile: values['ca-file']!,

@@ -2,9 +2,14 @@ import { ConfigError } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
 import { parseLabels } from '../../common/wire.ts';
-import { statePaths } from '../../control-plane/state.ts';
-import { TokenStore } from '../../control-plane/tokens.ts';
 import { type Command, durationFlag } from './command.ts';
+
+// The control plane's token store, loaded when a token command runs: the sidecar shares this binary.
+async function tokenStore(stateDir: string, trustDomain: string) {
+  const { statePaths } = await import('../../control-plane/state.ts');
+  const { TokenStore } = await import('../../control-plane/tokens.ts');
+  return new TokenStore(statePaths(stateDir).tokens, trustDomain);
+}
 
 export const tokenCreate: Command = {
   name: 'token create',
@@ -27,7 +32,7 @@ export const tokenCreate: Command = {
     },
   ],
   async run(values) {
-    const store = new TokenStore(statePaths(values.state!).tokens, values['trust-domain']!);
+    const store = await tokenStore(values.state!, values['trust-domain']!);
     const ttlMs = values.ttl ? durationFlag(values, 'ttl') : undefined;
     const labels = values.labels ? labelsFlag(values.labels) : undefined;
     const token = await store.create(
@@ -75,7 +80,7 @@ export const tokenRevoke: Command = {
   ],
   async run(values) {
     const id = parseSpiffeId(values['spiffe-id']!);
-    const store = new TokenStore(statePaths(values.state!).tokens, id.trustDomain);
+    const store = await tokenStore(values.state!, id.trustDomain);
     const removed = await store.revoke(values['spiffe-id']!);
     process.stdout.write(
       `revoked ${values['spiffe-id']}: deleted ${removed} bootstrap token(s); its certificates issued until now are refused\n`,

@@ -84,7 +84,7 @@ export function authorizeRequest(
         now(),
       );
       exchange.decision = decision;
-      metrics.decisions.inc({ decision: decision.allowed ? 'allow' : 'deny', mode: decision.mode });
+      metrics.decisions.inc(decision.allowed ? 'allow' : 'deny', decision.mode);
       if (decision.allowed) return undefined;
       const fields = {
         principal: exchange.principal,

@@ -32,8 +32,9 @@ export interface Filter {
 }
 
 export function runFilters(filters: readonly Filter[], exchange: Exchange): LocalReply | undefined {
-  for (const filter of filters) {
-    const reply = filter.onRequest(exchange);
+  // Indexed, not for-of: an iterator per request showed in the allocation profile.
+  for (let i = 0; i < filters.length; i++) {
+    const reply = filters[i]!.onRequest(exchange);
     if (reply) return reply;
   }
   return undefined;

@@ -102,14 +102,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   constructor(res: ServerResponse, done: (result: ForwardResult) => void) {
     this.#res = res;
     this.#done = done;
-    res.once('close', this.#onClientClose);
+    // on, not once: 'close' fires once, and once() would wrap the listener per request.
+    res.on('close', this.#onClientClose);
   }
 
   readonly #onClientClose = () => {
     if (!this.#res.writableFinished) this.#controller?.abort(new ClientGoneError());
   };
-
-  readonly #onDrain = () => this.#controller?.resume();
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
@@ -131,7 +130,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (!this.#res.write(chunk)) {
       controller.pause();
-      this.#res.once('drain', this.#onDrain);
+      this.#res.once('drain', () => controller.resume());
     }
   }
 

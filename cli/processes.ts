@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
 import { request } from 'undici';
+import { posternBin } from './postern-bin.ts';
 
-export const POSTERN_BIN = resolve(import.meta.dirname, '../bin/postern.ts');
+/** The `postern` binary children run: the fresh bundle, or the source (see postern-bin.ts). */
+export const POSTERN_BIN = posternBin();
 
 /** Node flags for every child: http-proxy (2020) trips a deprecation warning on Node 24 that says nothing about us. */
 export const CHILD_NODE_ARGS = ['--disable-warning=DEP0060'];
@@ -31,7 +32,8 @@ export interface Child {
 /**
  * Starts `command <args>` with `env` added, output appended to `logFile`;
  * with `cpu`, pinned to that core (taskset execs the command, so the pid is
- * the command's own, as /proc readings need).
+ * the command's own, as /proc readings need). With `ipc`, a Node child gets
+ * the `process.send` channel, for harness processes steered by messages.
  */
 export function startProcess(
   name: string,
@@ -40,13 +42,14 @@ export function startProcess(
   env: Record<string, string>,
   logFile: string,
   cpu?: number,
+  ipc = false,
 ): Child {
   const log = createWriteStream(logFile, { flags: 'a' });
   const [file, argv] =
     cpu === undefined ? [command, args] : ['taskset', ['-c', String(cpu), command, ...args]];
   const child = spawn(file, argv, {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? (['ipc'] as const) : [])],
   });
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
@@ -54,15 +57,24 @@ export function startProcess(
   return { name, process: child, exited };
 }
 
-/** Starts `node <args>` (this Node) with `env` added, output appended to `logFile`, optionally pinned to `cpu`. */
+/** Starts `node <args>` (this Node) with `env` added, output appended to `logFile`, optionally pinned to `cpu` and with an IPC channel. */
 export function startChild(
   name: string,
   args: readonly string[],
   env: Record<string, string>,
   logFile: string,
   cpu?: number,
+  ipc = false,
 ): Child {
-  return startProcess(name, process.execPath, [...CHILD_NODE_ARGS, ...args], env, logFile, cpu);
+  return startProcess(
+    name,
+    process.execPath,
+    [...CHILD_NODE_ARGS, ...args],
+    env,
+    logFile,
+    cpu,
+    ipc,
+  );
 }
 
 /** Polls `url` until it answers 2xx, the child exits, or `timeoutMs` passes. */
@@ -98,18 +110,24 @@ export async function stopChild(child: Child, graceMs = 5000): Promise<void> {
   clearTimeout(timer);
 }
 
-/** `postern control-plane` as its own process on 127.0.0.1, configured by POSTERN_* variables as in a pod. */
+/**
+ * `postern control-plane` as its own process on 127.0.0.1, configured by
+ * POSTERN_* variables as in a pod; `env` adds more of them (other flags,
+ * such as POSTERN_MAX_CONNECTIONS).
+ */
 export function startControlPlaneProcess(options: {
   policiesDir: string;
   stateDir: string;
   apiPort: number;
   logFile: string;
   cpu?: number;
+  env?: Record<string, string>;
 }): Child {
   return startChild(
     'control-plane',
     [POSTERN_BIN, 'control-plane'],
     {
+      ...options.env,
       POSTERN_POLICIES: options.policiesDir,
       POSTERN_STATE: options.stateDir,
       POSTERN_API_PORT: String(options.apiPort),

@@ -9,6 +9,7 @@ import { DEFAULT_TRUST_DOMAIN } from '../common/spiffe.ts';
 import { defaultOperators } from '../control-plane/operators.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
+import { CHECKOUT } from './postern-bin.ts';
 import {
   type Child,
   freePort,
@@ -20,7 +21,7 @@ import {
 } from './processes.ts';
 
 const NAMESPACE = 'shop';
-const DEMO_APPS = resolve(import.meta.dirname, '../demo/apps');
+const DEMO_APPS = resolve(CHECKOUT, 'demo/apps');
 const TESTER = `spiffe://${DEFAULT_TRUST_DOMAIN}/ns/default/sa/tester`;
 
 interface Workload {

@@ -1,10 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CA_FILES, CertificateAuthority } from '../../certs/authority.ts';
-import { generateKeyPair, privateKeyToPem } from '../../certs/x509.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
 import { type Command, durationFlag } from './command.ts';
+
+// The CA and its certificate library load when a certs command runs, not at
+// start: every role shares this binary, and the sidecar must not carry them (issue 7).
+const authority = () => import('../../certs/authority.ts');
 
 export const certsInit: Command = {
   name: 'certs init',
@@ -19,6 +21,7 @@ export const certsInit: Command = {
     },
   ],
   async run(values) {
+    const { CA_FILES, CertificateAuthority } = await authority();
     const ca = await CertificateAuthority.create(values['trust-domain']!);
     await ca.writeTo(values.out!);
     process.stdout.write(
@@ -44,6 +47,8 @@ export const certsIssue: Command = {
   ],
   async run(values) {
     parseSpiffeId(values['spiffe-id']!);
+    const { CertificateAuthority } = await authority();
+    const { generateKeyPair, privateKeyToPem } = await import('../../certs/x509.ts');
     const ca = await CertificateAuthority.load(values.ca!);
     const keys = await generateKeyPair();
     const cert = await ca.issue(keys.publicKey, {

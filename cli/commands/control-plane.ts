@@ -3,7 +3,6 @@ import { CONTROL_PLANE_LIMITS } from '../../common/connection-limits.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from '../../common/policy/principals.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
-import { startControlPlane } from '../../control-plane/control-plane.ts';
 import { countFlag, portFlag } from '../flags.ts';
 import { type Command, durationFlag, untilSignalled } from './command.ts';
 
@@ -77,6 +76,9 @@ export const controlPlane: Command = {
         'postern control-plane: --policies DIR is required with --policy-source files',
       );
     }
+    // Loaded here, not at the top: every role shares this binary, and the
+    // sidecar must not carry the control plane and its CA (issue 7).
+    const { startControlPlane } = await import('../../control-plane/control-plane.ts');
     const cp = await startControlPlane({
       ...(source === 'kubernetes'
         ? { kubernetes: await kubeConfig(values.kubeconfig) }

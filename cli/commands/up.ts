@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { runUp } from '../up.ts';
+import { CHECKOUT } from '../postern-bin.ts';
 import type { Command } from './command.ts';
 
 export const up: Command = {
@@ -10,9 +10,11 @@ export const up: Command = {
     {
       name: 'policies',
       help: 'folder of RoutePolicy YAML',
-      default: resolve(import.meta.dirname, '../../demo/policies'),
+      default: resolve(CHECKOUT, 'demo/policies'),
     },
     { name: 'state', help: 'state folder (CA, tokens, client certificates)', default: '.postern' },
   ],
-  run: (values) => runUp({ policiesDir: values.policies!, stateDir: values.state! }),
+  // Loaded when run: every role shares this binary, and the sidecar must not carry the CA (issue 7).
+  run: async (values) =>
+    (await import('../up.ts')).runUp({ policiesDir: values.policies!, stateDir: values.state! }),
 };

@@ -1,7 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createCsr } from '../../certs/authority.ts';
-import { privateKeyToPem } from '../../certs/x509.ts';
+import { createCsr } from '../../certs/csr.ts';
 import { backoffDelay, sleep } from '../../common/backoff.ts';
 import { ControlPlaneError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
@@ -50,7 +49,7 @@ export class WorkloadCertificate {
   }
 
   async #request(useToken: boolean): Promise<Svid> {
-    const { keys, csrPem } = await createCsr(this.#options.spiffeId);
+    const { keyPem, csrPem } = await createCsr(this.#options.spiffeId);
     const token = useToken ? (await readFile(this.#options.tokenFile, 'utf8')).trim() : undefined;
     const response = await this.#options.client.requestCertificate({
       csr: csrPem,
@@ -60,7 +59,7 @@ export class WorkloadCertificate {
     return Object.freeze({
       spiffeId: response.spiffeId,
       certPem: response.certificateChain,
-      keyPem: privateKeyToPem(keys.privateKey),
+      keyPem,
       bundlePem: response.trustBundle,
       notBeforeMs: Date.parse(leaf.validFrom),
       notAfterMs: Date.parse(leaf.validTo),

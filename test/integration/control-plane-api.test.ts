@@ -2,9 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import { Agent, request } from 'undici';
-import { createCsr } from '../../certs/authority.ts';
+import { createCsr } from '../../certs/csr.ts';
 import { uriSansOf } from '../../certs/peer-identity.ts';
-import { privateKeyToPem } from '../../certs/x509.ts';
 import type { CertificateResponse } from '../../common/wire.ts';
 import { clientCredentials, postern, startTestMesh } from '../helpers.ts';
 
@@ -41,7 +40,7 @@ t.test('the control plane signs CSRs only for the identity the credential proves
       connect: {
         ca: mesh.controlPlane.ca.bundlePem,
         cert: issued.body.certificateChain,
-        key: privateKeyToPem(first.keys.privateKey),
+        key: first.keyPem,
       },
     });
   };

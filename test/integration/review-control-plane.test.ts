@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
-import { createCsr } from '../../certs/authority.ts';
+import { createCsr } from '../../certs/csr.ts';
 import { Logger } from '../../common/log.ts';
 import { SseParser } from '../../common/sse.ts';
 import type { Snapshot } from '../../common/wire.ts';

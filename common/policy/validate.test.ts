@@ -2,7 +2,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { parse } from 'yaml';
 import { loadPolicies } from './files.ts';
+import { validateRoutePolicy } from './validate.ts';
 
 async function load(yaml: string, now = new Date('2026-11-25T00:00:00Z')) {
   const dir = await mkdtemp(join(tmpdir(), 'postern-policy-'));
@@ -422,3 +424,19 @@ t.test('nothing falls through, so nothing is warned about, when', async (t) => {
     `${route('admin-get', '{ methods: [GET], path: { prefix: /admin/users } }', DENY_ALL)}${route('admin', '{ path: { prefix: /admin } }', DENY_ALL)}${route('everything', '{ path: { prefix: / } }', ALLOW_ALL)}`,
   );
 });
+
+t.test(
+  'without lint, validation still reports every error but skips the route-against-route warnings (a sidecar applying 10,000 routes)',
+  (t) => {
+    const doc = parse(
+      `${HEADER}spec:\n  routes:\n${route('read', '{ methods: [GET], path: { prefix: /orders } }', ALLOW_ALL)}${route('head', '{ methods: [HEAD], path: { prefix: /orders } }', DENY_ALL)}${route('read', '{ path: { exact: /x } }', ALLOW_ALL)}`,
+    );
+    const linted = validateRoutePolicy(doc, 'p');
+    const unlinted = validateRoutePolicy(doc, 'p', new Date(), { lint: false });
+    t.match(linted.warnings, [{ message: /can never be chosen/ }]);
+    t.same(unlinted.warnings, []);
+    t.same(unlinted.errors, linted.errors);
+    t.match(unlinted.errors, [{ path: 'spec.routes[2].name', message: /duplicates the name/ }]);
+    t.end();
+  },
+);

@@ -90,9 +90,12 @@ export class SnapshotState {
   /** Why a well-formed snapshot's policies cannot be applied, if they cannot. */
   #rejectedPolicies(snapshot: Snapshot): ApplyResult | undefined {
     // The control plane validated these already; the sidecar checks again
-    // because it, not the control plane, is the one that enforces them.
+    // because it, not the control plane, is the one that enforces them. Errors
+    // only: the control plane reported the warnings.
     const problems = snapshot.policies.flatMap((policy, i) =>
-      validateRoutePolicy(policy, `policies[${i}]`).errors.map((p) => formatProblem(p)),
+      validateRoutePolicy(policy, `policies[${i}]`, new Date(), { lint: false }).errors.map((p) =>
+        formatProblem(p),
+      ),
     );
     if (problems.length) return { ok: false, reason: problems.join('; ') };
     // Every policy in a snapshot selects this workload, so any disagreement on

@@ -90,6 +90,37 @@ t.test('a revoked identity’s watches are ended and leave the registry', async 
 });
 
 t.test(
+  'an ack is recorded against the watch of its identity and address, and leaves with it',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'deny', { minFanOutIntervalMs: 0 });
+    t.teardown(() => hub.close());
+    const caller = { spiffeId: ORDERS, workload: 'orders', namespace: 'shop' };
+    const ack = (address: string | undefined, hash: string) =>
+      hub.recordAck(caller, { version: '1.1', hash, status: 'applied', address }, new Date());
+    const unsubscribe = hub.subscribe(subscriber('orders', ORDERS, '10.0.0.1:15006').sub);
+    hub.subscribe(subscriber('orders', ORDERS, '10.0.0.2:15006').sub);
+    hub.subscribe(subscriber('frontend', FRONTEND, '10.0.0.3:15006').sub);
+    t.ok(ack('10.0.0.1:15006', 'a'));
+    t.ok(ack('10.0.0.2:15006', 'b'));
+    t.notOk(ack('10.0.0.3:15006', 'c'), "another identity's address");
+    t.notOk(ack(undefined, 'd'), 'no watch without an address');
+    t.same(
+      hub.acks.map((a) => [a.address, a.hash]),
+      [
+        ['10.0.0.1:15006', 'a'],
+        ['10.0.0.2:15006', 'b'],
+      ],
+    );
+    unsubscribe();
+    t.notOk(ack('10.0.0.1:15006', 'e'), 'the watch is gone');
+    t.same(
+      hub.acks.map((a) => a.address),
+      ['10.0.0.2:15006'],
+    );
+  },
+);
+
+t.test(
   'registry changes within the fan-out interval reach a subscriber as one snapshot',
   async (t) => {
     const hub = new SnapshotHub(1, 'allow-authenticated', { minFanOutIntervalMs: 200 });

@@ -119,6 +119,9 @@ interface Endpoint {
 }
 
 const identityKey = (s: Pick<Subscriber, 'spiffeId' | 'workload'>) => `${s.spiffeId} ${s.workload}`;
+/** What an ack names its watch by: the caller's identity and the address the watch advertised. */
+const ackKey = (s: Pick<Subscriber, 'spiffeId' | 'workload'>, address: string | undefined) =>
+  `${identityKey(s)} ${address ?? ''}`;
 
 /**
  * Where a replica runs, for replacement: its IP (a pod has one, so a second
@@ -173,6 +176,12 @@ export class SnapshotHub {
   readonly #subscribers = new Map<Subscriber, Registration>();
   /** Watches per (SPIFFE ID, workload), for the per-identity bound. */
   readonly #perIdentity = new Map<string, number>();
+  /**
+   * Watches by what an ack names (identity, workload, address), in the order
+   * they were opened: every sidecar acks every fan-out, and finding the
+   * watch by scanning all of them made an edit's acks quadratic in sidecars.
+   */
+  readonly #byAckKey = new Map<string, Set<Subscriber>>();
   #endpoints: Endpoint[] | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #lastFanOut = Number.NEGATIVE_INFINITY;
@@ -237,6 +246,8 @@ export class SnapshotHub {
     }
     this.#perIdentity.set(key, held + 1);
     this.#subscribers.set(subscriber, { ack: undefined, sentHash: undefined });
+    const byAck = ackKey(subscriber, subscriber.address);
+    this.#byAckKey.set(byAck, (this.#byAckKey.get(byAck) ?? new Set()).add(subscriber));
     if (subscriber.address) this.#changed();
     this.#push(subscriber, this.#snapshotFor(subscriber));
     return () => {
@@ -251,6 +262,10 @@ export class SnapshotHub {
     const held = (this.#perIdentity.get(key) ?? 1) - 1;
     if (held) this.#perIdentity.set(key, held);
     else this.#perIdentity.delete(key);
+    const byAck = ackKey(subscriber, subscriber.address);
+    const watches = this.#byAckKey.get(byAck);
+    watches?.delete(subscriber);
+    if (!watches?.size) this.#byAckKey.delete(byAck);
     if (subscriber.address) this.#changed();
     return true;
   }
@@ -281,23 +296,24 @@ export class SnapshotHub {
     ack: Pick<SnapshotAck, 'version' | 'hash' | 'status' | 'reason' | 'address'>,
     at: Date,
   ): boolean {
-    for (const [subscriber, registration] of this.#subscribers) {
-      if (identityKey(subscriber) !== identityKey(caller)) continue;
-      if (subscriber.address !== (ack.address || undefined)) continue;
-      registration.ack = {
-        workload: subscriber.workload,
-        namespace: subscriber.namespace,
-        spiffeId: subscriber.spiffeId,
-        address: subscriber.address,
-        version: ack.version,
-        hash: ack.hash,
-        status: ack.status,
-        ...(ack.reason === undefined ? {} : { reason: ack.reason }),
-        at: at.toISOString(),
-      };
-      return true;
-    }
-    return false;
+    const subscriber = this.#byAckKey
+      .get(ackKey(caller, ack.address || undefined))
+      ?.values()
+      .next().value;
+    const registration = subscriber && this.#subscribers.get(subscriber);
+    if (!subscriber || !registration) return false;
+    registration.ack = {
+      workload: subscriber.workload,
+      namespace: subscriber.namespace,
+      spiffeId: subscriber.spiffeId,
+      address: subscriber.address,
+      version: ack.version,
+      hash: ack.hash,
+      status: ack.status,
+      ...(ack.reason === undefined ? {} : { reason: ack.reason }),
+      at: at.toISOString(),
+    };
+    return true;
   }
 
   get acks(): readonly AckStatus[] {

@@ -2,47 +2,71 @@
  * The latency harness (DESIGN.md, "Performance budget"):
  *
  *   npm run bench                 # the quick run, under three minutes (--rounds N: default 3)
+ *   npm run bench -- --full       # the rest of the matrix, 10-15 minutes (--rounds N: default 2)
  *   npm run bench -- --smoke      # seconds: checks the harness works (CI runs this)
+ *   npm run bench -- --full --smoke   # the full run's code path, each point for 0.5 s
  *   npm run bench -- --out DIR    # reports elsewhere than load-tests/reports/
  *   npm run bench -- --sidecar-node-args='--max-semi-space-size=1'   # try a Node setting
  *
- * Starts the app, a control plane, a Postern sidecar in front of the app and
+ * Starts the app, a control plane, a Postern sidecar in front of the app,
+ * the Node floor (bench/node-floor.ts: the least a Node mTLS proxy can do) and
  * nginx doing the same mTLS termination and proxying (installed with apt when
- * missing), pins the proxies to one core and everything else to the other,
- * and measures in one run: Postern cold (its first seconds after ready), then
- * the app directly, Postern and nginx at the same open-loop rate, then each
- * closed-loop to saturation; plus the authorization decision at 10 to 10,000
- * routes. Prints the budget with PASS/FAIL and writes bench.json, bench.md and
- * bench.svg.
+ * missing), and pins the proxies to one core and everything else to the other.
+ *
+ * The quick run measures in one run: Postern and the Node floor cold (each
+ * one's first seconds after ready), then the app directly and every proxy at
+ * the same open-loop rate, then each closed-loop to saturation; plus the
+ * authorization decision at 10 to 10,000 routes. Prints the budget with
+ * Postern's PASS/FAIL and the Node floor's value on each line, and writes
+ * bench.json, bench.md and bench.svg.
+ *
+ * The full run (bench/full-run.ts) does not repeat the quick run: it varies
+ * one thing at a time from the quick run's load (bench/matrix.ts: rate,
+ * connections, response size, the features on the path) and writes
+ * bench-full.json and bench-full.md, leaving the quick run's reports alone.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type BenchResults, budgetLines } from './bench/budget.ts';
+import { type BenchResults, budgetLines, type Rss } from './bench/budget.ts';
+import { fullRun } from './bench/full-run.ts';
 import type { LoadSpec } from './bench/generator.ts';
-import { combineRounds, type Measured, measure, rssMb } from './bench/measure.ts';
+import {
+  combineRounds,
+  type Measured,
+  measure,
+  measureInterleaved,
+  proxyRssMb,
+} from './bench/measure.ts';
 import { budgetTable, writeReports } from './bench/report.ts';
-import { LOAD_CPU, PROXY_CPU, startBench, type Target } from './bench/targets.ts';
+import { type Bench, machine, nginxAvailable, startBench, type Target } from './bench/targets.ts';
 import { measureDecisionTime } from './decision-time.ts';
 
 const { values } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     out: { type: 'string', default: resolve(import.meta.dirname, 'reports') },
-    // Node flags for the sidecar, space-separated: to measure a setting before adopting it.
+    // Node flags for the sidecar (and the Node floor, which stays Node with the sidecar's
+    // settings), space-separated: to measure a setting before adopting it.
     'sidecar-node-args': { type: 'string', default: '' },
     // Another build of bin/postern.ts to run the sidecar from (a bundle, say).
     'sidecar-bin': { type: 'string' },
+    // The rest of the matrix (bench/matrix.ts) instead of the quick run.
+    full: { type: 'boolean', default: false },
     // Interleaved rounds of the steady runs; the report gives medians and the spread.
     rounds: { type: 'string' },
+    // --full: seconds measured at each point (after 1 s of warm-up).
+    seconds: { type: 'string' },
     // Keep the work folder (processes' logs, nginx.conf) and print where it is.
     keep: { type: 'boolean', default: false },
   },
 });
 const smoke = values.smoke!;
-const rounds = Number(values.rounds ?? (smoke ? 1 : 3));
+const full = values.full!;
+const rounds = Number(values.rounds ?? (smoke ? 1 : full ? 2 : 3));
+const sidecarBin = values['sidecar-bin'] ? resolve(values['sidecar-bin']) : undefined;
+const say = (line: string) => process.stdout.write(`${line}\n`);
 
 const steady = {
   mode: 'open',
@@ -60,121 +84,135 @@ const saturation = {
   warmupSeconds: 1,
 } as const;
 
-/** nginx from Debian when it is missing (the reference hop); undefined when it cannot be had. */
-function nginxAvailable(): boolean {
-  const has = () => {
-    try {
-      execFileSync('nginx', ['-v'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
+/** A proxy just started: its RSS at ready, then its first seconds under load, no warm-up. */
+async function measureCold(target: Target): Promise<{ atStartMb: number; cold: Measured }> {
+  const atStartMb = await proxyRssMb(target);
+  say(`${target.name} ready (RSS ${atStartMb.toFixed(0)} MB); measuring it cold`);
+  return { atStartMb, cold: await measure(target, { ...steady, warmupSeconds: 0 }) };
+}
+
+/** Each proxy's RSS now, read one right after another. */
+async function rssOfEach(proxies: readonly Target[]): Promise<Map<Target, number>> {
+  const mb = new Map<Target, number>();
+  for (const proxy of proxies) mb.set(proxy, await proxyRssMb(proxy));
+  return mb;
+}
+
+/** The quick run on `bench`; resolves with the count of failed requests. */
+async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Promise<number> {
+  // Each proxy's cold run comes right after it starts, before anything else loads it.
+  const postern = await bench.startSidecar();
+  const posternCold = await measureCold(postern);
+  // The smoke starts the floor too, so that its readiness check (an mTLS
+  // request relayed to the app) proves it works; measuring it would add
+  // seconds to the smoke, so only runs without --smoke do.
+  const startedFloor = await bench.startNodeFloor();
+  const nodeFloor = smoke ? undefined : startedFloor;
+  const floorCold = nodeFloor && (await measureCold(nodeFloor));
+  const nginx: Target | undefined = withNginx ? await bench.startNginx() : undefined;
+  const mesh = await bench.startMeshHop();
+
+  const targets = [
+    bench.direct,
+    ...(nodeFloor ? [nodeFloor] : []),
+    postern,
+    mesh,
+    ...(nginx ? [nginx] : []),
+  ];
+  const measured = await measureInterleaved(targets, steady, rounds, say);
+  const singleProxies = [postern, ...(nodeFloor ? [nodeFloor] : [])];
+  const steadyMb = await rssOfEach(singleProxies);
+  const combined = (target: Target) => combineRounds(measured.get(target)!);
+
+  let saturationResults: BenchResults['saturation'];
+  let afterSaturationMb: Map<Target, number> | undefined;
+  if (!smoke) {
+    say('saturation (closed loop)');
+    saturationResults = {
+      direct: await measure(bench.direct, saturation),
+      ...(nodeFloor ? { nodeFloor: await measure(nodeFloor, saturation) } : {}),
+      postern: await measure(postern, saturation),
+      ...(nginx ? { nginx: await measure(nginx, saturation) } : {}),
+    };
+    afterSaturationMb = await rssOfEach(singleProxies);
+  }
+  const rssOf = (proxy: Target, atStartMb: number): Rss => ({
+    atStartMb,
+    steadyMb: steadyMb.get(proxy)!,
+    ...(afterSaturationMb ? { afterSaturationMb: afterSaturationMb.get(proxy)! } : {}),
+  });
+  say('authorization decision time');
+  const decision = [10, 1_000, 10_000].map((routes) =>
+    measureDecisionTime(routes, smoke ? 2 : 5, smoke ? 10_000 : 100_000),
+  );
+
+  const results: BenchResults = {
+    startedAt,
+    machine: machine(sidecarBin),
+    load: {
+      rate: steady.rate,
+      connections: steady.connections,
+      responseBytes: 1024,
+      seconds: steady.seconds,
+      warmupSeconds: steady.warmupSeconds,
+    },
+    direct: combined(bench.direct),
+    postern: combined(postern),
+    ...(nginx ? { nginx: combined(nginx) } : {}),
+    mesh: combined(mesh),
+    cold: posternCold.cold,
+    ...(nodeFloor && floorCold
+      ? {
+          nodeFloor: {
+            steady: combined(nodeFloor),
+            cold: floorCold.cold,
+            rss: rssOf(nodeFloor, floorCold.atStartMb),
+          },
+        }
+      : {}),
+    ...(saturationResults ? { saturation: saturationResults } : {}),
+    rss: rssOf(postern, posternCold.atStartMb),
+    decision,
   };
-  if (has()) return true;
-  process.stdout.write('nginx is missing; installing nginx-light with apt-get\n');
-  try {
-    execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq nginx-light'], {
-      stdio: 'ignore',
-    });
-  } catch {}
-  return has();
+  const lines = budgetLines(results);
+  const files = await writeReports(values.out!, results, lines);
+  say(`\n${budgetTable(lines)}\n\nwrote ${files.join(', ')}`);
+  return [
+    ...[...measured.values()].flat(),
+    posternCold.cold,
+    ...(floorCold ? [floorCold.cold] : []),
+  ].reduce((sum, m) => sum + m.errors, 0);
 }
 
 async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
   const startedAt = new Date().toISOString();
-  const withNginx = !smoke && nginxAvailable();
-  const sidecarNodeArgs = values['sidecar-node-args']!.split(' ').filter(Boolean);
+  const withNginx = !smoke && nginxAvailable(say);
   const bench = await startBench(dir, {
     responseBytes: 1024,
-    sidecarNodeArgs,
-    ...(values['sidecar-bin'] ? { sidecarBin: resolve(values['sidecar-bin']) } : {}),
+    sidecarNodeArgs: values['sidecar-node-args']!.split(' ').filter(Boolean),
+    ...(sidecarBin ? { sidecarBin } : {}),
   });
   try {
-    const postern = await bench.startSidecar();
-    const pid = postern.proxies![0]!.process.pid!;
-    const atStartMb = await rssMb(pid);
-    process.stdout.write(`postern ready (RSS ${atStartMb.toFixed(0)} MB); measuring it cold\n`);
-    const cold = await measure(postern, { ...steady, warmupSeconds: 0 });
-    const nginx: Target | undefined = withNginx ? await bench.startNginx() : undefined;
-    const mesh = await bench.startMeshHop();
-
-    // The targets take turns, round after round, so a slow minute of the
-    // machine lands on all of them rather than on one.
-    const targets = [bench.direct, postern, mesh, ...(nginx ? [nginx] : [])];
-    const measured = new Map<Target, Measured[]>(targets.map((target) => [target, []]));
-    for (let round = 1; round <= rounds; round++) {
-      for (const target of targets) {
-        process.stdout.write(
-          `round ${round}/${rounds} ${target.name}: ${steady.rate} rps for ${steady.seconds} s\n`,
-        );
-        measured.get(target)!.push(await measure(target, steady));
-      }
-    }
-    const direct = combineRounds(measured.get(bench.direct)!);
-    const posternSteady = combineRounds(measured.get(postern)!);
-    const steadyMb = await rssMb(pid);
-    const nginxSteady = nginx ? combineRounds(measured.get(nginx)!) : undefined;
-    const meshSteady = combineRounds(measured.get(mesh)!);
-
-    let saturationResults: BenchResults['saturation'];
-    let afterSaturationMb: number | undefined;
-    if (!smoke) {
-      process.stdout.write('saturation (closed loop)\n');
-      saturationResults = {
-        direct: await measure(bench.direct, saturation),
-        postern: await measure(postern, saturation),
-        ...(nginx ? { nginx: await measure(nginx, saturation) } : {}),
-      };
-      afterSaturationMb = await rssMb(pid);
-    }
-    process.stdout.write('authorization decision time\n');
-    const decision = [10, 1_000, 10_000].map((routes) =>
-      measureDecisionTime(routes, smoke ? 2 : 5, smoke ? 10_000 : 100_000),
-    );
-
-    const results: BenchResults = {
-      startedAt,
-      machine: {
-        cpus: availableParallelism(),
-        node: process.versions.node,
-        pinning: `proxies on core ${PROXY_CPU}; app, control plane and load generator on core ${LOAD_CPU}`,
-      },
-      load: {
-        rate: steady.rate,
-        connections: steady.connections,
-        responseBytes: 1024,
-        seconds: steady.seconds,
-        warmupSeconds: steady.warmupSeconds,
-      },
-      direct,
-      postern: posternSteady,
-      ...(nginxSteady ? { nginx: nginxSteady } : {}),
-      mesh: meshSteady,
-      cold,
-      ...(saturationResults ? { saturation: saturationResults } : {}),
-      rss: {
-        atStartMb,
-        steadyMb,
-        ...(afterSaturationMb === undefined ? {} : { afterSaturationMb }),
-      },
-      decision,
-    };
-    const lines = budgetLines(results);
-    const files = await writeReports(values.out!, results, lines);
-    process.stdout.write(`\n${budgetTable(lines)}\n\nwrote ${files.join(', ')}\n`);
-    const errors = [
-      direct,
-      posternSteady,
-      meshSteady,
-      cold,
-      ...(nginxSteady ? [nginxSteady] : []),
-    ].reduce((sum, m) => sum + m.errors, 0);
-    if (errors) process.stdout.write(`${errors} request(s) failed; see ${dir}/*.log\n`);
+    const errors = full
+      ? await fullRun(bench, {
+          startedAt,
+          machine: machine(sidecarBin),
+          rounds,
+          seconds: Number(values.seconds ?? (smoke ? 0.5 : 8)),
+          warmupSeconds: smoke ? 0.25 : 1,
+          settleSeconds: smoke ? 0.5 : 2,
+          smoke,
+          withNginx,
+          out: values.out!,
+          say,
+        })
+      : await quickRun(bench, startedAt, withNginx);
+    if (errors) say(`${errors} request(s) failed; see ${dir}/*.log (--keep keeps them)`);
     return errors ? 1 : 0;
   } finally {
     await bench.stop();
-    if (values.keep) process.stdout.write(`kept ${dir}\n`);
+    if (values.keep) say(`kept ${dir}`);
     else await rm(dir, { recursive: true, force: true });
   }
 }

@@ -14,28 +14,9 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
-import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
-import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
-import {
-  type Child,
-  freePort,
-  POSTERN_BIN,
-  startChild,
-  startControlPlaneProcess,
-  stopChild,
-  waitUntilHealthy,
-} from '../cli/processes.ts';
-import { statePaths } from '../control-plane/state.ts';
-import { TokenStore } from '../control-plane/tokens.ts';
-
-interface Ack {
-  readonly workload: string;
-  readonly version: string;
-  readonly hash: string;
-  readonly status: string;
-  readonly at: string;
-}
+import { type Child, POSTERN_BIN, startChild, stopChild } from '../cli/processes.ts';
+import { startBenchControlPlane } from './control-plane-process.ts';
+import { percentile } from './statistics.ts';
 
 const policy = (edit: number) => `apiVersion: postern.dev/v1alpha1
 kind: RoutePolicy
@@ -49,54 +30,15 @@ spec:
         - principals: [spiffe://cluster.local/ns/bench/sa/client-${edit}]
 `;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 async function measure(sidecars: number, edits: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-propagation-'));
   const children: Child[] = [];
+  const policiesDir = join(dir, 'policies');
+  await mkdir(policiesDir, { recursive: true });
+  await writeFile(join(policiesDir, 'bench.yaml'), policy(0));
+  const controlPlane = await startBenchControlPlane(dir, { policiesDir });
+  const { tokens, acks } = controlPlane;
   try {
-    const stateDir = join(dir, 'state');
-    const policiesDir = join(dir, 'policies');
-    await mkdir(policiesDir, { recursive: true });
-    await writeFile(join(policiesDir, 'bench.yaml'), policy(0));
-    const ca = await CertificateAuthority.create('cluster.local');
-    await ca.writeTo(statePaths(stateDir).ca);
-    const tokens = new TokenStore(statePaths(stateDir).tokens, 'cluster.local');
-    const apiPort = await freePort();
-    const controlPlane = startControlPlaneProcess({
-      policiesDir,
-      stateDir,
-      apiPort,
-      logFile: join(dir, 'control-plane.log'),
-    });
-    children.push(controlPlane);
-    const keys = await generateKeyPair();
-    const operator = new Agent({
-      connect: {
-        ca: ca.bundlePem,
-        cert: await ca.issue(keys.publicKey, {
-          // the control plane's default --operators identity
-          uris: ['spiffe://cluster.local/ns/postern-system/sa/operator'],
-          ttlMs: 3600_000,
-        }),
-        key: privateKeyToPem(keys.privateKey),
-      },
-    });
-    await waitUntilHealthy(
-      `https://127.0.0.1:${apiPort}/v1/trust-bundle`,
-      controlPlane,
-      30_000,
-      operator,
-    );
-    const acks = async (): Promise<Ack[]> =>
-      (
-        (await (
-          await request(`https://127.0.0.1:${apiPort}/v1/acks`, { dispatcher: operator })
-        ).body.json()) as { acks: Ack[] }
-      ).acks;
-
     for (let i = 0; i < sidecars; i++) {
       const tokenFile = join(dir, `svc-${i}.token`);
       await writeFile(
@@ -108,8 +50,8 @@ async function measure(sidecars: number, edits: number): Promise<void> {
           `sidecar ${i}`,
           [POSTERN_BIN, 'sidecar'],
           {
-            POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
-            POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),
+            POSTERN_CONTROL_PLANE: controlPlane.url,
+            POSTERN_CA_FILE: controlPlane.caFile,
             POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
             POSTERN_APP_PORT: '9', // never called: this measures the control path only
             POSTERN_WORKLOAD: `svc-${i}`,
@@ -165,9 +107,9 @@ async function measure(sidecars: number, edits: number): Promise<void> {
     console.log(
       `${String(sidecars).padStart(8)} sidecars  ${String(edits).padStart(3)} edits  p50 ${percentile(samples, 50)} ms  p99 ${percentile(samples, 99)} ms  max ${samples.at(-1)} ms`,
     );
-    await operator.close();
   } finally {
     for (const child of children.reverse()) await stopChild(child);
+    await controlPlane.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -28,12 +28,33 @@ export function svidIdentity(req: IncomingMessage): string | undefined {
   return peer ? spiffeIdOf(peer.raw) : undefined;
 }
 
+/**
+ * DNS SANs by certificate (SHA-256 fingerprint, which Node computes
+ * natively). Reading them parses the certificate in JavaScript, a few
+ * milliseconds each, and every watch and every ack presents a certificate:
+ * per request, that was half of the control plane's CPU in the scale run
+ * (load-tests/reports/control-plane-scale.md). A certificate's names never
+ * change, so each is read once; past the bound the oldest is forgotten.
+ */
+const dnsNamesByCertificate = new Map<string, readonly string[]>();
+const REMEMBERED_CERTIFICATES = 100_000;
+
 /** The DNS SANs of the caller's verified client certificate. */
 export function svidDnsNames(req: IncomingMessage): string[] {
   const peer = (req.socket as TLSSocket).getPeerX509Certificate();
   if (!peer) return [];
-  const san = new x509.X509Certificate(peer.raw).getExtension(x509.SubjectAlternativeNameExtension);
-  return san?.names.items.filter((n) => n.type === 'dns').map((n) => n.value) ?? [];
+  const fingerprint = peer.fingerprint256;
+  let names = dnsNamesByCertificate.get(fingerprint);
+  if (!names) {
+    const san = new x509.X509Certificate(peer.raw).getExtension(
+      x509.SubjectAlternativeNameExtension,
+    );
+    names = san?.names.items.filter((n) => n.type === 'dns').map((n) => n.value) ?? [];
+    if (dnsNamesByCertificate.size >= REMEMBERED_CERTIFICATES)
+      dnsNamesByCertificate.delete(dnsNamesByCertificate.keys().next().value!);
+    dnsNamesByCertificate.set(fingerprint, names);
+  }
+  return [...names];
 }
 
 /** notBefore (epoch ms) of the caller's client certificate; 0 when it presented none. */

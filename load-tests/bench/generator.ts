@@ -32,6 +32,8 @@ export interface LoadSpec {
 
 export interface LoadResult {
   readonly requests: number;
+  /** Requests completed during the warm-up (not in the figures; the proxy's CPU reading covers them). */
+  readonly warmupRequests?: number;
   readonly errors: number;
   /** First error message, if any. */
   readonly firstError?: string;
@@ -147,7 +149,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const target = pool(spec);
   const drive = spec.mode === 'open' ? openLoop : closedLoop;
   try {
-    if (spec.warmupSeconds > 0) await drive(target, spec, spec.warmupSeconds, new Phase());
+    const warmup = new Phase();
+    if (spec.warmupSeconds > 0) await drive(target, spec, spec.warmupSeconds, warmup);
     const phase = new Phase();
     const began = performance.now();
     await drive(target, spec, spec.seconds, phase);
@@ -155,6 +158,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     const ms = (percentile: number) => phase.latency.getValueAtPercentile(percentile) / 1000;
     return {
       requests: phase.requests,
+      warmupRequests: warmup.requests,
       errors: phase.errors,
       ...(phase.firstError ? { firstError: phase.firstError } : {}),
       seconds,

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { CHILD_NODE_ARGS } from '../../cli/processes.ts';
+import { median } from '../statistics.ts';
 import type { LoadResult, LoadSpec } from './generator.ts';
 import { LOAD_CPU, type Target } from './targets.ts';
 
@@ -29,6 +30,25 @@ export async function rssMb(pid: number): Promise<number> {
   return kb / 1024;
 }
 
+/** The most resident memory the process has held since it started (VmHWM), MB. */
+export async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
+/** The RSS of a single-process proxy target, MB. */
+export const proxyRssMb = (target: Target) => rssMb(target.proxies![0]!.process.pid!);
+
+/** The soft limit on open files (sockets included). */
+export async function openFilesLimit(pid: number): Promise<number> {
+  const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+  return Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1] ?? Number.NaN);
+}
+
+/** A load as the harness gives it: the target supplies the URL, Host and client certificate. */
+export type Load = Omit<LoadSpec, 'url' | 'clientCertDir' | 'host'>;
+
 export interface Measured extends LoadResult {
   readonly target: string;
   /** The proxies' CPU seconds during the measured phase and warm-up (summed over the path). */
@@ -38,10 +58,7 @@ export interface Measured extends LoadResult {
 }
 
 /** Runs one load against `target` and charges it its proxies' CPU (summed) and RSS (summed). */
-export async function measure(
-  target: Target,
-  load: Omit<LoadSpec, 'url' | 'clientCertDir' | 'host'>,
-): Promise<Measured> {
+export async function measure(target: Target, load: Load): Promise<Measured> {
   const pids = (target.proxies ?? []).map((child) => child.process.pid!);
   const cpuOf = async () => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
   const cpuBefore = await cpuOf();
@@ -66,11 +83,34 @@ export async function measure(
   };
 }
 
-const median = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
+/** A load in a few words, for progress lines. */
+export function describeLoad(load: Load): string {
+  return load.mode === 'open'
+    ? `${load.rate} rps for ${load.seconds} s`
+    : `closed loop over ${load.connections} connections for ${load.seconds} s`;
+}
+
+/**
+ * `rounds` rounds of `load` against each target, the targets taking turns
+ * round after round, so that a slow minute of the machine lands on all of
+ * them rather than on one. Each target's results in round order.
+ */
+export async function measureInterleaved(
+  targets: readonly Target[],
+  load: Load,
+  rounds: number,
+  say: (line: string) => void,
+): Promise<Map<Target, Measured[]>> {
+  const measured = new Map<Target, Measured[]>(targets.map((target) => [target, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const target of targets) {
+      say(`round ${round}/${rounds} ${target.name}: ${describeLoad(load)}`);
+      measured.get(target)!.push(await measure(target, load));
+    }
+  }
+  return measured;
+}
+
 const range = (values: readonly number[]): [number, number] => [
   Math.min(...values),
   Math.max(...values),
@@ -93,6 +133,9 @@ export function combineRounds(rounds: readonly Measured[]): Combined {
   return {
     ...last,
     requests: rounds.reduce((sum, m) => sum + m.requests, 0),
+    ...(rounds.every((m) => m.warmupRequests !== undefined)
+      ? { warmupRequests: rounds.reduce((sum, m) => sum + m.warmupRequests!, 0) }
+      : {}),
     errors: rounds.reduce((sum, m) => sum + m.errors, 0),
     throughput: of((m) => m.throughput),
     latencyMs: {

@@ -9,6 +9,7 @@ import {
   type BenchResults,
   type BudgetLine,
   corePerKiloRps,
+  type Rss,
   requestsPerCpuSecond,
 } from './budget.ts';
 import type { Combined, Measured } from './measure.ts';
@@ -25,7 +26,13 @@ const fixed = (value: number | undefined, digits = 2) =>
   value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
 
 function steadyTargets(r: BenchResults): Measured[] {
-  return [r.direct, r.postern, ...(r.mesh ? [r.mesh] : []), ...(r.nginx ? [r.nginx] : [])];
+  return [
+    r.direct,
+    ...(r.nodeFloor ? [r.nodeFloor.steady] : []),
+    r.postern,
+    ...(r.mesh ? [r.mesh] : []),
+    ...(r.nginx ? [r.nginx] : []),
+  ];
 }
 
 /** The spread of the headline figures over the rounds, when there were several. */
@@ -46,9 +53,22 @@ function spreadLine(r: BenchResults): string {
 export function budgetTable(lines: readonly BudgetLine[]): string {
   const rows = lines.map(
     (l) =>
-      `| ${l.what} | ${l.budget} | ${l.measured} | ${l.pass === undefined ? 'n/a' : l.pass ? 'PASS' : 'FAIL'} |`,
+      `| ${l.what} | ${l.budget} | ${l.measured} | ${l.pass === undefined ? 'n/a' : l.pass ? 'PASS' : 'FAIL'} | ${l.nodeFloor} |`,
   );
-  return ['| what | budget | measured | result |', '| --- | --- | --- | --- |', ...rows].join('\n');
+  return [
+    '| what | budget | Postern | result | Node floor |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
+}
+
+/** A proxy's first seconds after ready, as one line. */
+function coldLine(name: string, cold: Measured, seconds: number): string {
+  return `${name} cold (first ${seconds} s after ready, no warm-up): p50 ${fixed(cold.latencyMs.p50)}, p99 ${fixed(cold.latencyMs.p99)}, p99.9 ${fixed(cold.latencyMs.p999)}, max ${fixed(cold.latencyMs.max)} ms.`;
+}
+
+function rssLine(name: string, rss: Rss): string {
+  return `${name} RSS: ${fixed(rss.atStartMb, 0)} MB at ready, ${fixed(rss.steadyMb, 0)} MB steady${rss.afterSaturationMb === undefined ? '' : `, ${fixed(rss.afterSaturationMb, 0)} MB after saturation`}.`;
 }
 
 export function markdownReport(r: BenchResults, lines: readonly BudgetLine[]): string {
@@ -59,17 +79,23 @@ export function markdownReport(r: BenchResults, lines: readonly BudgetLine[]): s
   );
   const sat = r.saturation;
   const saturation = sat
-    ? [sat.direct, sat.postern, ...(sat.nginx ? [sat.nginx] : [])].map(
+    ? [
+        sat.direct,
+        ...(sat.nodeFloor ? [sat.nodeFloor] : []),
+        sat.postern,
+        ...(sat.nginx ? [sat.nginx] : []),
+      ].map(
         (m) =>
           `| ${m.target} | ${fixed(m.throughput, 0)} | ${m.proxyCpuSeconds === undefined ? '–' : fixed(requestsPerCpuSecond(m), 0)} | ${fixed(m.latencyMs.p99)} | ${m.errors} |`,
       )
     : [];
   return `# Latency harness: ${r.startedAt}
 
-\`npm run bench\` on ${r.machine.cpus} cores, Node ${r.machine.node}; ${r.machine.pinning}.
+\`npm run bench\` on ${r.machine.cpus} cores, Node ${r.machine.node}; ${r.machine.pinning}${r.machine.binary ? `; sidecars from ${r.machine.binary}` : ''}.
 Open loop at ${r.load.rate} rps over ${r.load.connections} keep-alive connections, ${r.load.responseBytes}-byte responses,
 ${r.load.warmupSeconds} s warm-up then ${r.load.seconds} s measured, each request timed from its intended send time.
 Postern: one inbound sidecar hop (mTLS, one allow route); the mesh hop adds the caller's sidecar (plain HTTP into its outbound port, mTLS between the two sidecars; CPU and RSS are both sidecars'). nginx: the same mTLS termination and keep-alive proxying.
+Node floor: the least a Node mTLS proxy can do (node:https verifying the client certificate, each request dispatched to the app through an undici pool and written straight back), with the sidecar's V8 settings and no Postern in it, measured the same way; its column in the budget shows what Node itself costs on each line, and the gap to Postern's is what Postern adds (PASS/FAIL judges Postern only).
 
 ## Budget
 
@@ -82,10 +108,10 @@ ${budgetTable(lines)}
 ${latency.join('\n')}
 
 ${spreadLine(r)}
-Postern cold (first ${r.load.seconds} s after ready, no warm-up): p50 ${fixed(r.cold.latencyMs.p50)}, p99 ${fixed(r.cold.latencyMs.p99)}, p99.9 ${fixed(r.cold.latencyMs.p999)}, max ${fixed(r.cold.latencyMs.max)} ms.
-The generator's own send lag at p99: ${fixed(r.direct.sendLagP99Ms)} ms (a result below that is the generator's, not the target's).
-Postern RSS: ${fixed(r.rss.atStartMb, 0)} MB at ready, ${fixed(r.rss.steadyMb, 0)} MB steady${r.rss.afterSaturationMb === undefined ? '' : `, ${fixed(r.rss.afterSaturationMb, 0)} MB after saturation`}.
-${
+${coldLine('Postern', r.cold, r.load.seconds)}
+${r.nodeFloor ? `${coldLine('Node floor', r.nodeFloor.cold, r.load.seconds)}\n` : ''}The generator's own send lag at p99: ${fixed(r.direct.sendLagP99Ms)} ms (a result below that is the generator's, not the target's).
+${rssLine('Postern', r.rss)}
+${r.nodeFloor ? `${rssLine('Node floor', r.nodeFloor.rss)}\n` : ''}${
   saturation.length
     ? `
 ## Saturation (closed loop, ${r.load.connections * 2} connections)
@@ -109,7 +135,7 @@ ${r.decision.map((d) => `| ${d.routes} | ${fixed(d.compileMs, 1)} | ${fixed(d.ns
 /** Grouped bars: one group per percentile, one bar per target (log scale, so the floor stays visible). */
 export function latencyChart(r: BenchResults): string {
   const targets = steadyTargets(r);
-  const colours = ['#7f8c8d', '#2e86de', '#27ae60', '#e67e22'];
+  const colours = ['#7f8c8d', '#8e44ad', '#2e86de', '#27ae60', '#e67e22'];
   const width = 640;
   const height = 320;
   const left = 60;

@@ -1,13 +1,19 @@
 /**
  * The processes the harness measures, each started the way a user runs it:
  * the app, a control plane, a Postern sidecar in front of the app (mTLS
- * inbound), and nginx configured for the same mTLS termination and
- * keep-alive proxying. Proxies are pinned to PROXY_CPU; the app, the control
- * plane and the load generator to LOAD_CPU, the same for every target.
+ * inbound), nginx configured for the same mTLS termination and keep-alive
+ * proxying, and the Node floor (node-floor.ts) doing the same in bare Node.
+ * Proxies are pinned to PROXY_CPU; the app, the control plane and the load
+ * generator to LOAD_CPU, the same for every target.
  */
+
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { build } from 'esbuild';
 import { Agent, request } from 'undici';
+import { BUNDLE_OPTIONS } from '../../build/bundle.ts';
 import { CA_FILES, CertificateAuthority } from '../../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../../certs/x509.ts';
 import {
@@ -20,10 +26,11 @@ import {
   stopChild,
   waitUntilHealthy,
 } from '../../cli/processes.ts';
-import type { Route } from '../../common/policy/schema.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
+import { routes } from '../decision-time.ts';
+import type { BenchResults } from './budget.ts';
 
 export const PROXY_CPU = 0;
 export const LOAD_CPU = 1;
@@ -31,6 +38,7 @@ export const LOAD_CPU = 1;
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const APP = resolve(import.meta.dirname, 'app.ts');
+const NODE_FLOOR = resolve(import.meta.dirname, 'node-floor.ts');
 
 /** Where a load goes, and which processes to charge CPU and memory to. */
 export interface Target {
@@ -54,27 +62,83 @@ export interface Bench {
   /** frontend's sidecar too, called on its outbound port: app → outbound → inbound → app. Needs startSidecar first. */
   startMeshHop(): Promise<Target>;
   startNginx(): Promise<Target>;
+  /** The Node floor (node-floor.ts): what Node itself costs on the same hop. */
+  startNodeFloor(): Promise<Target>;
+  /**
+   * Saves `policy` as orders' policy file (the control plane watches the
+   * folder) and resolves once orders' sidecar holds it (its /config shows a
+   * new snapshot version with the policy's routes), with the seconds that took.
+   * Needs startSidecar first.
+   */
+  applyPolicy(policy: BenchPolicy): Promise<number>;
   stop(): Promise<void>;
 }
 
-/** The one RoutePolicy on orders: the tester and frontend may GET /orders, plus `extraRoutes` that never match it. */
-function policyYaml(extraRoutes: readonly Route[]): string {
+/**
+ * The RoutePolicy on orders. `routes: 0` is "mTLS only", the smallest policy
+ * Postern runs (it has no switch to turn authorization off: a workload no
+ * policy selects falls to the mesh default, deny): no routes and
+ * `defaultAction: allow`, so any caller the mTLS handshake admitted gets
+ * through. `routes: N` (N >= 1) is the bench policy: the tester and frontend
+ * may GET /orders, plus N - 1 routes that never match it (decision-time.ts's
+ * mix of exact, template and prefix routes), so the route table grows while
+ * the request's route stays the same.
+ */
+export interface BenchPolicy {
+  readonly routes: number;
+}
+
+/** The policy file for `policy` (JSON, which is YAML). */
+export function policyDocument(policy: BenchPolicy): string {
+  const spec =
+    policy.routes === 0
+      ? { defaultAction: 'allow', routes: [] }
+      : {
+          routes: [
+            {
+              name: 'orders',
+              match: { methods: ['GET'], path: { prefix: '/orders' } },
+              allow: [{ principals: [TESTER, FRONTEND] }],
+            },
+            ...routes(policy.routes - 1),
+          ],
+        };
   return JSON.stringify({
     apiVersion: 'postern.dev/v1alpha1',
     kind: 'RoutePolicy',
     metadata: { name: 'orders-api', namespace: 'shop' },
-    spec: {
-      selector: { matchLabels: { app: 'orders' } },
-      routes: [
-        {
-          name: 'orders',
-          match: { methods: ['GET'], path: { prefix: '/orders' } },
-          allow: [{ principals: [TESTER, FRONTEND] }],
-        },
-        ...extraRoutes,
-      ],
-    },
+    spec: { selector: { matchLabels: { app: 'orders' } }, ...spec },
   });
+}
+
+/** nginx from Debian when it is missing (the reference hop); false when it cannot be had. */
+export function nginxAvailable(say: (line: string) => void): boolean {
+  const has = () => {
+    try {
+      execFileSync('nginx', ['-v'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (has()) return true;
+  say('nginx is missing; installing nginx-light with apt-get');
+  try {
+    execFileSync('sh', ['-c', 'apt-get update -qq && apt-get install -y -qq nginx-light'], {
+      stdio: 'ignore',
+    });
+  } catch {}
+  return has();
+}
+
+/** The machine and pinning a run reports, with the `postern` its sidecars ran. */
+export function machine(sidecarBin: string | undefined): BenchResults['machine'] {
+  return {
+    cpus: availableParallelism(),
+    node: process.versions.node,
+    pinning: `proxies on core ${PROXY_CPU}; app, control plane and load generator on core ${LOAD_CPU}`,
+    binary: relative(process.cwd(), sidecarBin ?? POSTERN_BIN),
+  };
 }
 
 /** Issues a certificate from `ca` into `dir` as cert.pem, key.pem (0600) and bundle.pem. */
@@ -102,8 +166,13 @@ export async function startBench(
   dir: string,
   options: {
     responseBytes: number;
-    extraRoutes?: readonly Route[];
-    /** Node flags for the sidecar process (experiments: heap settings, profiling). */
+    /** The policy on orders at start (the bench policy, one route, unless told). */
+    policy?: BenchPolicy;
+    /**
+     * Node flags for the sidecar process (experiments: heap settings,
+     * profiling); the Node floor gets them too, so that it stays Node with
+     * the sidecar's settings.
+     */
     sidecarNodeArgs?: readonly string[];
     /** Another build of the `postern` binary to run the sidecar from (experiments: a bundle). */
     sidecarBin?: string;
@@ -117,7 +186,10 @@ export async function startBench(
     const stateDir = join(dir, 'state');
     const policiesDir = join(dir, 'policies');
     await mkdir(policiesDir, { recursive: true });
-    await writeFile(join(policiesDir, 'orders.yaml'), policyYaml(options.extraRoutes ?? []));
+    await writeFile(
+      join(policiesDir, 'orders.yaml'),
+      policyDocument(options.policy ?? { routes: 1 }),
+    );
     const ca = await CertificateAuthority.create('cluster.local');
     await ca.writeTo(statePaths(stateDir).ca);
     const clientCertDir = join(dir, 'tester');
@@ -190,6 +262,35 @@ export async function startBench(
       return { child, inboundPort, outboundPort, adminPort };
     };
 
+    /**
+     * A reference proxy in front of the app (`launch` starts it on `port`,
+     * pinned to PROXY_CPU), with a server certificate from the mesh CA in
+     * `serverDir`; ready once the tester's certificate gets a GET through it.
+     */
+    const startReferenceProxy = async (
+      name: string,
+      launch: (serverDir: string, port: number) => Child | Promise<Child>,
+    ): Promise<Target> => {
+      const serverDir = join(dir, `${name.replaceAll(' ', '-')}-server`);
+      await issueInto(ca, serverDir, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+      const port = await freePort();
+      const child = await launch(serverDir, port);
+      children.push(child);
+      const client = new Agent({
+        connect: {
+          ca: ca.bundlePem,
+          cert: await readFile(join(clientCertDir, 'cert.pem'), 'utf8'),
+          key: await readFile(join(clientCertDir, 'key.pem'), 'utf8'),
+        },
+      });
+      try {
+        await waitUntilHealthy(`https://127.0.0.1:${port}/orders`, child, 10_000, client);
+      } finally {
+        await client.close();
+      }
+      return { name, url: `https://127.0.0.1:${port}`, clientCertDir, proxies: [child] };
+    };
+
     return {
       dir,
       appPort,
@@ -225,30 +326,67 @@ export async function startBench(
         };
       },
       async startNginx() {
-        const serverDir = join(dir, 'nginx-server');
-        await issueInto(ca, serverDir, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
-        const port = await freePort();
-        const conf = join(dir, 'nginx.conf');
-        await writeFile(conf, nginxConfig(dir, serverDir, port, appPort));
-        const nginx = startProcess(
-          'nginx',
-          'nginx',
-          ['-c', conf, '-p', dir, '-e', join(dir, 'nginx-error.log')],
-          {},
-          join(dir, 'nginx.log'),
-          PROXY_CPU,
-        );
-        children.push(nginx);
-        const client = new Agent({
-          connect: {
-            ca: ca.bundlePem,
-            cert: await readFile(join(clientCertDir, 'cert.pem'), 'utf8'),
-            key: await readFile(join(clientCertDir, 'key.pem'), 'utf8'),
-          },
+        return startReferenceProxy('nginx', async (serverDir, port) => {
+          const conf = join(dir, 'nginx.conf');
+          await writeFile(conf, nginxConfig(dir, serverDir, port, appPort));
+          return startProcess(
+            'nginx',
+            'nginx',
+            ['-c', conf, '-p', dir, '-e', join(dir, 'nginx-error.log')],
+            {},
+            join(dir, 'nginx.log'),
+            PROXY_CPU,
+          );
         });
-        await waitUntilHealthy(`https://127.0.0.1:${port}/orders`, nginx, 10_000, client);
-        await client.close();
-        return { name: 'nginx', url: `https://127.0.0.1:${port}`, clientCertDir, proxies: [nginx] };
+      },
+      async startNodeFloor() {
+        // Built as the sidecar is (a bundle, no type stripping at start), so
+        // the two differ only by what Postern does.
+        const floor = join(dir, 'node-floor.js');
+        await build({ ...BUNDLE_OPTIONS, entryPoints: [NODE_FLOOR], outfile: floor });
+        return startReferenceProxy('node floor', (serverDir, port) =>
+          startChild(
+            'node floor',
+            [...(options.sidecarNodeArgs ?? []), floor, serverDir, String(port), String(appPort)],
+            {},
+            join(dir, 'node-floor.log'),
+            PROXY_CPU,
+          ),
+        );
+      },
+      async applyPolicy(policy) {
+        if (!ordersSidecar) throw new Error('start the orders sidecar first');
+        // A connection per poll: the sidecar validates a snapshot on its event
+        // loop, and a keep-alive connection it timed out meanwhile would reset
+        // the next poll sent on it.
+        const config = async () =>
+          (await (
+            await request(`http://127.0.0.1:${ordersSidecar!.adminPort}/config`, { reset: true })
+          ).body.json()) as { version: string | null; routes: unknown[] };
+        const before = (await config()).version;
+        const saved = performance.now();
+        await writeFileAtomic(join(policiesDir, 'orders.yaml'), policyDocument(policy), 0o644);
+        // The control plane and then the sidecar validate a policy in time that
+        // grows with the square of its routes: 10,000 took 17 s each on an idle
+        // core of this machine kind, each process serving nothing meanwhile.
+        const deadline = Date.now() + 300_000;
+        let lastError: unknown;
+        for (;;) {
+          try {
+            const now = await config();
+            if (now.version !== before && now.routes.length === policy.routes) {
+              return (performance.now() - saved) / 1000;
+            }
+          } catch (error) {
+            lastError = error;
+          }
+          if (Date.now() > deadline) {
+            throw new Error(
+              `orders' sidecar did not get the ${policy.routes}-route policy within 300 s (${lastError ?? 'no error'}); see ${dir}/*.log`,
+            );
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
       },
       stop,
     };

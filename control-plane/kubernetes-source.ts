@@ -24,7 +24,7 @@ import { backoffDelay, sleep } from '../common/backoff.ts';
 import type { Logger } from '../common/log.ts';
 import { overlappingSelectorProblems } from '../common/policy/policy-set.ts';
 import { API_VERSION, type RoutePolicy } from '../common/policy/schema.ts';
-import { formatProblem, validateRoutePolicy } from '../common/policy/validate.ts';
+import { formatProblem, LINT_ROUTE_LIMIT, validateRoutePolicy } from '../common/policy/validate.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
 
 const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];
@@ -133,7 +133,7 @@ export class KubernetesPolicySource {
     for (const key of this.#valid.keys()) if (!present.has(key)) this.#valid.delete(key);
     for (const object of objects) {
       const key = keyOf(object);
-      const result = validateRoutePolicy(object, key);
+      const result = validateRoutePolicy(object, key, new Date(), { lintUpTo: LINT_ROUTE_LIMIT });
       if (result.policy) {
         // Only what the sidecars need travels: not uid, resourceVersion, managedFields...
         const { name, namespace } = result.policy.metadata;
@@ -184,7 +184,7 @@ export class KubernetesPolicySource {
       return;
     }
     for (const object of Array.isArray(saved) ? saved : []) {
-      const { policy } = validateRoutePolicy(object, 'saved');
+      const { policy } = validateRoutePolicy(object, 'saved', new Date(), { lintUpTo: 0 });
       if (policy) this.#valid.set(keyOf(policy), policy);
     }
   }

@@ -2,6 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import type { Logger } from '../common/log.ts';
 import { loadPolicies } from '../common/policy/files.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
+import { LINT_ROUTE_LIMIT } from '../common/policy/validate.ts';
 
 /**
  * RoutePolicies from a folder of YAML files, reloaded when the folder
@@ -25,7 +26,7 @@ export class PolicyDirectory {
 
   /** Loads the folder; throws with every problem listed if the first load is invalid. */
   async start(): Promise<readonly RoutePolicy[]> {
-    const loaded = await loadPolicies([this.#dir]);
+    const loaded = await loadPolicies([this.#dir], new Date(), { lintUpTo: LINT_ROUTE_LIMIT });
     for (const warning of loaded.warnings) this.#logger.warn('policy warning', { warning });
     if (loaded.errors.length) {
       throw new Error(`invalid policies in ${this.#dir}:\n${loaded.errors.join('\n')}`);
@@ -44,7 +45,7 @@ export class PolicyDirectory {
 
   async #reload(): Promise<void> {
     try {
-      const loaded = await loadPolicies([this.#dir]);
+      const loaded = await loadPolicies([this.#dir], new Date(), { lintUpTo: LINT_ROUTE_LIMIT });
       for (const warning of loaded.warnings) this.#logger.warn('policy warning', { warning });
       if (loaded.errors.length) {
         this.#logger.error('policy reload rejected; keeping the last good policies', {

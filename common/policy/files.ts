@@ -31,6 +31,7 @@ export async function policyFiles(paths: readonly string[]): Promise<string[]> {
 export async function loadPolicies(
   paths: readonly string[],
   now = new Date(),
+  options: { readonly lintUpTo?: number } = {},
 ): Promise<LoadedPolicies> {
   const policies: RoutePolicy[] = [];
   const errors: string[] = [];
@@ -65,7 +66,7 @@ export async function loadPolicies(
       }
       const doc = document.toJS();
       if (doc === null || doc === undefined) return; // an empty document (a trailing ---)
-      const result = validateRoutePolicy(doc, label, now);
+      const result = validateRoutePolicy(doc, label, now, options);
       errors.push(...result.errors.map((p) => formatProblem(p, file)));
       warnings.push(...result.warnings.map((p) => formatProblem(p, file)));
       if (!result.policy) return;

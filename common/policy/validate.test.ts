@@ -426,15 +426,20 @@ t.test('nothing falls through, so nothing is warned about, when', async (t) => {
 });
 
 t.test(
-  'without lint, validation still reports every error but skips the route-against-route warnings (a sidecar applying 10,000 routes)',
+  'past its route bound, validation still reports every error but skips the route-against-route warnings, and says so unless the bound is 0',
   (t) => {
     const doc = parse(
       `${HEADER}spec:\n  routes:\n${route('read', '{ methods: [GET], path: { prefix: /orders } }', ALLOW_ALL)}${route('head', '{ methods: [HEAD], path: { prefix: /orders } }', DENY_ALL)}${route('read', '{ path: { exact: /x } }', ALLOW_ALL)}`,
     );
     const linted = validateRoutePolicy(doc, 'p');
-    const unlinted = validateRoutePolicy(doc, 'p', new Date(), { lint: false });
+    const unlinted = validateRoutePolicy(doc, 'p', new Date(), { lintUpTo: 0 });
+    const bounded = validateRoutePolicy(doc, 'p', new Date(), { lintUpTo: 2 });
     t.match(linted.warnings, [{ message: /can never be chosen/ }]);
     t.same(unlinted.warnings, []);
+    t.match(bounded.warnings, [
+      { path: 'spec.routes', message: /^3 routes: the checks .* skipped/ },
+    ]);
+    t.same(validateRoutePolicy(doc, 'p', new Date(), { lintUpTo: 3 }).warnings, linted.warnings);
     t.same(unlinted.errors, linted.errors);
     t.match(unlinted.errors, [{ path: 'spec.routes[2].name', message: /duplicates the name/ }]);
     t.end();

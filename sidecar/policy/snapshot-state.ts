@@ -93,7 +93,7 @@ export class SnapshotState {
     // because it, not the control plane, is the one that enforces them. Errors
     // only: the control plane reported the warnings.
     const problems = snapshot.policies.flatMap((policy, i) =>
-      validateRoutePolicy(policy, `policies[${i}]`, new Date(), { lint: false }).errors.map((p) =>
+      validateRoutePolicy(policy, `policies[${i}]`, new Date(), { lintUpTo: 0 }).errors.map((p) =>
         formatProblem(p),
       ),
     );

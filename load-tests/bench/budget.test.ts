@@ -1,25 +1,8 @@
 import t from 'tap';
 import { type BenchResults, budgetLines, requestsPerCpuSecond } from './budget.ts';
-import { combineRounds, type Measured } from './measure.ts';
+import { combineRounds } from './measure.ts';
 import { budgetTable, latencyChart, markdownReport } from './report.ts';
-
-function measured(
-  target: string,
-  p50: number,
-  p99: number,
-  extra: Partial<Measured> = {},
-): Measured {
-  return {
-    target,
-    requests: 10_000,
-    errors: 0,
-    seconds: 10,
-    throughput: 1000,
-    latencyMs: { p50, p90: p50 * 1.5, p99, p999: p99 * 2, max: p99 * 3 },
-    sendLagP99Ms: 0.05,
-    ...extra,
-  };
-}
+import { measured } from './test-fixtures.ts';
 
 const nodeFloor = {
   steady: measured('node floor', 0.25, 1.6, { proxyCpuSeconds: 1.2, proxyRssMb: 50 }),

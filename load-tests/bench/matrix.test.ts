@@ -21,6 +21,7 @@ import {
 } from './matrix.ts';
 import type { Measured } from './measure.ts';
 import { policyDocument } from './targets.ts';
+import { measured as measuredRun } from './test-fixtures.ts';
 
 const keys = Object.keys(BASELINE) as (keyof Point)[];
 const round = (value: number) => Math.round(value * 1e6) / 1e6;
@@ -147,24 +148,15 @@ t.test(
   },
 );
 
-function measured(
-  target: string,
-  p50: number,
-  p99: number,
-  extra: Partial<Measured> = {},
-): Measured {
-  return {
-    target,
+/** A matrix point's run: 8 s measured after 1 s of warm-up. */
+const measured = (target: string, p50: number, p99: number, extra: Partial<Measured> = {}) =>
+  measuredRun(target, p50, p99, {
     requests: 8000,
     warmupRequests: 1000,
-    errors: 0,
     seconds: 8,
-    throughput: 1000,
     latencyMs: { p50, p90: p50 * 2, p99, p999: p99 * 2, max: p99 * 3 },
-    sendLagP99Ms: 0.05,
     ...extra,
-  };
-}
+  });
 
 function pointResult(
   point: Point,

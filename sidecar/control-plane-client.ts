@@ -1,5 +1,6 @@
 import { Agent, request } from 'undici';
 import { ControlPlaneError } from '../common/errors.ts';
+import { TLS_POLICY } from '../common/tls-policy.ts';
 import {
   type CertificateRequest,
   type CertificateResponse,
@@ -31,14 +32,17 @@ export class ControlPlaneClient {
   constructor(baseUrl: string, caPem: string) {
     this.#base = baseUrl.replace(/\/+$/, '');
     this.#ca = caPem;
-    this.#agent = new Agent({ connect: { ca: caPem }, headersTimeout: ANSWER_TIMEOUT_MS });
+    this.#agent = new Agent({
+      connect: { ca: caPem, ...TLS_POLICY },
+      headersTimeout: ANSWER_TIMEOUT_MS,
+    });
   }
 
   /** Present this SVID from now on. Streams already open keep their connection. */
   useCertificate(svid: Svid): void {
     const previous = this.#agent;
     this.#agent = new Agent({
-      connect: { ...tlsOptionsOf(svid), ca: this.#ca },
+      connect: { ...tlsOptionsOf(svid), ca: this.#ca, ...TLS_POLICY },
       headersTimeout: ANSWER_TIMEOUT_MS,
     });
     void previous.close();

@@ -7,6 +7,7 @@ import {
 } from '../../common/connection-limits.ts';
 import { AuthenticationError, CsrRejectedError, ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError, sendError } from '../../common/http-json.ts';
+import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { ackRoutes } from './acks.ts';
 import { certificateRoutes } from './certificates.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
@@ -53,7 +54,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     {
       ...options.tls,
       ca: options.ca.bundlePem,
-      minVersion: 'TLSv1.2',
+      ...TLS_POLICY,
       // A sidecar's first request has no SVID yet (it brings a bootstrap
       // token), so the handshake asks for a certificate without requiring one;
       // each route checks `authorized` itself.

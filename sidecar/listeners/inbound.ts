@@ -13,6 +13,7 @@ import {
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
+import { TLS_POLICY } from '../../common/tls-policy.ts';
 import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
@@ -95,7 +96,7 @@ export class InboundListener {
 
     this.server = createServer({
       ...tlsOptionsOf(options.svid),
-      minVersion: 'TLSv1.2',
+      ...TLS_POLICY,
       requestCert: true,
       rejectUnauthorized: true,
       ...timeoutOptions(options.limits),
@@ -180,7 +181,7 @@ export class InboundListener {
   /** New handshakes use the renewed SVID; open connections keep the one they started with. */
   setCertificate(svid: Svid): void {
     this.#ownId = svid.spiffeId;
-    this.server.setSecureContext({ ...tlsOptionsOf(svid), minVersion: 'TLSv1.2' });
+    this.server.setSecureContext({ ...tlsOptionsOf(svid), ...TLS_POLICY });
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Agent as HttpsAgent } from 'node:https';
 import { Pool } from 'undici';
+import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { expectSpiffeId } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { Endpoint } from './service-directory.ts';
@@ -30,7 +31,7 @@ export class MeshConnections {
         connections: 64,
         connect: {
           ...tlsOptionsOf(this.#svid),
-          minVersion: 'TLSv1.2',
+          ...TLS_POLICY,
           checkServerIdentity: expectSpiffeId(endpoint.spiffeId, this.#revokedUpTo),
         },
       });
@@ -45,7 +46,7 @@ export class MeshConnections {
     if (!agent) {
       agent = new HttpsAgent({
         ...tlsOptionsOf(this.#svid),
-        minVersion: 'TLSv1.2',
+        ...TLS_POLICY,
         checkServerIdentity: expectSpiffeId(endpoint.spiffeId, this.#revokedUpTo),
       });
       this.#agents.set(key, agent);

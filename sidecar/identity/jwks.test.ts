@@ -1,0 +1,220 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import t, { type Test } from 'tap';
+import { Logger } from '../../common/log.ts';
+import { JwksCache, type KeyLookup, parseKeySet } from './jwks.ts';
+
+const quiet = new Logger('test', { fd: 1, maxQueued: 0 });
+
+async function publicJwk(kid: string): Promise<JWK> {
+  const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+  return { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+}
+
+/** A JWKS endpoint on loopback whose answer the test sets, counting requests. */
+async function provider(t: Test) {
+  let answer: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) =>
+    res.end('{"keys":[]}');
+  const state = { requests: 0 };
+  const server = createServer((req, res) => {
+    state.requests++;
+    answer(req, res);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return {
+    uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`,
+    state,
+    publish(keys: JWK[]) {
+      answer = (_req, res) => res.end(JSON.stringify({ keys }));
+    },
+    answerWith(handler: typeof answer) {
+      answer = handler;
+    },
+  };
+}
+
+function clock(start = 1_000_000) {
+  const c = { now: start, tick: (ms: number) => (c.now += ms) };
+  return c;
+}
+
+const kidOf = (lookup: KeyLookup) => (lookup.ok ? lookup.jwk.kid : lookup.reason);
+
+t.test('the first lookup fetches; later ones answer from the cache without waiting', async (t) => {
+  const idp = await provider(t);
+  const k1 = await publicJwk('k1');
+  idp.publish([k1]);
+  const time = clock();
+  const jwks = new JwksCache({ uri: idp.uri, logger: quiet, now: () => time.now });
+  const first = jwks.keyFor('k1');
+  t.ok(first instanceof Promise, 'the first lookup waits for the fetch');
+  t.equal(kidOf(await first), 'k1');
+  const second = jwks.keyFor('k1');
+  t.notOk(second instanceof Promise, 'a cached key is answered synchronously');
+  t.equal(kidOf(second as KeyLookup), 'k1');
+  t.equal(
+    kidOf((await jwks.keyFor(undefined)) as KeyLookup),
+    'k1',
+    'a token without kid uses the only key',
+  );
+  t.equal(idp.state.requests, 1);
+});
+
+t.test('a flood of unknown kids costs one refetch per cooldown, not one per kid', async (t) => {
+  const idp = await provider(t);
+  idp.publish([await publicJwk('k1')]);
+  const time = clock();
+  const jwks = new JwksCache({
+    uri: idp.uri,
+    logger: quiet,
+    now: () => time.now,
+    cooldownMs: 30_000,
+  });
+  await jwks.keyFor('k1');
+  time.tick(30_000);
+  const lookups = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => jwks.keyFor(`random-${i}`)),
+  );
+  t.ok(lookups.every((l) => !l.ok && l.reason === 'unknown-kid'));
+  t.equal(idp.state.requests, 2, 'the first fetch and one refetch');
+  time.tick(10_000);
+  for (let i = 0; i < 100; i++) await jwks.keyFor(`more-${i}`);
+  t.equal(idp.state.requests, 2, 'none within the cooldown');
+  time.tick(20_000);
+  await jwks.keyFor('after-cooldown');
+  t.equal(idp.state.requests, 3, 'one more once it has passed');
+});
+
+t.test(
+  'a key rotated in at the provider is found, and one rotated out stops working',
+  async (t) => {
+    const idp = await provider(t);
+    const [k1, k2] = [await publicJwk('k1'), await publicJwk('k2')];
+    idp.publish([k1]);
+    const time = clock();
+    const jwks = new JwksCache({
+      uri: idp.uri,
+      logger: quiet,
+      now: () => time.now,
+      cooldownMs: 30_000,
+      refreshAfterMs: 300_000,
+    });
+    t.equal(kidOf(await jwks.keyFor('k1')), 'k1');
+    idp.publish([k1, k2]);
+    time.tick(30_000);
+    t.equal(kidOf(await jwks.keyFor('k2')), 'k2', 'the new kid triggered a refetch');
+    idp.publish([k2]);
+    time.tick(300_000);
+    t.equal(kidOf(await jwks.keyFor('k1')), 'k1', 'served from the cache while the refresh runs');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.equal(kidOf(await jwks.keyFor('k1')), 'unknown-kid', 'gone after the background refresh');
+  },
+);
+
+t.test(
+  'with the provider down, held keys keep working for the stale bound, then fail closed',
+  async (t) => {
+    const idp = await provider(t);
+    idp.publish([await publicJwk('k1')]);
+    const time = clock();
+    const jwks = new JwksCache({
+      uri: idp.uri,
+      logger: quiet,
+      now: () => time.now,
+      refreshAfterMs: 60_000,
+      maxStaleMs: 600_000,
+    });
+    await jwks.keyFor('k1');
+    idp.answerWith((_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    time.tick(120_000);
+    t.equal(kidOf(await jwks.keyFor('k1')), 'k1', 'the failed refresh keeps the key');
+    time.tick(479_000);
+    t.equal(kidOf(await jwks.keyFor('k1')), 'k1', 'still within the stale bound');
+    time.tick(2_000);
+    t.equal(kidOf(await jwks.keyFor('k1')), 'stale', 'past it, refused');
+  },
+);
+
+t.test(
+  'a provider never reached, slow or answering garbage leaves nothing to verify with',
+  async (t) => {
+    const idp = await provider(t);
+    const time = clock();
+    idp.answerWith(() => {}); // never answers
+    const slow = new JwksCache({
+      uri: idp.uri,
+      logger: quiet,
+      now: () => time.now,
+      timeoutMs: 200,
+    });
+    t.equal(kidOf(await slow.keyFor('k1')), 'unavailable', 'a fetch that never answers times out');
+    t.equal(
+      kidOf((await slow.keyFor('k1')) as KeyLookup),
+      'unavailable',
+      'no refetch within the cooldown',
+    );
+    t.equal(slow.fetches, 1);
+
+    idp.answerWith((_req, res) => res.end('<html>not a key set</html>'));
+    const garbage = new JwksCache({ uri: idp.uri, logger: quiet, now: () => time.now });
+    t.equal(kidOf(await garbage.keyFor('k1')), 'unavailable');
+
+    idp.answerWith((_req, res) =>
+      res.end(`{"keys":[${'{"kty":"oct","k":"x"},'.repeat(40_000)}{}]}`),
+    );
+    const huge = new JwksCache({
+      uri: idp.uri,
+      logger: quiet,
+      now: () => time.now,
+      maxBytes: 64 * 1024,
+    });
+    t.equal(kidOf(await huge.keyFor('k1')), 'unavailable', 'an oversized set is refused');
+  },
+);
+
+t.test('garbage from a provider that worked before does not empty the cache', async (t) => {
+  const idp = await provider(t);
+  idp.publish([await publicJwk('k1')]);
+  const time = clock();
+  const jwks = new JwksCache({
+    uri: idp.uri,
+    logger: quiet,
+    now: () => time.now,
+    refreshAfterMs: 1_000,
+  });
+  await jwks.keyFor('k1');
+  idp.answerWith((_req, res) => res.end('{"keys":[]}'));
+  time.tick(60_000);
+  jwks.keyFor('k1');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.equal(kidOf((await jwks.keyFor('k1')) as KeyLookup), 'k1');
+});
+
+t.test('a key set keeps only public signing keys', async (t) => {
+  const pub = await publicJwk('pub');
+  const keys = parseKeySet(
+    JSON.stringify({
+      keys: [
+        pub,
+        { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0' },
+        { ...pub, kid: 'private', d: 'x' },
+        { ...pub, kid: 'encryption', use: 'enc' },
+        'not a key',
+      ],
+    }),
+  );
+  t.same([...keys.keys()], ['pub']);
+  t.throws(() => parseKeySet('{"keys":[{"kty":"oct","k":"x"}]}'), /no public signing key/);
+  t.throws(() => parseKeySet('[]'), /no "keys" array/);
+  t.throws(() => parseKeySet('nope'), /not JSON/);
+});

@@ -148,11 +148,61 @@ const Route = object({
   exfiltration: Type.Optional(Exfiltration),
 });
 
-const JwtProvider = object({
-  issuer: Type.String({ minLength: 1 }),
-  jwksUri: Type.String({ pattern: '^https?://' }),
-  audiences: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
-});
+/**
+ * Signature algorithms a provider may pin. No HMAC: a mesh has no secret to
+ * share through a policy, and HS256 next to a public key is the classic
+ * algorithm-confusion attack.
+ */
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+const JwtProvider = object(
+  {
+    issuer: Type.String({ minLength: 1, description: "the tokens' iss, exactly" }),
+    jwksUri: Type.String({
+      pattern: '^https?://',
+      description: "the provider's key set: https://, or http:// on a loopback address",
+    }),
+    audiences: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description: "a token's aud must name one of these; none: aud is not checked",
+      }),
+    ),
+    algorithms: Type.Optional(
+      Type.Array(StringEnum(JWT_ALGORITHMS), {
+        minItems: 1,
+        description:
+          'the signature algorithms accepted, pinned here and never taken from the token (default RS256 and ES256)',
+      }),
+    ),
+    typ: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'the header typ a token must carry, e.g. at+jwt so an ID token cannot pass as an access token',
+      }),
+    ),
+    clockSkewSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 300,
+        description: 'accepted clock difference for exp, nbf and iat (default 60)',
+      }),
+    ),
+  },
+  'an identity provider whose JWTs this policy accepts',
+);
 
 export const RoutePolicySpec = object({
   selector: Type.Optional(
@@ -181,4 +231,5 @@ export type Route = Static<typeof Route>;
 export type Rule = Static<typeof Rule>;
 export type PathMatch = Static<typeof PathMatch>;
 export type HeaderMatch = Static<typeof HeaderMatch>;
+export type JwtProvider = Static<typeof JwtProvider>;
 export type HttpMethod = (typeof HTTP_METHODS)[number];

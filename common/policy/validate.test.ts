@@ -445,3 +445,32 @@ t.test(
     t.end();
   },
 );
+
+t.test(
+  'a JWT provider names its algorithms from a list without HMAC, fetches keys over https (http on loopback only), and has an issuer of its own',
+  async (t) => {
+    const policy = (providers: string) =>
+      `${HEADER}spec:\n  jwt:\n${providers}  routes:\n    - name: r\n      allow: [{ principals: ["*"] }]\n`;
+    const good = await load(
+      policy(
+        '    - { issuer: https://idp, jwksUri: https://idp/jwks, algorithms: [ES256, EdDSA], typ: at+jwt, clockSkewSeconds: 30 }\n    - { issuer: http://dev, jwksUri: "http://127.0.0.1:8080/jwks" }\n    - { issuer: http://dev6, jwksUri: "http://[::1]:8080/jwks" }\n',
+      ),
+    );
+    t.same(good.errors, []);
+    const bad = await load(
+      policy(
+        '    - { issuer: https://idp, jwksUri: http://idp.example.com/jwks, algorithms: [HS256] }\n    - { issuer: https://idp, jwksUri: http://10.0.0.1/jwks }\n    - { issuer: https://other, jwksUri: https://idp/jwks, clockSkewSeconds: 3600 }\n',
+      ),
+    );
+    t.match(bad.errors.join('\n'), /spec\.jwt\[0\]\.algorithms\[0\]: .*HS256/);
+    t.match(
+      bad.errors.join('\n'),
+      /spec\.jwt\[1\]\.jwksUri: must be https:\/\/ \(http:\/\/ only on a loopback address\)/,
+    );
+    t.match(
+      bad.errors.join('\n'),
+      /spec\.jwt\[1\]\.issuer: duplicates the issuer of spec\.jwt\[0\]/,
+    );
+    t.match(bad.errors.join('\n'), /spec\.jwt\[2\]\.clockSkewSeconds/);
+  },
+);

@@ -18,6 +18,7 @@ import {
   DNS_SUBDOMAIN_PATTERN,
   DURATION_PATTERN,
   HTTP_METHODS,
+  type JwtProvider,
   type PathMatch,
   type Route,
   type RoutePolicy,
@@ -501,6 +502,52 @@ function checkMethodFallThrough(
 }
 
 /**
+ * What the schema cannot say about JWT providers: a key set fetched over
+ * plain HTTP could be swapped by anyone on the path, so only loopback (local
+ * development, tests) may use http://; and a token is matched to its
+ * provider by `iss`, so two providers with one issuer would be ambiguous.
+ */
+function checkJwtProviders(
+  found: Findings,
+  providers: readonly JwtProvider[],
+  structural: readonly Problem[],
+): void {
+  const issuers = new Map<string, number>();
+  providers.forEach((provider, p) => {
+    const at = `spec.jwt[${p}]`;
+    const sound = (field: string) =>
+      !structural.some((problem) => problem.path === at || problem.path === `${at}.${field}`);
+    if (sound('jwksUri') && typeof provider?.jwksUri === 'string') {
+      let url: URL | undefined;
+      try {
+        url = new URL(provider.jwksUri);
+      } catch {
+        found.error(`${at}.jwksUri`, `expected a URL; found ${JSON.stringify(provider.jwksUri)}`);
+      }
+      if (url?.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+        found.error(
+          `${at}.jwksUri`,
+          `must be https:// (http:// only on a loopback address); found ${JSON.stringify(provider.jwksUri)}`,
+        );
+      }
+    }
+    if (!sound('issuer') || typeof provider?.issuer !== 'string') return;
+    const first = issuers.get(provider.issuer);
+    if (first !== undefined) {
+      found.error(
+        `${at}.issuer`,
+        `duplicates the issuer of spec.jwt[${first}] (${JSON.stringify(provider.issuer)}): tokens are matched to a provider by iss`,
+      );
+    } else issuers.set(provider.issuer, p);
+  });
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
  * The rules a schema cannot say. They run on every route that is
  * structurally sound, even when other parts of the document are not, so that
  * one run reports every problem.
@@ -524,11 +571,13 @@ function semanticProblems(
   if ((doc as { spec?: { mtls?: unknown } }).spec?.mtls === 'PERMISSIVE') {
     found.warn('spec.mtls', 'PERMISSIVE is not supported yet; sidecars accept mTLS only (STRICT)');
   }
-  if (Array.isArray((doc as { spec?: { jwt?: unknown } }).spec?.jwt)) {
+  const providers = (doc as { spec?: { jwt?: unknown } }).spec?.jwt;
+  if (Array.isArray(providers)) {
     found.warn(
       'spec.jwt',
       'JWT authentication is not enforced yet; requests are authenticated by their mTLS identity only',
     );
+    checkJwtProviders(found, providers as JwtProvider[], structural);
   }
   const names = new Map<string, number>();
   (routes as Route[]).forEach((route, r) => {

@@ -10,6 +10,7 @@ import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
 import type { UnderscoreAction } from './http/headers.ts';
+import { JwtProviders } from './identity/jwt-providers.ts';
 import type { Svid } from './identity/svid.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { createAdminServer } from './listeners/admin.ts';
@@ -125,7 +126,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const now = options.now ?? Date.now;
   const spiffeId = formatSpiffeId(options);
   const metrics = new SidecarMetrics();
-  const state = new SnapshotState(options.namespace);
+  const state = new SnapshotState(options.namespace, new JwtProviders({ logger, now }));
   const client = new ControlPlaneClient(
     options.controlPlane,
     await readFile(options.caFile, 'utf8'),

@@ -208,15 +208,26 @@ t.test('settings not enforced yet are accepted with a warning that says so', asy
   );
   t.same(errors, []);
   t.match(warnings.join('\n'), /spec\.mtls: PERMISSIVE is not supported yet/);
-  t.match(warnings.join('\n'), /spec\.jwt: JWT authentication is not enforced yet/);
   t.match(warnings.join('\n'), /spec\.routes\[0\]\.rateLimit: rate limits are not enforced yet/);
   t.match(
     warnings.join('\n'),
     /spec\.routes\[0\]\.exfiltration: exfiltration guards are not enforced yet/,
   );
+  t.notMatch(
+    warnings.join('\n'),
+    /jwt/,
+    'JWT providers and claims are enforced: nothing to warn of',
+  );
+});
+
+t.test('claims asked for in a policy that names no JWT provider are warned of', async (t) => {
+  const { errors, warnings } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      allow: [{ jwt: { claims: { scope: read } } }]\n`,
+  );
+  t.same(errors, []);
   t.match(
     warnings.join('\n'),
-    /spec\.routes\[0\]\.allow\[0\]\.jwt: JWT claims are not verified yet, so this allow entry never matches/,
+    /spec\.routes\[0\]\.allow\[0\]\.jwt: this policy names no JWT provider/,
   );
 });
 

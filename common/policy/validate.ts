@@ -272,14 +272,6 @@ function checkRule(found: Findings, at: string, rule: Rule, now: Date): void {
       );
     }
   });
-  if (rule.jwt !== undefined) {
-    found.warn(
-      `${at}.jwt`,
-      at.includes('.deny[')
-        ? 'JWT claims are not verified yet, so this deny entry applies whatever the token says (fail closed)'
-        : 'JWT claims are not verified yet, so this allow entry never matches (fail closed)',
-    );
-  }
   if (rule.expiresAt !== undefined && Date.parse(rule.expiresAt) <= now.getTime()) {
     found.warn(`${at}.expiresAt`, `${rule.expiresAt} is already past; this entry never matches`);
   }
@@ -572,13 +564,8 @@ function semanticProblems(
     found.warn('spec.mtls', 'PERMISSIVE is not supported yet; sidecars accept mTLS only (STRICT)');
   }
   const providers = (doc as { spec?: { jwt?: unknown } }).spec?.jwt;
-  if (Array.isArray(providers)) {
-    found.warn(
-      'spec.jwt',
-      'JWT authentication is not enforced yet; requests are authenticated by their mTLS identity only',
-    );
-    checkJwtProviders(found, providers as JwtProvider[], structural);
-  }
+  if (Array.isArray(providers)) checkJwtProviders(found, providers as JwtProvider[], structural);
+  const hasProviders = Array.isArray(providers) && providers.length > 0;
   const names = new Map<string, number>();
   (routes as Route[]).forEach((route, r) => {
     if (!sound(r)) return;
@@ -602,6 +589,12 @@ function semanticProblems(
     for (const list of ['allow', 'deny'] as const) {
       route[list]?.forEach((rule, i) => {
         checkRule(found, `${at}.${list}[${i}]`, rule, now);
+        if (rule.jwt && !hasProviders) {
+          found.warn(
+            `${at}.${list}[${i}].jwt`,
+            'this policy names no JWT provider (spec.jwt): the claims hold only for tokens of an issuer another policy selecting the same workloads accepts',
+          );
+        }
       });
     }
   });

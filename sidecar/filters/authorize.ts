@@ -80,6 +80,7 @@ export function authorizeRequest(
           headers: req.headers,
           principal: exchange.principal,
           sourceAddress: unmappedAddress(req.socket.remoteAddress),
+          claims: exchange.claims,
         },
         now(),
       );
@@ -101,6 +102,16 @@ export function authorizeRequest(
         return undefined;
       }
       logger.info('request denied', fields);
+      if (decision.tokenRequired && exchange.claims === undefined) {
+        // RFC 6750 section 3.1: a request without a token gets the challenge and no error code.
+        return {
+          status: 401,
+          code: 'POSTERN_TOKEN_REQUIRED',
+          message: 'this route needs a bearer token',
+          headers: { 'www-authenticate': 'Bearer realm="postern"' },
+          details: { policy: decision.policy, route: decision.route },
+        };
+      }
       return {
         status: 403,
         code: 'POSTERN_DENIED',

@@ -16,7 +16,11 @@
  *   3. authenticate-peer: the principal is needed by authorization; a
  *      certificate of a revoked identity, issued before the revocation, is
  *      refused here, before any policy could admit it.
- *   4. authorize: last, on canonical facts; the cheapest rejection of a
+ *   4. authenticate-jwt: a bearer token, when the request carries one and a
+ *      policy in force accepts JWTs, must verify (401 otherwise); its claims
+ *      are authorization's input. After the peer, so a revoked peer never
+ *      costs a signature check; before authorize, which needs the claims.
+ *   5. authorize: last, on canonical facts; the cheapest rejection of a
  *      malformed request comes before the policy lookup. It also refuses a
  *      header some route matches on that arrives twice, under any spelling.
  *   (rate limits and the exfiltration guard will follow authorize: a denied
@@ -38,6 +42,7 @@ import type { Logger } from '../../common/log.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
+import { authenticateJwt } from './authenticate-jwt.ts';
 import { authenticatePeer, type PeerCredential } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
@@ -59,6 +64,7 @@ export function inboundChain(deps: {
     requestHeaders(deps.headerRules),
     canonicalize,
     authenticatePeer(deps.peerOf, deps.state),
+    authenticateJwt(deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
   ]);
 }

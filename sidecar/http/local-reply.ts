@@ -11,6 +11,8 @@ export interface LocalReply {
   readonly details?: Readonly<Record<string, unknown>>;
   /** Close the connection after replying: after a malformed request the stream cannot be trusted. */
   readonly close?: boolean;
+  /** Response headers the reply needs (WWW-Authenticate on a 401). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 function body(reply: LocalReply): string {
@@ -21,6 +23,7 @@ export function sendLocalReply(res: ServerResponse, reply: LocalReply): void {
   const text = body(reply);
   res.shouldKeepAlive = res.shouldKeepAlive && !reply.close;
   res.writeHead(reply.status, {
+    ...reply.headers,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     ...(reply.close ? { connection: 'close' } : {}),
@@ -31,7 +34,9 @@ export function sendLocalReply(res: ServerResponse, reply: LocalReply): void {
 /** The same reply written raw on a socket whose request asked to Upgrade (no ServerResponse exists there). */
 export function writeLocalReplyToSocket(socket: Duplex, reply: LocalReply): void {
   const text = body(reply);
+  let extra = '';
+  for (const [name, value] of Object.entries(reply.headers ?? {})) extra += `${name}: ${value}\r\n`;
   socket.end(
-    `HTTP/1.1 ${reply.status} ${reply.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${reply.status} ${reply.code}\r\n${extra}content-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   );
 }

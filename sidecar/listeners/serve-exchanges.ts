@@ -47,6 +47,7 @@ function newExchange(req: IncomingMessage): Exchange {
     underscoreHeaders: undefined,
     target: undefined,
     principal: undefined,
+    claims: undefined,
     decision: undefined,
     destination: undefined,
   };
@@ -59,7 +60,8 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     const exchange = newExchange(req);
     let status: number;
     try {
-      const reply = runFilters(chain, exchange);
+      const result = runFilters(chain, exchange);
+      const reply = result instanceof Promise ? await result : result;
       if (reply) {
         sendLocalReply(res, reply);
         status = reply.status;
@@ -78,7 +80,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     metrics.duration.observe((performance.now() - exchange.startedAt) / 1000, direction);
   });
 
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node drops its own error listener from an upgraded socket; without one,
     // a client reset before the tunnel is up would crash the process.
     socket.on('error', () => socket.destroy());
@@ -90,7 +92,8 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     }
     const exchange = newExchange(req);
     try {
-      const reply = runFilters(chain, exchange);
+      const result = runFilters(chain, exchange);
+      const reply = result instanceof Promise ? await result : result;
       if (reply) {
         writeLocalReplyToSocket(socket, reply);
         return;

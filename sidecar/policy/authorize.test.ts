@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { RoutePolicy } from '../../common/policy/schema.ts';
 import type { MeshDefault } from '../../common/wire.ts';
-import { authorize, type RequestFacts } from './authorize.ts';
+import { authorize, claimsMatch, type RequestFacts } from './authorize.ts';
 import { compilePolicies } from './compiled-policy.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -200,20 +200,37 @@ t.test(
 );
 
 t.test(
-  'until JWTs are verified, claims conditions fail closed: an allow entry never matches them',
+  'an allow entry with claims admits a verified token holding them, and asks a caller without one for a token',
   async (t) => {
     const jwt = compiled([
       policy({ routes: [{ name: 'r', allow: [{ jwt: { claims: { scope: 'orders.read' } } }] }] }),
     ]);
-    t.match(authorize(jwt, facts('GET', '/orders'), NOW), {
+    const withClaims = (claims?: Record<string, unknown>) => ({
+      ...facts('GET', '/orders'),
+      claims,
+    });
+    t.match(authorize(jwt, withClaims({ scope: 'profile orders.read' }), NOW), {
+      allowed: true,
+      rule: 'allow[0]',
+    });
+    t.match(authorize(jwt, withClaims({ scope: 'orders.write' }), NOW), {
       allowed: false,
       reason: 'no-allow-rule-matched',
     });
+    t.match(authorize(jwt, withClaims(undefined), NOW), {
+      allowed: false,
+      reason: 'no-allow-rule-matched',
+      tokenRequired: true,
+    });
+    const plain = compiled([
+      policy({ routes: [{ name: 'r', allow: [{ principals: [ONCALL] }] }] }),
+    ]);
+    t.notOk(authorize(plain, facts('GET', '/orders'), NOW).tokenRequired, 'no claims asked: a 403');
   },
 );
 
 t.test(
-  'until JWTs are verified, claims conditions fail closed: a deny entry matches whatever the claims',
+  'a deny entry with claims applies to tokens holding them, and not without a token',
   async (t) => {
     const jwt = compiled([
       policy({
@@ -226,11 +243,35 @@ t.test(
         ],
       }),
     ]);
-    t.match(authorize(jwt, facts('GET', '/orders'), NOW), {
-      allowed: false,
-      reason: 'deny-rule-matched',
-      rule: 'deny[0]',
+    t.match(
+      authorize(jwt, { ...facts('GET', '/orders'), claims: { role: ['user', 'guest'] } }, NOW),
+      {
+        allowed: false,
+        reason: 'deny-rule-matched',
+        rule: 'deny[0]',
+      },
+    );
+    t.match(authorize(jwt, { ...facts('GET', '/orders'), claims: { role: 'admin' } }, NOW), {
+      allowed: true,
     });
+    t.match(authorize(jwt, facts('GET', '/orders'), NOW), { allowed: true });
+  },
+);
+
+t.test(
+  'claims match by value: strings whole or space-separated, arrays by member, numbers and booleans as text',
+  (t) => {
+    t.ok(claimsMatch({ scope: 'a' }, { scope: 'a b' }));
+    t.notOk(claimsMatch({ scope: 'a' }, { scope: 'ab' }), 'no substring matches');
+    t.ok(claimsMatch({ groups: 'ops' }, { groups: ['dev', 'ops'] }));
+    t.ok(claimsMatch({ level: '3', admin: 'true' }, { level: 3, admin: true }));
+    t.notOk(claimsMatch({ org: 'x' }, { org: { id: 'x' } }), 'an object claim never matches');
+    t.notOk(
+      claimsMatch({ scope: 'a', org: 'x' }, { scope: 'a' }),
+      'every required claim must hold',
+    );
+    t.notOk(claimsMatch({ scope: 'a' }, undefined));
+    t.end();
   },
 );
 

@@ -13,6 +13,32 @@ export interface RequestFacts extends RouteFacts {
   readonly principal: string | undefined;
   /** The connecting peer's IP address (IPv4 as dotted quad, IPv4-mapped IPv6 unwrapped). */
   readonly sourceAddress?: string;
+  /** The claims of the request's verified JWT; undefined without one. */
+  readonly claims?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Whether verified `claims` hold every required value: a string claim equal
+ * to it or, space-separated (`scope`), containing it; an array claim
+ * containing it; a number or boolean whose text is it. No token: no match.
+ */
+export function claimsMatch(
+  required: Readonly<Record<string, string>>,
+  claims: Readonly<Record<string, unknown>> | undefined,
+): boolean {
+  if (!claims) return false;
+  for (const name in required) {
+    const want = required[name]!;
+    const value = claims[name];
+    if (typeof value === 'string') {
+      if (value !== want && !value.split(' ').includes(want)) return false;
+    } else if (Array.isArray(value)) {
+      if (!value.includes(want)) return false;
+    } else if (typeof value === 'number' || typeof value === 'boolean') {
+      if (String(value) !== want) return false;
+    } else return false;
+  }
+  return true;
 }
 
 // Every decision is a shared object: these four here, the rest built with the
@@ -38,20 +64,10 @@ const UNAUTHENTICATED = decision({
   mode: 'enforce',
 });
 
-/**
- * Whether every condition of an entry holds. JWT claims are not verified
- * yet, so a claims condition is resolved the fail-closed way (as Istio does
- * with conditions it cannot evaluate): never satisfied in an ALLOW entry,
- * always satisfied in a DENY entry.
- */
-function ruleMatches(
-  rule: CompiledRule,
-  facts: RequestFacts,
-  nowMs: number,
-  inDeny: boolean,
-): boolean {
+/** Whether every condition of an entry holds (conditions are ANDed; an entry's lists are ORed). */
+function ruleMatches(rule: CompiledRule, facts: RequestFacts, nowMs: number): boolean {
   if (nowMs >= rule.expiresAtMs) return false;
-  if (rule.jwtClaims && !inDeny) return false;
+  if (rule.jwtClaims && !claimsMatch(rule.jwtClaims, facts.claims)) return false;
   if (rule.sourceIPs) {
     const address = facts.sourceAddress;
     if (!address || !rule.sourceIPs.check(address, address.includes(':') ? 'ipv6' : 'ipv4'))
@@ -78,8 +94,8 @@ export function authorize(
   }
   const route = policy.table.select(facts);
   if (!route) return policy.noRoute;
-  for (const rule of route.deny) if (ruleMatches(rule, facts, nowMs, true)) return rule.decision;
+  for (const rule of route.deny) if (ruleMatches(rule, facts, nowMs)) return rule.decision;
   if (!route.allow.length) return route.byDefault;
-  for (const rule of route.allow) if (ruleMatches(rule, facts, nowMs, false)) return rule.decision;
+  for (const rule of route.allow) if (ruleMatches(rule, facts, nowMs)) return rule.decision;
   return route.noAllowMatched;
 }

@@ -181,7 +181,13 @@ export function compilePolicies(
           : undefined,
         deny: entries(route.deny, 'deny'),
         allow: entries(route.allow, 'allow'),
-        noAllowMatched: decision({ ...base, allowed: false, reason: 'no-allow-rule-matched' }),
+        noAllowMatched: decision({
+          ...base,
+          allowed: false,
+          reason: 'no-allow-rule-matched',
+          // A caller without a token may yet be admitted by an entry that asks for claims: 401, not 403.
+          ...(route.allow?.some((rule) => rule.jwt) ? { tokenRequired: true } : {}),
+        }),
         byDefault: decision({
           ...base,
           allowed: defaultAction === 'allow',

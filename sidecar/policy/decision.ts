@@ -25,6 +25,8 @@ export interface Decision {
   readonly route?: string;
   /** `allow[0]`, `deny[1]`: the entry that decided, when one did. */
   readonly rule?: string;
+  /** No allow entry matched, and one of them asks for JWT claims: a caller without a token gets 401. */
+  readonly tokenRequired?: boolean;
 }
 
 export function decision(fields: Decision): Decision {

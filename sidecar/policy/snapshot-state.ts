@@ -1,6 +1,8 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
 import type { Revocation, Snapshot } from '../../common/wire.ts';
+import type { JwtProviders } from '../identity/jwt-providers.ts';
+import type { JwtVerifier } from '../identity/jwt-verifier.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
 
@@ -11,7 +13,11 @@ export interface AppliedSnapshot {
   readonly directory: ServiceDirectory;
   /** Revoked identities → the last notBefore (epoch ms) of their refused certificates. */
   readonly revoked: ReadonlyMap<string, number>;
+  /** The JWT verifiers of the policies in force, by issuer (empty: no policy accepts JWTs). */
+  readonly jwt: ReadonlyMap<string, JwtVerifier>;
 }
+
+const NO_JWT: ReadonlyMap<string, JwtVerifier> = new Map();
 
 export type ApplyResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -35,10 +41,13 @@ function isRevocationList(value: unknown): value is Revocation[] {
  */
 export class SnapshotState {
   readonly #namespace: string;
+  readonly #jwt: JwtProviders | undefined;
   #current: AppliedSnapshot | undefined;
 
-  constructor(namespace: string) {
+  /** Without `jwt`, policies' JWT providers are not compiled (unit tests of everything else). */
+  constructor(namespace: string, jwt?: JwtProviders) {
     this.#namespace = namespace;
+    this.#jwt = jwt;
   }
 
   get current(): AppliedSnapshot | undefined {
@@ -79,6 +88,7 @@ export class SnapshotState {
         policy: compilePolicies(snapshot),
         directory: new ServiceDirectory(snapshot.registry, this.#namespace),
         revoked,
+        jwt: this.#jwt?.compile(snapshot.policies) ?? NO_JWT,
       });
     } catch (error) {
       if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked });

@@ -101,6 +101,12 @@ const Rule = object(
               'claim name to required value; a space-separated claim such as scope matches if it contains the value',
           }),
         ),
+        certificateBound: Type.Optional(
+          Type.Boolean({
+            description:
+              "RFC 8705: the token's cnf.x5t#S256 must be the caller's mTLS certificate, so a token replayed from another workload fails",
+          }),
+        ),
       }),
     ),
     sourceIPs: Type.Optional(

@@ -7,6 +7,8 @@ export interface PeerCredential {
   readonly principal: string | undefined;
   /** The certificate's notBefore, epoch ms: revocations refuse certificates issued before them. */
   readonly notBeforeMs: number;
+  /** base64url SHA-256 of the certificate (DER), for certificate-bound tokens. */
+  readonly thumbprint: string;
 }
 
 /**
@@ -30,6 +32,7 @@ export function authenticatePeer(
       const peer = peerOf(exchange.req.socket);
       const principal = peer?.principal;
       exchange.principal = principal;
+      exchange.certificateThumbprint = peer?.thumbprint;
       if (!principal) {
         return {
           status: 403,

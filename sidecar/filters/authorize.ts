@@ -1,7 +1,7 @@
 import { unmappedAddress } from '../../common/address.ts';
 import type { Logger } from '../../common/log.ts';
 import type { LocalReply } from '../http/local-reply.ts';
-import { authorize as decide } from '../policy/authorize.ts';
+import { boundToCertificate, authorize as decide } from '../policy/authorize.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import type { Exchange, Filter } from './filter.ts';
@@ -81,6 +81,7 @@ export function authorizeRequest(
           principal: exchange.principal,
           sourceAddress: unmappedAddress(req.socket.remoteAddress),
           claims: exchange.claims,
+          certificateThumbprint: exchange.certificateThumbprint,
         },
         now(),
       );
@@ -102,6 +103,23 @@ export function authorizeRequest(
         return undefined;
       }
       logger.info('request denied', fields);
+      if (
+        decision.bindingRequired &&
+        exchange.claims !== undefined &&
+        !boundToCertificate(exchange.claims, exchange.certificateThumbprint)
+      ) {
+        // RFC 8705 section 3: a token not bound to the presented certificate is an invalid token.
+        return {
+          status: 401,
+          code: 'POSTERN_TOKEN_NOT_BOUND',
+          message: "the token is not bound to the caller's certificate",
+          headers: {
+            'www-authenticate':
+              'Bearer realm="postern", error="invalid_token", error_description="the token is not bound to the caller\'s certificate"',
+          },
+          details: { policy: decision.policy, route: decision.route },
+        };
+      }
       if (decision.tokenRequired && exchange.claims === undefined) {
         // RFC 6750 section 3.1: a request without a token gets the challenge and no error code.
         return {

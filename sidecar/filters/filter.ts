@@ -16,6 +16,8 @@ export interface Exchange {
   principal?: string;
   /** The claims of the request's verified bearer token (inbound; authenticate-jwt filter). */
   claims?: Readonly<Record<string, unknown>>;
+  /** base64url SHA-256 of the caller's certificate (inbound; authenticate-peer filter). */
+  certificateThumbprint?: string;
   /** The policy decision (inbound; authorize filter). */
   decision?: Decision;
   /** Where the request goes (outbound; route-destination filter). */

@@ -113,6 +113,7 @@ export class InboundListener {
       this.#peers.set(socket, {
         principal,
         notBeforeMs: Date.parse(cert.valid_from),
+        thumbprint: Buffer.from(hash, 'hex').toString('base64url'),
         xfcc: `By=${this.#ownId};Hash=${hash}${principal ? `;URI=${principal}` : ''}`,
         client: clientAddressOf(socket.remoteAddress, 'https'),
       });

@@ -48,6 +48,7 @@ function newExchange(req: IncomingMessage): Exchange {
     target: undefined,
     principal: undefined,
     claims: undefined,
+    certificateThumbprint: undefined,
     decision: undefined,
     destination: undefined,
   };

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { RoutePolicy } from '../../common/policy/schema.ts';
 import type { MeshDefault } from '../../common/wire.ts';
-import { authorize, claimsMatch, type RequestFacts } from './authorize.ts';
+import { authorize, boundToCertificate, claimsMatch, type RequestFacts } from './authorize.ts';
 import { compilePolicies } from './compiled-policy.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -472,5 +472,39 @@ t.test(
     t.match(authorize(ADMIN_BY_METHOD, facts('OPTIONS', '/admin/users'), NOW), {
       route: 'everything',
     });
+  },
+);
+
+t.test(
+  'a certificate-bound entry admits only a token whose cnf.x5t#S256 is the caller certificate',
+  (t) => {
+    const bound = compiled([
+      policy({
+        routes: [
+          {
+            name: 'r',
+            allow: [{ jwt: { claims: { scope: 'pay' }, certificateBound: true } }],
+          },
+        ],
+      }),
+    ]);
+    const request = (cnf: unknown, thumbprint?: string) => ({
+      ...facts('POST', '/pay'),
+      claims: { scope: 'pay', ...(cnf === undefined ? {} : { cnf }) },
+      ...(thumbprint ? { certificateThumbprint: thumbprint } : {}),
+    });
+    t.match(authorize(bound, request({ 'x5t#S256': 'abc' }, 'abc'), NOW), { allowed: true });
+    t.match(authorize(bound, request({ 'x5t#S256': 'abc' }, 'xyz'), NOW), {
+      allowed: false,
+      bindingRequired: true,
+    });
+    t.match(authorize(bound, request(undefined, 'abc'), NOW), { allowed: false });
+    t.match(
+      authorize(bound, request({ 'x5t#S256': 'abc' }), NOW),
+      { allowed: false },
+      'no certificate',
+    );
+    t.notOk(boundToCertificate({ cnf: { 'x5t#S256': 5 } }, '5'), 'only a string thumbprint binds');
+    t.end();
   },
 );

@@ -15,6 +15,18 @@ export interface RequestFacts extends RouteFacts {
   readonly sourceAddress?: string;
   /** The claims of the request's verified JWT; undefined without one. */
   readonly claims?: Readonly<Record<string, unknown>>;
+  /** base64url SHA-256 of the caller's mTLS certificate (DER): what a bound token's cnf.x5t#S256 names. */
+  readonly certificateThumbprint?: string;
+}
+
+/** Whether a verified token is bound to the caller's certificate (RFC 8705 section 3.1). */
+export function boundToCertificate(
+  claims: Readonly<Record<string, unknown>> | undefined,
+  thumbprint: string | undefined,
+): boolean {
+  const cnf = claims?.cnf as Record<string, unknown> | undefined;
+  const bound = cnf?.['x5t#S256'];
+  return thumbprint !== undefined && typeof bound === 'string' && bound === thumbprint;
 }
 
 /**
@@ -68,6 +80,8 @@ const UNAUTHENTICATED = decision({
 function ruleMatches(rule: CompiledRule, facts: RequestFacts, nowMs: number): boolean {
   if (nowMs >= rule.expiresAtMs) return false;
   if (rule.jwtClaims && !claimsMatch(rule.jwtClaims, facts.claims)) return false;
+  if (rule.certificateBound && !boundToCertificate(facts.claims, facts.certificateThumbprint))
+    return false;
   if (rule.sourceIPs) {
     const address = facts.sourceAddress;
     if (!address || !rule.sourceIPs.check(address, address.includes(':') ? 'ipv6' : 'ipv4'))

@@ -17,8 +17,10 @@ export interface CompiledRule {
   /** The decision when this entry matches (names the route and the entry, e.g. deny[2]). */
   readonly decision: Decision;
   readonly principals: PrincipalMatcher | undefined;
-  /** Required JWT claims; until JWT authentication exists authorize() resolves them fail-closed. */
+  /** Required JWT claims ({} for "a verified token"); undefined when the entry asks for no token. */
   readonly jwtClaims: Readonly<Record<string, string>> | undefined;
+  /** The token must be bound to the caller's certificate (RFC 8705 cnf.x5t#S256). */
+  readonly certificateBound: boolean;
   /** The peer's address must fall in one of these ranges. */
   readonly sourceIPs: BlockList | undefined;
   /** Epoch milliseconds after which the entry no longer matches; Infinity when it never expires. */
@@ -76,6 +78,7 @@ function compileRule(rule: Rule, decided: Decision): CompiledRule {
       : rule.jwt
         ? Object.freeze({})
         : undefined,
+    certificateBound: rule.jwt?.certificateBound === true,
     sourceIPs: rule.sourceIPs ? compileSourceIPs(rule.sourceIPs) : undefined,
     expiresAtMs: rule.expiresAt ? Date.parse(rule.expiresAt) : Number.POSITIVE_INFINITY,
   });
@@ -187,6 +190,10 @@ export function compilePolicies(
           reason: 'no-allow-rule-matched',
           // A caller without a token may yet be admitted by an entry that asks for claims: 401, not 403.
           ...(route.allow?.some((rule) => rule.jwt) ? { tokenRequired: true } : {}),
+          // Likewise a token bound to no certificate, or another one, where binding is required (RFC 8705).
+          ...(route.allow?.some((rule) => rule.jwt?.certificateBound)
+            ? { bindingRequired: true }
+            : {}),
         }),
         byDefault: decision({
           ...base,

@@ -27,6 +27,8 @@ export interface Decision {
   readonly rule?: string;
   /** No allow entry matched, and one of them asks for JWT claims: a caller without a token gets 401. */
   readonly tokenRequired?: boolean;
+  /** No allow entry matched, and one of them asks for a certificate-bound token: an unbound or foreign-bound one gets 401. */
+  readonly bindingRequired?: boolean;
 }
 
 export function decision(fields: Decision): Decision {

@@ -1,3 +1,4 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -50,6 +51,10 @@ spec:
       match: { path: { prefix: /orders } }
       allow:
         - { principals: ["${TESTER}"], jwt: { claims: { scope: orders.read } } }
+    - name: pay
+      match: { path: { prefix: /pay } }
+      allow:
+        - { principals: ["${TESTER}"], jwt: { certificateBound: true } }
     - name: public
       match: { path: { prefix: /public } }
       allow:
@@ -63,7 +68,8 @@ spec:
     appPort: app.port,
   });
   await untilReady(sidecar.adminPort);
-  const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
+  const testerCredentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
+  const agent = mtlsAgent(testerCredentials);
   t.teardown(() => agent.close());
   const base = `https://127.0.0.1:${sidecar.inboundPort}`;
   const now = Math.floor(Date.now() / 1000);
@@ -163,6 +169,25 @@ spec:
       );
       t.equal(res.status, 503);
       t.match(res.body, { error: { code: 'POSTERN_JWKS_UNAVAILABLE' } });
+    },
+  );
+
+  await t.test(
+    'a certificate-bound token works from the certificate it names, and from no other (RFC 8705)',
+    async (t) => {
+      const thumbprint = (pem: string) =>
+        createHash('sha256').update(new X509Certificate(pem).raw).digest('base64url');
+      const mine = await token({ cnf: { 'x5t#S256': thumbprint(testerCredentials.cert) } });
+      t.equal((await call('/pay', `Bearer ${mine}`)).status, 200);
+      // Another workload's certificate (the same identity, another key): the token was stolen.
+      const other = await clientCredentials(mesh.controlPlane.ca, TESTER);
+      const stolen = await token({ cnf: { 'x5t#S256': thumbprint(other.cert) } });
+      const replayed = await call('/pay', `Bearer ${stolen}`);
+      t.equal(replayed.status, 401);
+      t.match(replayed.headers['www-authenticate'], /error="invalid_token"/);
+      t.match(replayed.body, { error: { code: 'POSTERN_TOKEN_NOT_BOUND' } });
+      t.equal((await call('/pay', `Bearer ${await token()}`)).status, 401, 'an unbound token');
+      t.equal((await call('/pay')).status, 401, 'no token');
     },
   );
 

@@ -218,3 +218,32 @@ t.test('a key set keeps only public signing keys', async (t) => {
   t.throws(() => parseKeySet('[]'), /no "keys" array/);
   t.throws(() => parseKeySet('nope'), /not JSON/);
 });
+
+t.test(
+  'after a refetch the set still holds a key that stayed, and not one rotated out',
+  async (t) => {
+    const idp = await provider(t);
+    const [k1, k2] = [await publicJwk('k1'), await publicJwk('k2')];
+    idp.publish([k1, k2]);
+    const time = clock();
+    const jwks = new JwksCache({
+      uri: idp.uri,
+      logger: quiet,
+      now: () => time.now,
+      cooldownMs: 1_000,
+    });
+    const held = (await jwks.keyFor('k1')) as KeyLookup & { ok: true };
+    const version = jwks.version;
+    idp.publish([k2]);
+    time.tick(1_000);
+    await jwks.keyFor('k3'); // an unknown kid: refetch
+    t.equal(jwks.version, version + 1);
+    t.notOk(jwks.holds(held.jwk), 'k1 was rotated out');
+    t.ok(jwks.holds(((await jwks.keyFor('k2')) as KeyLookup & { ok: true }).jwk));
+    idp.publish([k2]);
+    time.tick(1_000);
+    const k2Before = ((await jwks.keyFor('k2')) as KeyLookup & { ok: true }).jwk;
+    await jwks.keyFor('k4');
+    t.ok(jwks.holds(k2Before), 'the same key fetched again is the same key');
+  },
+);

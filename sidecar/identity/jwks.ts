@@ -59,6 +59,8 @@ export class JwksCache {
   #inFlight: Promise<void> | undefined;
   /** Fetches started, for tests and /stats. */
   fetches = 0;
+  /** Bumped whenever a fetch replaces the key set, so holders of verified tokens can re-check their key. */
+  version = 0;
 
   constructor(options: JwksOptions) {
     this.#options = options;
@@ -80,6 +82,14 @@ export class JwksCache {
     if (found.ok || found.reason !== 'unknown-kid' || !this.#mayFetch(now)) return found;
     // A kid we do not know may be a key the provider just rotated in.
     return this.#fetch().then(() => this.#lookup(kid, this.#now()));
+  }
+
+  /** Whether the set as last fetched still holds the key a token was verified with (same kid, same key material). */
+  holds(jwk: JWK): boolean {
+    const current = this.#keys.get(typeof jwk.kid === 'string' ? jwk.kid : '');
+    return (
+      current === jwk || (current !== undefined && JSON.stringify(current) === JSON.stringify(jwk))
+    );
   }
 
   #lookup(kid: string | undefined, now: number): KeyLookup {
@@ -112,6 +122,7 @@ export class JwksCache {
       .then((keys) => {
         this.#keys = keys;
         this.#fetchedAt = this.#now();
+        this.version++;
       })
       .catch((error: unknown) => {
         this.#options.logger.warn('JWKS fetch failed; keeping the keys held', {

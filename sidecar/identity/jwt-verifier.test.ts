@@ -17,6 +17,8 @@ async function keyPair(alg: 'ES256' | 'RS256', kid: string) {
 /** The provider's key set as the verifier sees it (JwksCache has its own tests over real sockets). */
 function keySet(jwks: JWK[], reason?: 'unavailable' | 'stale') {
   return {
+    version: 0,
+    holds: (jwk: JWK) => jwks.includes(jwk),
     keyFor(kid: string | undefined): KeyLookup {
       if (reason) return { ok: false, reason };
       const jwk =
@@ -184,3 +186,35 @@ t.test('JWT verification', async (t) => {
     nowMs = NOW_S * 1000;
   });
 });
+
+t.test(
+  'a cached token whose key was rotated out of the set is verified again, and refused',
+  async (t) => {
+    const es = await keyPair('ES256', 'es');
+    let jwks = [es.jwk];
+    const keys = {
+      version: 0,
+      holds: (jwk: JWK) => jwks.includes(jwk),
+      keyFor: (kid: string | undefined): KeyLookup => {
+        const jwk = jwks.find((k) => k.kid === kid);
+        return jwk ? { ok: true, jwk } : { ok: false, reason: 'unknown-kid' };
+      },
+    };
+    const v = new JwtVerifier(
+      { issuer: ISSUER, algorithms: ['ES256'], keys },
+      { now: () => NOW_S * 1000 },
+    );
+    const token = await new SignJWT({ iss: ISSUER, exp: NOW_S + 300 })
+      .setProtectedHeader({ alg: 'ES256', kid: 'es' })
+      .sign(es.privateKey);
+    t.match(await v.verify(token), { ok: true });
+    keys.version++; // a refetch that kept the key
+    t.match(v.verify(token), { ok: true }, 'still a cache hit');
+    jwks = [];
+    keys.version++; // a refetch without it
+    t.match(await v.verify(token), {
+      ok: false,
+      description: /not in the identity provider's key set/,
+    });
+  },
+);

@@ -20,7 +20,7 @@ export interface JwtProviderConfig {
   /** The token's `aud` must name one of these; none configured: `aud` is not checked. */
   readonly audiences?: readonly string[];
   readonly algorithms: readonly string[];
-  readonly keys: Pick<JwksCache, 'keyFor'>;
+  readonly keys: Pick<JwksCache, 'keyFor' | 'holds' | 'version'>;
   /** Accepted difference between clocks for exp/nbf/iat, seconds (default 60). */
   readonly clockSkewSeconds?: number;
   /** When set, the header's `typ` must be this (say `at+jwt`), so an ID token cannot pass as an access token. */
@@ -59,7 +59,10 @@ export class JwtVerifier {
   readonly #config: JwtProviderConfig;
   readonly #now: () => number;
   readonly #maxCached: number;
-  readonly #verified = new Map<string, { claims: JWTPayload; expiresAtMs: number }>();
+  readonly #verified = new Map<
+    string,
+    { claims: JWTPayload; expiresAtMs: number; jwk: JWK; keysVersion: number }
+  >();
   readonly #imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
 
   constructor(config: JwtProviderConfig, options: { now?: () => number; maxCached?: number } = {}) {
@@ -74,6 +77,12 @@ export class JwtVerifier {
     const id = createHash('sha256').update(token).digest('base64url');
     const cached = this.#verified.get(id);
     if (cached) {
+      const keys = this.#config.keys;
+      // The key set changed since: a token whose key was rotated out is verified again (and fails).
+      if (cached.keysVersion !== keys.version) {
+        if (keys.holds(cached.jwk)) cached.keysVersion = keys.version;
+        else cached.expiresAtMs = 0;
+      }
       if (this.#now() < cached.expiresAtMs) return { ok: true, claims: cached.claims };
       this.#verified.delete(id);
     }
@@ -129,7 +138,7 @@ export class JwtVerifier {
         requiredClaims: ['exp', ...(config.requiredClaims ?? [])],
         ...(config.typ ? { typ: config.typ } : {}),
       });
-      this.#remember(id, payload);
+      this.#remember(id, payload, found.jwk);
       return { ok: true, claims: payload };
     } catch (error) {
       return refuse(describe(error));
@@ -149,12 +158,17 @@ export class JwtVerifier {
     return key;
   }
 
-  #remember(id: string, claims: JWTPayload): void {
+  #remember(id: string, claims: JWTPayload, jwk: JWK): void {
     if (this.#verified.size >= this.#maxCached) {
       this.#verified.delete(this.#verified.keys().next().value as string);
     }
     // requiredClaims guarantees exp.
-    this.#verified.set(id, { claims: Object.freeze(claims), expiresAtMs: claims.exp! * 1000 });
+    this.#verified.set(id, {
+      claims: Object.freeze(claims),
+      expiresAtMs: claims.exp! * 1000,
+      jwk,
+      keysVersion: this.#config.keys.version,
+    });
   }
 }
 

@@ -19,6 +19,8 @@ export interface LoadSpec {
   readonly path: string;
   /** Host header, when the target routes by it (the outbound listener). */
   readonly host?: string;
+  /** More request headers on every request (a bearer token, say). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly mode: 'open' | 'closed';
   /** Requests per second (open loop). */
   readonly rate: number;
@@ -91,7 +93,7 @@ async function one(target: Pool, spec: LoadSpec, phase: Phase, startedAt: number
     const res = await target.request({
       method: 'GET',
       path: spec.path,
-      ...(spec.host ? { headers: { host: spec.host } } : {}),
+      headers: { ...spec.headers, ...(spec.host ? { host: spec.host } : {}) },
     });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);

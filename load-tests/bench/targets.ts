@@ -46,6 +46,8 @@ export interface Target {
   readonly url: string;
   /** The Host header to send (the mesh hop routes by it). */
   readonly host?: string;
+  /** Headers every request to this target carries (a bearer token, say). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly clientCertDir?: string;
   /** The proxies on the path (CPU and RSS are read from /proc/PID); none for the app itself. */
   readonly proxies?: readonly Child[];

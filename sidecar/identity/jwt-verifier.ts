@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   decodeProtectedHeader,
   importJWK,
@@ -50,10 +49,11 @@ const refuse = (description: string): TokenRefusal => ({
 
 /**
  * Verifies bearer tokens for one provider. A verified token is remembered
- * until its `exp` (bounded, oldest evicted first), keyed by a hash of the
- * token, so a hot token costs a hash and a Map lookup and is answered
- * synchronously; only a token not seen before waits (a signature check,
- * perhaps a key fetch).
+ * until its `exp` (bounded, oldest evicted first), keyed by the token
+ * itself, so a hot token costs one Map lookup and is answered synchronously;
+ * only a token not seen before waits (a signature check, perhaps a key
+ * fetch). Only tokens the provider signed get in, so the bound (4,096 of at
+ * most 8 KiB) is what a legitimate fleet of callers can fill.
  */
 export class JwtVerifier {
   readonly #config: JwtProviderConfig;
@@ -61,31 +61,38 @@ export class JwtVerifier {
   readonly #maxCached: number;
   readonly #verified = new Map<
     string,
-    { claims: JWTPayload; expiresAtMs: number; jwk: JWK; keysVersion: number }
+    { result: TokenResult; expiresAtMs: number; jwk: JWK; keysVersion: number }
   >();
   readonly #imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
 
   constructor(config: JwtProviderConfig, options: { now?: () => number; maxCached?: number } = {}) {
     this.#config = config;
     this.#now = options.now ?? Date.now;
-    this.#maxCached = options.maxCached ?? 10_000;
+    this.#maxCached = options.maxCached ?? 4_096;
   }
 
   verify(token: string): TokenResult | Promise<TokenResult> {
     if (token.length > MAX_TOKEN_BYTES)
       return refuse(`the token is longer than ${MAX_TOKEN_BYTES} bytes`);
-    const id = createHash('sha256').update(token).digest('base64url');
-    const cached = this.#verified.get(id);
-    if (cached) {
-      const keys = this.#config.keys;
-      // The key set changed since: a token whose key was rotated out is verified again (and fails).
-      if (cached.keysVersion !== keys.version) {
-        if (keys.holds(cached.jwk)) cached.keysVersion = keys.version;
-        else cached.expiresAtMs = 0;
-      }
-      if (this.#now() < cached.expiresAtMs) return { ok: true, claims: cached.claims };
-      this.#verified.delete(id);
+    return this.cached(token) ?? this.#verify(token);
+  }
+
+  /** The result for a token verified before and still good, without waiting; undefined otherwise. */
+  cached(token: string): TokenResult | undefined {
+    const cached = this.#verified.get(token);
+    if (!cached) return undefined;
+    const keys = this.#config.keys;
+    // The key set changed since: a token whose key was rotated out is verified again (and fails).
+    if (cached.keysVersion !== keys.version) {
+      if (keys.holds(cached.jwk)) cached.keysVersion = keys.version;
+      else cached.expiresAtMs = 0;
     }
+    if (this.#now() < cached.expiresAtMs) return cached.result;
+    this.#verified.delete(token);
+    return undefined;
+  }
+
+  #verify(token: string): TokenResult | Promise<TokenResult> {
     let header: ReturnType<typeof decodeProtectedHeader>;
     try {
       header = decodeProtectedHeader(token);
@@ -103,13 +110,12 @@ export class JwtVerifier {
       typeof header.kid === 'string' ? header.kid : undefined,
     );
     return lookup instanceof Promise
-      ? lookup.then((found) => this.#check(token, id, header.alg!, found))
-      : this.#check(token, id, header.alg, lookup);
+      ? lookup.then((found) => this.#check(token, header.alg!, found))
+      : this.#check(token, header.alg, lookup);
   }
 
   async #check(
     token: string,
-    id: string,
     alg: string,
     found: Awaited<ReturnType<JwtProviderConfig['keys']['keyFor']>>,
   ): Promise<TokenResult> {
@@ -138,7 +144,7 @@ export class JwtVerifier {
         requiredClaims: ['exp', ...(config.requiredClaims ?? [])],
         ...(config.typ ? { typ: config.typ } : {}),
       });
-      this.#remember(id, payload, found.jwk);
+      this.#remember(token, payload, found.jwk);
       return { ok: true, claims: payload };
     } catch (error) {
       return refuse(describe(error));
@@ -158,13 +164,13 @@ export class JwtVerifier {
     return key;
   }
 
-  #remember(id: string, claims: JWTPayload, jwk: JWK): void {
+  #remember(token: string, claims: JWTPayload, jwk: JWK): void {
     if (this.#verified.size >= this.#maxCached) {
       this.#verified.delete(this.#verified.keys().next().value as string);
     }
     // requiredClaims guarantees exp.
-    this.#verified.set(id, {
-      claims: Object.freeze(claims),
+    this.#verified.set(token, {
+      result: Object.freeze({ ok: true, claims: Object.freeze(claims) }),
       expiresAtMs: claims.exp! * 1000,
       jwk,
       keysVersion: this.#config.keys.version,

@@ -412,7 +412,13 @@ export async function ordersBehindSidecar(
   t: { teardown(fn: () => unknown): void },
   policies: string,
   caller = 'spiffe://cluster.local/ns/default/sa/tester',
-): Promise<{ mesh: TestMesh; app: EchoApp; sidecar: Sidecar; agent: Agent }> {
+): Promise<{
+  mesh: TestMesh;
+  app: EchoApp;
+  sidecar: Sidecar;
+  agent: Agent;
+  credentials: PemCredentials;
+}> {
   const mesh = await startTestMesh(t, policies);
   const app = await startEchoApp(t);
   const sidecar = await mesh.startSidecar({
@@ -421,9 +427,10 @@ export async function ordersBehindSidecar(
     appPort: app.port,
   });
   await untilReady(sidecar.adminPort);
-  const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, caller));
+  const credentials = await clientCredentials(mesh.controlPlane.ca, caller);
+  const agent = mtlsAgent(credentials);
   t.teardown(() => agent.close());
-  return { mesh, app, sidecar, agent };
+  return { mesh, app, sidecar, agent, credentials };
 }
 
 /** What a sidecar's admin /config says (the parts tests read). */

@@ -6,13 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import t from 'tap';
 import { request } from 'undici';
 import { freePort } from '../../cli/processes.ts';
-import {
-  clientCredentials,
-  mtlsAgent,
-  startEchoApp,
-  startTestMesh,
-  untilReady,
-} from '../helpers.ts';
+import { clientCredentials, ordersBehindSidecar } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const ISSUER = 'https://idp.test';
@@ -35,7 +29,13 @@ t.test('JWTs on the inbound path, against a real key set on loopback', async (t)
   const jwksUri = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/jwks`;
   // Nothing listens here: a provider whose keys were never fetched.
   const downUri = `http://127.0.0.1:${await freePort()}/jwks`;
-  const mesh = await startTestMesh(
+  const {
+    mesh,
+    app,
+    sidecar,
+    agent,
+    credentials: testerCredentials,
+  } = await ordersBehindSidecar(
     t,
     `
 apiVersion: postern.dev/v1alpha1
@@ -60,17 +60,8 @@ spec:
       allow:
         - { principals: ["${TESTER}"] }
 `,
+    TESTER,
   );
-  const app = await startEchoApp(t);
-  const sidecar = await mesh.startSidecar({
-    workload: 'orders',
-    namespace: 'shop',
-    appPort: app.port,
-  });
-  await untilReady(sidecar.adminPort);
-  const testerCredentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
-  const agent = mtlsAgent(testerCredentials);
-  t.teardown(() => agent.close());
   const base = `https://127.0.0.1:${sidecar.inboundPort}`;
   const now = Math.floor(Date.now() / 1000);
   const token = (claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) =>

@@ -6,8 +6,19 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 // close() open for as long as it lives (an SSE stream: forever).
 const accepted = new WeakMap<Server, Set<Socket>>();
 
-/** Listens and resolves with the bound port (port 0 picks a free one), or rejects with the listen error. */
-export async function listen(server: Server, port: number, host: string): Promise<number> {
+/**
+ * Listens and resolves with the bound port (port 0 picks a free one), or
+ * rejects with the listen error. `backlog` is the kernel's queue of
+ * connections not yet accepted (Node's default 511; the kernel caps it at
+ * net.core.somaxconn): a control plane thousands of sidecars reconnect to
+ * at once needs more.
+ */
+export async function listen(
+  server: Server,
+  port: number,
+  host: string,
+  backlog?: number,
+): Promise<number> {
   const sockets = new Set<Socket>();
   accepted.set(server, sockets);
   server.on('connection', (socket: Socket) => {
@@ -16,7 +27,7 @@ export async function listen(server: Server, port: number, host: string): Promis
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, ...(backlog ? { backlog } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -15,6 +15,9 @@ import { SnapshotHub } from './snapshot-hub.ts';
 import { nextEpoch, statePaths } from './state.ts';
 import { TokenStore } from './tokens.ts';
 
+/** Connections the kernel may queue before the control plane accepts them. */
+export const API_LISTEN_BACKLOG = 4096;
+
 export interface ControlPlaneOptions {
   /** Where RoutePolicies come from: a folder of YAML files, or the Kubernetes API. */
   readonly policiesDir?: string;
@@ -153,7 +156,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   }, SERVING_TTL_MS / 2);
   renew.unref();
 
-  const apiPort = await listen(server, options.apiPort, options.host);
+  // Every sidecar reconnects at once after a restart: 5,000 simulated ones
+  // overflowed Node's default accept queue of 511 (load-tests, control-plane scale).
+  const apiPort = await listen(server, options.apiPort, options.host, API_LISTEN_BACKLOG);
   logger.info('control plane listening', {
     apiPort,
     trustDomain: ca.trustDomain,

@@ -20,6 +20,19 @@ function unauthorized(description: string): LocalReply {
   };
 }
 
+const TWO_AUTHORIZATIONS: LocalReply = Object.freeze({
+  status: 400,
+  code: 'POSTERN_DUPLICATE_AUTHORIZATION',
+  message: 'the request has more than one Authorization header',
+  close: true,
+});
+
+function authorizationHeaders(raw: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') count++;
+  return count;
+}
+
 function settle(exchange: Exchange, result: TokenResult): FilterResult {
   if (result.ok) {
     exchange.claims = result.claims;
@@ -49,6 +62,9 @@ export function authenticateJwt(state: SnapshotState): Filter {
       if (!verifiers?.size) return undefined;
       const header = exchange.req.headers.authorization;
       if (header === undefined || !/^bearer /i.test(header)) return undefined;
+      // Node keeps the first of two Authorization headers; the app may read the
+      // other. The token verified must be the only one the app can see.
+      if (authorizationHeaders(exchange.req.rawHeaders) > 1) return TWO_AUTHORIZATIONS;
       // Refused before any parsing: a token this long is an attack or a mistake.
       if (header.length > MAX_TOKEN_BYTES + 16) {
         return unauthorized(`the token is longer than ${MAX_TOKEN_BYTES} bytes`);

@@ -145,6 +145,25 @@ spec:
     },
   );
 
+  await t.test(
+    'a second Authorization header beside a verified token is refused, so the app cannot read an unverified one',
+    async (t) => {
+      const before = app.requests.length;
+      const res = await request(`${base}/public`, {
+        dispatcher: agent,
+        headers: [
+          'authorization',
+          `Bearer ${await token()}`,
+          'authorization',
+          `Bearer ${await token({ sub: 'admin' }, { kid: 'forged' })}`,
+        ],
+      });
+      t.equal(res.statusCode, 400);
+      t.match(await res.body.json(), { error: { code: 'POSTERN_DUPLICATE_AUTHORIZATION' } });
+      t.equal(app.requests.length, before);
+    },
+  );
+
   await t.test("other Authorization schemes are the app's and pass untouched", async (t) => {
     const res = await call('/public', 'Basic dXNlcjpwYXNz');
     t.equal(res.status, 200);

@@ -177,6 +177,8 @@ export interface TestMesh {
     inboundHost?: string;
     /** --headers-with-underscores for this sidecar (default allow). */
     headersWithUnderscores?: UnderscoreAction;
+    /** The sidecar's clock (JWT and key-set expiry, entry expiry); default Date.now. */
+    now?: () => number;
   }): Promise<Sidecar>;
 }
 
@@ -237,6 +239,7 @@ export async function startTestMesh(
         ...(o.watchIdleTimeoutMs ? { watchIdleTimeoutMs: o.watchIdleTimeoutMs } : {}),
         ...(o.inboundLimits ? { inboundLimits: o.inboundLimits } : {}),
         headersWithUnderscores: o.headersWithUnderscores,
+        ...(o.now ? { now: o.now } : {}),
         caFile,
         bootstrapTokenFile:
           o.tokenFile ?? (await mesh.tokenFor(o.workload, o.namespace, o.serviceAccount, o.labels)),
@@ -412,6 +415,7 @@ export async function ordersBehindSidecar(
   t: { teardown(fn: () => unknown): void },
   policies: string,
   caller = 'spiffe://cluster.local/ns/default/sa/tester',
+  options: { now?: () => number } = {},
 ): Promise<{
   mesh: TestMesh;
   app: EchoApp;
@@ -425,6 +429,7 @@ export async function ordersBehindSidecar(
     workload: 'orders',
     namespace: 'shop',
     appPort: app.port,
+    ...(options.now ? { now: options.now } : {}),
   });
   await untilReady(sidecar.adminPort);
   const credentials = await clientCredentials(mesh.controlPlane.ca, caller);

@@ -61,12 +61,13 @@ const PathMatch = object(
   'exactly one of exact, prefix, template',
 );
 
+/** An RFC 9110 field name (a token), any case. */
+const HeaderName = (description = 'header name, any case') =>
+  Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", description });
+
 const HeaderMatch = object(
   {
-    name: Type.String({
-      pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
-      description: 'header name, any case',
-    }),
+    name: HeaderName(),
     exact: Type.Optional(Type.String()),
     prefix: Type.Optional(Type.String()),
     present: Type.Optional(
@@ -172,13 +173,28 @@ export const JWT_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
+/** A public JWK (RFC 7517): open, as key types differ in their members. */
+const JsonWebKey = Type.Object(
+  { kty: Type.String({ minLength: 1 }) },
+  { 'x-kubernetes-preserve-unknown-fields': true },
+);
+
 const JwtProvider = object(
   {
     issuer: Type.String({ minLength: 1, description: "the tokens' iss, exactly" }),
-    jwksUri: Type.String({
-      pattern: '^https?://',
-      description: "the provider's key set: https://, or http:// on a loopback address",
-    }),
+    jwksUri: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description:
+          "the provider's key set, fetched and refreshed: https://, or http:// on a loopback address (this or jwks)",
+      }),
+    ),
+    jwks: Type.Optional(
+      object(
+        { keys: Type.Array(JsonWebKey, { minItems: 1 }) },
+        'the public key set inline, for providers without a JWKS endpoint (this or jwksUri)',
+      ),
+    ),
     audiences: Type.Optional(
       Type.Array(Type.String(), {
         minItems: 1,
@@ -205,6 +221,52 @@ const JwtProvider = object(
         maximum: 300,
         description: 'accepted clock difference for exp, nbf and iat (default 60)',
       }),
+    ),
+    requiredClaims: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'claims every token must carry, beyond exp, which every token must',
+      }),
+    ),
+    fromHeaders: Type.Optional(
+      Type.Array(
+        object({
+          name: HeaderName(),
+          prefix: Type.Optional(
+            Type.String({ description: 'what precedes the token in the value, e.g. "Bearer "' }),
+          ),
+        }),
+        {
+          minItems: 1,
+          description:
+            'headers the token may come in (with fromCookies: default Authorization: Bearer only)',
+        },
+      ),
+    ),
+    fromCookies: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" }), {
+        minItems: 1,
+        description: 'cookies the token may come in (by cookie name)',
+      }),
+    ),
+    forwardOriginalToken: Type.Optional(
+      Type.Boolean({
+        description:
+          'whether the app receives the token as it came (default false: removed once verified)',
+      }),
+    ),
+    outputClaimToHeaders: Type.Optional(
+      Type.Array(
+        object({
+          header: HeaderName(),
+          claim: Type.String({ minLength: 1, description: 'a top-level claim name' }),
+        }),
+        {
+          minItems: 1,
+          description:
+            "verified claims the app receives in headers the sidecar owns: a client's copy of such a header never reaches the app",
+        },
+      ),
     ),
   },
   'an identity provider whose JWTs this policy accepts',

@@ -485,3 +485,69 @@ t.test(
     t.match(bad.errors.join('\n'), /spec\.jwt\[2\]\.clockSkewSeconds/);
   },
 );
+
+t.test(
+  'a JWT provider has one key source, public keys only, token sources the sidecar may read and claim headers it may own',
+  async (t) => {
+    const policy = (providers: string, routes = '') =>
+      `${HEADER}spec:\n  jwt:\n${providers}  routes:\n    - name: r\n${routes}      allow: [{ principals: ["*"] }]\n`;
+    const good = await load(
+      policy(
+        '    - issuer: https://idp\n      jwks: { keys: [{ kty: EC, crv: P-256, x: abc, y: def, kid: k1 }] }\n      fromHeaders: [{ name: Authorization, prefix: "Bearer " }, { name: x-jwt }]\n      fromCookies: [session]\n      outputClaimToHeaders: [{ header: x-user, claim: sub }, { header: x-postern-scope, claim: scope }]\n      requiredClaims: [sub]\n      forwardOriginalToken: true\n',
+      ),
+    );
+    t.same(good.errors, []);
+    const bad = await load(
+      policy(
+        [
+          '    - { issuer: https://a }',
+          '    - { issuer: https://b, jwksUri: https://b/jwks, jwks: { keys: [{ kty: EC }] } }',
+          '    - issuer: https://c',
+          '      jwks: { keys: [{ kty: EC, d: secret }, { kty: oct, k: abc }, { kty: DSA }, { kty: RSA, use: enc }] }',
+          '      fromHeaders: [{ name: cookie }, { name: x-forwarded-for }, { name: x_jwt }]',
+          '      outputClaimToHeaders:',
+          '        - { header: x-postern-principal, claim: sub }',
+          '        - { header: authorization, claim: sub }',
+          '        - { header: x-user, claim: sub }',
+          '        - { header: x-user, claim: email }',
+          '    - { issuer: https://d, jwksUri: https://d/jwks, fromHeaders: [{ name: x-jwt }], outputClaimToHeaders: [{ header: X-Jwt, claim: sub }] }',
+          '',
+        ].join('\n'),
+        '      match: { headers: [{ name: X-User, exact: alice }] }\n',
+      ),
+    );
+    const errors = bad.errors.join('\n');
+    t.match(errors, /spec\.jwt\[0\]: expected exactly one of jwksUri, jwks; found none/);
+    t.match(
+      errors,
+      /spec\.jwt\[1\]: expected exactly one of jwksUri, jwks; found jwksUri and jwks/,
+    );
+    t.match(errors, /spec\.jwt\[2\]\.jwks\.keys\[0\]: is a private or symmetric key/);
+    t.match(errors, /spec\.jwt\[2\]\.jwks\.keys\[1\]: is a private or symmetric key/);
+    t.match(errors, /spec\.jwt\[2\]\.jwks\.keys\[2\]\.kty: expected RSA, EC or OKP/);
+    t.match(errors, /spec\.jwt\[2\]\.jwks\.keys\[3\]\.use: expected sig/);
+    t.match(
+      errors,
+      /spec\.jwt\[2\]\.fromHeaders\[0\]\.name: "cookie" cannot carry a token.*use fromCookies/,
+    );
+    t.match(
+      errors,
+      /spec\.jwt\[2\]\.fromHeaders\[1\]\.name: "x-forwarded-for" cannot carry a token/,
+    );
+    t.match(errors, /spec\.jwt\[2\]\.fromHeaders\[2\]\.name: "x_jwt" cannot carry a token/);
+    t.match(
+      errors,
+      /outputClaimToHeaders\[0\]\.header: "x-postern-principal" cannot carry a claim/,
+    );
+    t.match(errors, /outputClaimToHeaders\[1\]\.header: "authorization" cannot carry a claim/);
+    t.match(errors, /outputClaimToHeaders\[3\]\.header: "x-user" already carries the claim "sub"/);
+    t.match(
+      errors,
+      /spec\.jwt\[3\]\.outputClaimToHeaders\[0\]\.header: "X-Jwt" is where this provider reads tokens/,
+    );
+    t.match(
+      errors,
+      /spec\.routes\[0\]\.match\.headers\[0\]\.name: "X-User" carries a verified claim/,
+    );
+  },
+);

@@ -496,34 +496,80 @@ function checkMethodFallThrough(
 /**
  * What the schema cannot say about JWT providers: a key set fetched over
  * plain HTTP could be swapped by anyone on the path, so only loopback (local
- * development, tests) may use http://; and a token is matched to its
- * provider by `iss`, so two providers with one issuer would be ambiguous.
+ * development, tests) may use http://; an inline key set is public keys
+ * only; a token is matched to its provider by `iss`, so two providers with
+ * one issuer would be ambiguous; and the headers a provider reads tokens
+ * from or writes claims to must be ones the sidecar may take or set.
+ * Returns the claim headers, lower case, for the routes' checks.
  */
 function checkJwtProviders(
   found: Findings,
   providers: readonly JwtProvider[],
   structural: readonly Problem[],
-): void {
+): ReadonlySet<string> {
   const issuers = new Map<string, number>();
+  const claimHeaders = new Map<string, string>();
   providers.forEach((provider, p) => {
     const at = `spec.jwt[${p}]`;
     const sound = (field: string) =>
-      !structural.some((problem) => problem.path === at || problem.path === `${at}.${field}`);
-    if (sound('jwksUri') && typeof provider?.jwksUri === 'string') {
-      let url: URL | undefined;
-      try {
-        url = new URL(provider.jwksUri);
-      } catch {
-        found.error(`${at}.jwksUri`, `expected a URL; found ${JSON.stringify(provider.jwksUri)}`);
-      }
-      if (url?.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
-        found.error(
-          `${at}.jwksUri`,
-          `must be https:// (http:// only on a loopback address); found ${JSON.stringify(provider.jwksUri)}`,
-        );
-      }
+      !structural.some(
+        (problem) =>
+          problem.path === at ||
+          problem.path === `${at}.${field}` ||
+          problem.path.startsWith(`${at}.${field}[`) ||
+          problem.path.startsWith(`${at}.${field}.`),
+      );
+    if (typeof provider !== 'object' || provider === null) return;
+    if (structural.some((problem) => problem.path === at)) return;
+    exactlyOne(found, at, provider, ['jwksUri', 'jwks']);
+    if (sound('jwksUri') && typeof provider.jwksUri === 'string') {
+      checkJwksUri(found, `${at}.jwksUri`, provider.jwksUri);
     }
-    if (!sound('issuer') || typeof provider?.issuer !== 'string') return;
+    if (sound('jwks') && provider.jwks)
+      checkInlineKeys(found, `${at}.jwks.keys`, provider.jwks.keys);
+    if (sound('fromHeaders')) {
+      provider.fromHeaders?.forEach((source, h) => {
+        const name = source.name.toLowerCase();
+        if (UNTAKEABLE.has(name) || roleOf(name) || name.includes('_')) {
+          found.error(
+            `${at}.fromHeaders[${h}].name`,
+            `${JSON.stringify(source.name)} cannot carry a token: the sidecar needs it, sets it or strips it${name === 'cookie' ? ' (use fromCookies)' : ''}`,
+          );
+        }
+      });
+    }
+    if (sound('outputClaimToHeaders')) {
+      provider.outputClaimToHeaders?.forEach((output, o) => {
+        const where = `${at}.outputClaimToHeaders[${o}].header`;
+        const name = output.header.toLowerCase();
+        const role = roleOf(name);
+        if (
+          UNTAKEABLE.has(name) ||
+          name === 'authorization' ||
+          name.includes('_') ||
+          (role && (role !== 'sidecar' || SIDECAR_SET.has(name)))
+        ) {
+          found.error(
+            where,
+            `${JSON.stringify(output.header)} cannot carry a claim: the sidecar needs it or sets it itself`,
+          );
+        } else if (provider.fromHeaders?.some((source) => source.name.toLowerCase() === name)) {
+          found.error(
+            where,
+            `${JSON.stringify(output.header)} is where this provider reads tokens`,
+          );
+        } else {
+          const claim = claimHeaders.get(name);
+          if (claim !== undefined && claim !== output.claim) {
+            found.error(
+              where,
+              `${JSON.stringify(output.header)} already carries the claim ${JSON.stringify(claim)}`,
+            );
+          } else claimHeaders.set(name, output.claim);
+        }
+      });
+    }
+    if (!sound('issuer') || typeof provider.issuer !== 'string') return;
     const first = issuers.get(provider.issuer);
     if (first !== undefined) {
       found.error(
@@ -531,6 +577,57 @@ function checkJwtProviders(
         `duplicates the issuer of spec.jwt[${first}] (${JSON.stringify(provider.issuer)}): tokens are matched to a provider by iss`,
       );
     } else issuers.set(provider.issuer, p);
+  });
+  return new Set(claimHeaders.keys());
+}
+
+/** Headers that route or frame the request, or hold many values: never a token's or a claim's. */
+const UNTAKEABLE: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'cookie',
+]);
+/** Owned headers the sidecar sets itself (other x-postern-* names may carry claims). */
+const SIDECAR_SET: ReadonlySet<string> = new Set([
+  'x-forwarded-client-cert',
+  'x-forwarded-proto',
+  'x-postern-principal',
+  'x-postern-audit',
+]);
+
+function checkJwksUri(found: Findings, at: string, uri: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(uri);
+  } catch {
+    found.error(at, `expected a URL; found ${JSON.stringify(uri)}`);
+  }
+  if (url?.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    found.error(
+      at,
+      `must be https:// (http:// only on a loopback address); found ${JSON.stringify(uri)}`,
+    );
+  }
+}
+
+/** Public signing keys only: a private or symmetric key in a policy is a leaked secret. */
+function checkInlineKeys(
+  found: Findings,
+  at: string,
+  keys: readonly Record<string, unknown>[],
+): void {
+  keys.forEach((key, k) => {
+    if ('d' in key || key.kty === 'oct') {
+      found.error(
+        `${at}[${k}]`,
+        'is a private or symmetric key: a policy may hold public keys only (remove it and rotate it at the provider)',
+      );
+    } else if (key.kty !== 'RSA' && key.kty !== 'EC' && key.kty !== 'OKP') {
+      found.error(`${at}[${k}].kty`, `expected RSA, EC or OKP; found ${JSON.stringify(key.kty)}`);
+    } else if (key.use !== undefined && key.use !== 'sig') {
+      found.error(`${at}[${k}].use`, `expected sig; found ${JSON.stringify(key.use)}`);
+    }
   });
 }
 
@@ -564,7 +661,9 @@ function semanticProblems(
     found.warn('spec.mtls', 'PERMISSIVE is not supported yet; sidecars accept mTLS only (STRICT)');
   }
   const providers = (doc as { spec?: { jwt?: unknown } }).spec?.jwt;
-  if (Array.isArray(providers)) checkJwtProviders(found, providers as JwtProvider[], structural);
+  const claimHeaders = Array.isArray(providers)
+    ? checkJwtProviders(found, providers as JwtProvider[], structural)
+    : new Set<string>();
   const hasProviders = Array.isArray(providers) && providers.length > 0;
   const names = new Map<string, number>();
   (routes as Route[]).forEach((route, r) => {
@@ -585,6 +684,12 @@ function semanticProblems(
     route.match?.headers?.forEach((header, h) => {
       exactlyOne(found, `${at}.match.headers[${h}]`, header, ['exact', 'prefix', 'present']);
       checkHeaderName(found, `${at}.match.headers[${h}].name`, header.name);
+      if (claimHeaders.has(header.name.toLowerCase())) {
+        found.error(
+          `${at}.match.headers[${h}].name`,
+          `${JSON.stringify(header.name)} carries a verified claim (spec.jwt outputClaimToHeaders); match the claim in an entry's jwt.claims instead`,
+        );
+      }
     });
     for (const list of ['allow', 'deny'] as const) {
       route[list]?.forEach((rule, i) => {

@@ -1,95 +1,130 @@
 import { decodeJwt } from 'jose';
 import type { LocalReply } from '../http/local-reply.ts';
-import { MAX_TOKEN_BYTES, type TokenResult } from '../identity/jwt-verifier.ts';
+import { pushClaimHeaders } from '../identity/claim-headers.ts';
+import type { CompiledJwt, JwtIssuer } from '../identity/jwt-providers.ts';
+import type { TokenResult } from '../identity/jwt-verifier.ts';
+import { cookiesWithout, type FoundToken, findToken } from '../identity/token-sources.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { Exchange, Filter, FilterResult } from './filter.ts';
 
-// RFC 6750 section 2.1: "Bearer" then one b64token.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
-
-/** A 401 naming the RFC 6750 error; the description is quoted, so its quotes and backslashes go. */
-function unauthorized(description: string): LocalReply {
+/** An RFC 6750 error; the description is quoted, so its quotes and backslashes go. */
+function bearerError(
+  status: 400 | 401,
+  error: 'invalid_request' | 'invalid_token',
+  code: string,
+  description: string,
+): LocalReply {
   const quoted = description.replace(/["\\]/g, "'");
   return {
-    status: 401,
-    code: 'POSTERN_INVALID_TOKEN',
+    status,
+    code,
     message: description,
     headers: {
-      'www-authenticate': `Bearer realm="postern", error="invalid_token", error_description="${quoted}"`,
+      'www-authenticate': `Bearer realm="postern", error="${error}", error_description="${quoted}"`,
     },
+    // Two tokens, or one header twice, is a request built to confuse: nothing more on this connection.
+    ...(status === 400 ? { close: true } : {}),
   };
 }
 
-const TWO_AUTHORIZATIONS: LocalReply = Object.freeze({
-  status: 400,
-  code: 'POSTERN_DUPLICATE_AUTHORIZATION',
-  message: 'the request has more than one Authorization header',
-  close: true,
-});
+const unauthorized = (description: string) =>
+  bearerError(401, 'invalid_token', 'POSTERN_INVALID_TOKEN', description);
 
-function authorizationHeaders(raw: readonly string[]): number {
-  let count = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') count++;
-  return count;
+/** Puts a verified token's claims on the exchange, with the headers the app receives for it. */
+function settle(
+  exchange: Exchange,
+  issuer: JwtIssuer,
+  found: FoundToken,
+  result: TokenResult,
+): FilterResult {
+  if (!result.ok) {
+    // No key was ever fetched: nothing could verify any token, the fault is not the caller's.
+    if (result.error === 'temporarily_unavailable') {
+      return { status: 503, code: 'POSTERN_JWKS_UNAVAILABLE', message: result.description };
+    }
+    return unauthorized(result.description);
+  }
+  exchange.claims = result.claims;
+  exchange.dropHeaders = issuer.sources.get(found.source);
+  if (
+    issuer.claimHeaders.length ||
+    (found.source.kind === 'cookie' && !issuer.forwardOriginalToken)
+  ) {
+    const add: string[] = [];
+    pushClaimHeaders(add, issuer.claimHeaders, result.claims);
+    if (found.source.kind === 'cookie' && !issuer.forwardOriginalToken) {
+      const rest = cookiesWithout(exchange.req.headers.cookie!, found.source.name);
+      if (rest !== undefined) add.push('cookie', rest);
+    }
+    exchange.addHeaders = add;
+  }
+  return undefined;
 }
 
-function settle(exchange: Exchange, result: TokenResult): FilterResult {
-  if (result.ok) {
-    exchange.claims = result.claims;
-    return undefined;
+function verify(
+  exchange: Exchange,
+  jwt: CompiledJwt,
+  found: FoundToken,
+): FilterResult | Promise<FilterResult> {
+  const token = found.token;
+  // A token verified before costs one lookup: no decoding to find its provider.
+  for (const issuer of jwt.providers.values()) {
+    const cached = issuer.verifier.cached(token);
+    if (cached) return accepts(issuer, found) ?? settle(exchange, issuer, found, cached);
   }
-  if (result.error === 'temporarily_unavailable') {
-    // No key was ever fetched: nothing could verify any token, the fault is not the caller's.
-    return { status: 503, code: 'POSTERN_JWKS_UNAVAILABLE', message: result.description };
+  let iss: unknown;
+  try {
+    iss = decodeJwt(token).iss;
+  } catch {
+    return unauthorized('the token is not a JWT');
   }
-  return unauthorized(result.description);
+  const issuer = typeof iss === 'string' ? jwt.providers.get(iss) : undefined;
+  if (!issuer)
+    return unauthorized(`no policy accepts tokens from the issuer ${JSON.stringify(iss)}`);
+  const refused = accepts(issuer, found);
+  if (refused) return refused;
+  const result = issuer.verifier.verify(token);
+  return result instanceof Promise
+    ? result.then((settled) => settle(exchange, issuer, found, settled))
+    : settle(exchange, issuer, found, result);
+}
+
+/** A token in a place its provider does not read tokens from is refused, as the provider would refuse it. */
+function accepts(issuer: JwtIssuer, found: FoundToken): LocalReply | undefined {
+  if (issuer.sources.has(found.source)) return undefined;
+  return unauthorized(`this issuer's tokens are not accepted in ${found.source.label}`);
 }
 
 /**
- * Verifies the request's bearer token against the JWT providers of the
- * policies in force, and puts its claims on the exchange for authorization.
- * A token present must be valid (401 otherwise, whatever the route); a
- * request without one carries no claims, and authorization decides whether
- * the route needed them. Other Authorization schemes are the app's business
- * and pass untouched. Answers synchronously for a token verified before;
- * waits only for a new token's signature check or a key fetch.
+ * Verifies the request's token against the JWT providers of the policies in
+ * force, and puts its claims on the exchange for authorization. A token
+ * present must be valid (401 otherwise, whatever the route); two tokens
+ * are refused (400, RFC 6750 invalid_request); a request without one
+ * carries no claims, and authorization decides whether the route needed
+ * them. A header holding another scheme (`Authorization: Basic`) is the
+ * app's business and passes untouched.
+ *
+ * What the app receives: the token only when its provider forwards it
+ * (forwardOriginalToken; removed by default, as Istio does), the claim
+ * headers of the verified token, and never a client's copy of any claim
+ * header. Answers synchronously for a token verified before; waits only for
+ * a new token's signature check or a key fetch.
  */
 export function authenticateJwt(state: SnapshotState): Filter {
   return {
     name: 'authenticate-jwt',
     onRequest(exchange) {
-      const verifiers = state.current?.jwt;
-      if (!verifiers?.size) return undefined;
-      const header = exchange.req.headers.authorization;
-      if (header === undefined || !/^bearer /i.test(header)) return undefined;
-      // Node keeps the first of two Authorization headers; the app may read the
-      // other. The token verified must be the only one the app can see.
-      if (authorizationHeaders(exchange.req.rawHeaders) > 1) return TWO_AUTHORIZATIONS;
-      // Refused before any parsing: a token this long is an attack or a mistake.
-      if (header.length > MAX_TOKEN_BYTES + 16) {
-        return unauthorized(`the token is longer than ${MAX_TOKEN_BYTES} bytes`);
+      const jwt = state.current?.jwt;
+      if (!jwt) return undefined;
+      if (jwt.claimHeaders.size) exchange.dropHeaders = jwt.claimHeaders;
+      const found = findToken(exchange.req, jwt.sources);
+      if (found === undefined) return undefined;
+      if ('error' in found) {
+        return found.error === 'invalid_request'
+          ? bearerError(400, 'invalid_request', 'POSTERN_AMBIGUOUS_TOKEN', found.description)
+          : unauthorized(found.description);
       }
-      const token = BEARER.exec(header)?.[1];
-      if (!token) return unauthorized('the Authorization header is not one Bearer token');
-      // A token verified before costs one lookup: no decoding to find its provider.
-      for (const verifier of verifiers.values()) {
-        const cached = verifier.cached(token);
-        if (cached) return settle(exchange, cached);
-      }
-      let issuer: unknown;
-      try {
-        issuer = decodeJwt(token).iss;
-      } catch {
-        return unauthorized('the bearer token is not a JWT');
-      }
-      const verifier = typeof issuer === 'string' ? verifiers.get(issuer) : undefined;
-      if (!verifier) {
-        return unauthorized(`no policy accepts tokens from the issuer ${JSON.stringify(issuer)}`);
-      }
-      const result = verifier.verify(token);
-      return result instanceof Promise
-        ? result.then((settled) => settle(exchange, settled))
-        : settle(exchange, result);
+      return verify(exchange, jwt, found);
     },
   };
 }

@@ -16,6 +16,10 @@ export interface Exchange {
   principal?: string;
   /** The claims of the request's verified bearer token (inbound; authenticate-jwt filter). */
   claims?: Readonly<Record<string, unknown>>;
+  /** Lower-case names of request headers the app must not receive from the client (inbound; authenticate-jwt filter). */
+  dropHeaders?: ReadonlySet<string>;
+  /** [name, value, ...] the app receives in their place: verified claims, a Cookie without the token (inbound; authenticate-jwt). */
+  addHeaders?: string[];
   /** base64url SHA-256 of the caller's certificate (inbound; authenticate-peer filter). */
   certificateThumbprint?: string;
   /** The policy decision (inbound; authorize filter). */

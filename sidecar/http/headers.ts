@@ -142,10 +142,13 @@ function fateOf(
   named: ReadonlySet<string> | undefined,
   rules: RequestHeaderRules,
   client: ClientAddress | undefined,
+  drop: ReadonlySet<string> | undefined,
 ): Fate {
-  if (named?.has(lowerName)) return 'drop';
-  if (lowerName.includes('_'))
+  if (named?.has(lowerName) || drop?.has(lowerName)) return 'drop';
+  if (lowerName.includes('_')) {
+    if (drop?.has(lowerName.replaceAll('_', '-'))) return 'drop';
     return underscoreVerdict(lowerName, rules.underscores) === 'keep' ? 'keep' : 'drop';
+  }
   const role = roleOf(lowerName);
   if (role === undefined) return 'keep';
   if (role !== 'client-address') return 'drop';
@@ -186,9 +189,10 @@ function pushClientAddress(
 /**
  * Request headers to send upstream, as undici's flat [name, value, ...] list
  * built from rawHeaders (order, case and duplicates kept) in one pass:
- * minus hop-by-hop, Connection-named and sidecar-owned headers, with
- * underscores handled per `rules`; then, inbound (`client` given), the
- * client-address headers; then `add`.
+ * minus hop-by-hop, Connection-named and sidecar-owned headers and those in
+ * `drop` (with their underscore spellings), with other underscores handled
+ * per `rules`; then, inbound (`client` given), the client-address headers;
+ * then `add`.
  */
 export function upstreamRequestHeaders(
   rawHeaders: readonly string[],
@@ -196,6 +200,7 @@ export function upstreamRequestHeaders(
   rules: RequestHeaderRules,
   client: ClientAddress | undefined,
   add: readonly string[],
+  drop?: ReadonlySet<string>,
 ): string[] {
   const named = connectionNamed(connection);
   const out: string[] = [];
@@ -205,7 +210,7 @@ export function upstreamRequestHeaders(
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
     const lower = name.toLowerCase();
-    const fate = fateOf(lower, named, rules, client);
+    const fate = fateOf(lower, named, rules, client, drop);
     if (fate === 'keep') out.push(name, value);
     else if (fate === 'x-forwarded-for') forwardedFor = combined(forwardedFor, value);
     else if (fate === 'forwarded') forwarded = combined(forwarded, value);
@@ -225,13 +230,14 @@ export function scrubRequestHeadersInPlace(
   rules: RequestHeaderRules,
   client: ClientAddress | undefined,
   add: readonly string[],
+  drop?: ReadonlySet<string>,
 ): void {
   const named = connectionNamed(headers.connection);
   let forwardedFor: string | undefined;
   let forwarded: string | undefined;
   for (const name of Object.keys(headers)) {
     if (name === 'upgrade' || name === 'connection') continue;
-    const fate = fateOf(name, named, rules, client);
+    const fate = fateOf(name, named, rules, client, drop);
     if (fate === 'keep') continue;
     const value = headers[name];
     if (fate === 'x-forwarded-for' && value) forwardedFor = combined(forwardedFor, value);

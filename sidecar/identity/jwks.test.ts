@@ -247,3 +247,33 @@ t.test(
     t.ok(jwks.holds(k2Before), 'the same key fetched again is the same key');
   },
 );
+
+t.test(
+  'freshness, asked on every cached-token hit, refreshes the set when due and ends at the stale bound',
+  async (t) => {
+    const idp = await provider(t);
+    idp.publish([await publicJwk('k1')]);
+    const time = clock();
+    const jwks = new JwksCache({
+      uri: idp.uri,
+      logger: quiet,
+      now: () => time.now,
+      refreshAfterMs: 60_000,
+      maxStaleMs: 600_000,
+      cooldownMs: 1_000,
+    });
+    t.notOk(jwks.fresh(), 'nothing fetched yet');
+    await jwks.keyFor('k1');
+    t.ok(jwks.fresh());
+    t.equal(idp.state.requests, 1, 'a fresh set is not refetched');
+    idp.publish([await publicJwk('k2')]);
+    time.tick(61_000);
+    t.ok(jwks.fresh(), 'due for refresh, still trusted meanwhile');
+    // Started in the background; the lookup below would join it, so wait for the request itself.
+    while (idp.state.requests < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.equal(kidOf(await jwks.keyFor('k2')), 'k2');
+    idp.answerWith((req) => req.socket.destroy());
+    time.tick(601_000);
+    t.notOk(jwks.fresh(), 'past the stale bound with every refresh failing');
+  },
+);

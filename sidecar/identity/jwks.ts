@@ -75,21 +75,33 @@ export class JwksCache {
       if (!this.#mayFetch(now)) return { ok: false, reason: 'unavailable' };
       return this.#fetch().then(() => this.#lookup(kid, this.#now()));
     }
-    if (now - fetchedAt >= (this.#options.refreshAfterMs ?? 5 * MINUTE) && this.#mayFetch(now)) {
-      void this.#fetch();
-    }
+    this.fresh();
     const found = this.#lookup(kid, now);
     if (found.ok || found.reason !== 'unknown-kid' || !this.#mayFetch(now)) return found;
     // A kid we do not know may be a key the provider just rotated in.
     return this.#fetch().then(() => this.#lookup(kid, this.#now()));
   }
 
+  /**
+   * Whether the held keys may still be trusted (fetched within the stale
+   * bound), starting a background refresh when one is due. For a verified
+   * token found in a verifier's cache, which never reaches keyFor: a hot
+   * token must neither outlive the stale bound nor keep the set from
+   * refreshing.
+   */
+  fresh(): boolean {
+    const fetchedAt = this.#fetchedAt;
+    if (fetchedAt === undefined) return false;
+    const now = this.#now();
+    if (now - fetchedAt >= (this.#options.refreshAfterMs ?? 5 * MINUTE) && this.#mayFetch(now)) {
+      void this.#fetch();
+    }
+    return now - fetchedAt <= (this.#options.maxStaleMs ?? 60 * MINUTE);
+  }
+
   /** Whether the set as last fetched still holds the key a token was verified with (same kid, same key material). */
   holds(jwk: JWK): boolean {
-    const current = this.#keys.get(typeof jwk.kid === 'string' ? jwk.kid : '');
-    return (
-      current === jwk || (current !== undefined && JSON.stringify(current) === JSON.stringify(jwk))
-    );
+    return holdsKey(this.#keys, jwk);
   }
 
   #lookup(kid: string | undefined, now: number): KeyLookup {
@@ -97,13 +109,7 @@ export class JwksCache {
     if (now - this.#fetchedAt > (this.#options.maxStaleMs ?? 60 * MINUTE)) {
       return { ok: false, reason: 'stale' };
     }
-    const jwk =
-      kid === undefined
-        ? this.#keys.size === 1
-          ? this.#keys.values().next().value
-          : undefined
-        : this.#keys.get(kid);
-    return jwk ? { ok: true, jwk } : { ok: false, reason: 'unknown-kid' };
+    return keyIn(this.#keys, kid);
   }
 
   #mayFetch(now: number): boolean {
@@ -165,6 +171,21 @@ export class JwksCache {
     }
     return parseKeySet(Buffer.concat(chunks).toString('utf8'));
   }
+}
+
+/** The key for `kid` in `keys` (no kid: the set's only key). */
+export function keyIn(keys: ReadonlyMap<string, JWK>, kid: string | undefined): KeyLookup {
+  const jwk =
+    kid === undefined ? (keys.size === 1 ? keys.values().next().value : undefined) : keys.get(kid);
+  return jwk ? { ok: true, jwk } : { ok: false, reason: 'unknown-kid' };
+}
+
+/** Whether `keys` holds `jwk` (same kid, same key material). */
+export function holdsKey(keys: ReadonlyMap<string, JWK>, jwk: JWK): boolean {
+  const current = keys.get(typeof jwk.kid === 'string' ? jwk.kid : '');
+  return (
+    current === jwk || (current !== undefined && JSON.stringify(current) === JSON.stringify(jwk))
+  );
 }
 
 /**

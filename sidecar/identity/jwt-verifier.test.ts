@@ -18,6 +18,7 @@ async function keyPair(alg: 'ES256' | 'RS256', kid: string) {
 function keySet(jwks: JWK[], reason?: 'unavailable' | 'stale') {
   return {
     version: 0,
+    fresh: () => reason === undefined,
     holds: (jwk: JWK) => jwks.includes(jwk),
     keyFor(kid: string | undefined): KeyLookup {
       if (reason) return { ok: false, reason };
@@ -188,14 +189,17 @@ t.test('JWT verification', async (t) => {
 });
 
 t.test(
-  'a cached token whose key was rotated out of the set is verified again, and refused',
+  'a cached token is verified again when its key set goes stale or drops its key, and refused',
   async (t) => {
     const es = await keyPair('ES256', 'es');
     let jwks = [es.jwk];
+    let fresh = true;
     const keys = {
       version: 0,
+      fresh: () => fresh,
       holds: (jwk: JWK) => jwks.includes(jwk),
       keyFor: (kid: string | undefined): KeyLookup => {
+        if (!fresh) return { ok: false, reason: 'stale' };
         const jwk = jwks.find((k) => k.kid === kid);
         return jwk ? { ok: true, jwk } : { ok: false, reason: 'unknown-kid' };
       },
@@ -210,6 +214,14 @@ t.test(
     t.match(await v.verify(token), { ok: true });
     keys.version++; // a refetch that kept the key
     t.match(v.verify(token), { ok: true }, 'still a cache hit');
+    fresh = false; // the provider unreachable past the stale bound
+    t.match(
+      await v.verify(token),
+      { ok: false, description: /too old/ },
+      'no cache hit on stale keys',
+    );
+    fresh = true;
+    t.match(await v.verify(token), { ok: true });
     jwks = [];
     keys.version++; // a refetch without it
     t.match(await v.verify(token), {

@@ -19,7 +19,7 @@ export interface JwtProviderConfig {
   /** The token's `aud` must name one of these; none configured: `aud` is not checked. */
   readonly audiences?: readonly string[];
   readonly algorithms: readonly string[];
-  readonly keys: Pick<JwksCache, 'keyFor' | 'holds' | 'version'>;
+  readonly keys: Pick<JwksCache, 'keyFor' | 'holds' | 'version' | 'fresh'>;
   /** Accepted difference between clocks for exp/nbf/iat, seconds (default 60). */
   readonly clockSkewSeconds?: number;
   /** When set, the header's `typ` must be this (say `at+jwt`), so an ID token cannot pass as an access token. */
@@ -82,6 +82,8 @@ export class JwtVerifier {
     const cached = this.#verified.get(token);
     if (!cached) return undefined;
     const keys = this.#config.keys;
+    // Keys past the stale bound verify nothing, cached or not: verified again, refused.
+    if (!keys.fresh()) return undefined;
     // The key set changed since: a token whose key was rotated out is verified again (and fails).
     if (cached.keysVersion !== keys.version) {
       if (keys.holds(cached.jwk)) cached.keysVersion = keys.version;

@@ -135,6 +135,7 @@ export class InboundListener {
       if (peer) headers.push(CLIENT_CERT_HEADER, peer.xfcc);
       if (exchange.principal) headers.push(IDENTITY_HEADER, exchange.principal);
       const decision = exchange.decision;
+      if (exchange.addHeaders) for (const item of exchange.addHeaders) headers.push(item);
       // Only an audit-mode denial reaches the app: tell it what enforcement would do.
       if (decision && !decision.allowed) {
         headers.push(
@@ -159,6 +160,7 @@ export class InboundListener {
           headerRules,
           clientOf(exchange),
           identityHeaders(exchange),
+          exchange.dropHeaders,
         );
         return (await forwardRequest(this.#pool, req, res, target.path + target.search, headers))
           .status;
@@ -169,6 +171,7 @@ export class InboundListener {
           headerRules,
           clientOf(exchange),
           identityHeaders(exchange),
+          exchange.dropHeaders,
         );
         this.#proxy.ws(exchange.req, socket, head);
       },

@@ -1,8 +1,7 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
 import type { Revocation, Snapshot } from '../../common/wire.ts';
-import type { JwtProviders } from '../identity/jwt-providers.ts';
-import type { JwtVerifier } from '../identity/jwt-verifier.ts';
+import type { CompiledJwt, JwtProviders } from '../identity/jwt-providers.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
 
@@ -13,11 +12,9 @@ export interface AppliedSnapshot {
   readonly directory: ServiceDirectory;
   /** Revoked identities → the last notBefore (epoch ms) of their refused certificates. */
   readonly revoked: ReadonlyMap<string, number>;
-  /** The JWT verifiers of the policies in force, by issuer (empty: no policy accepts JWTs). */
-  readonly jwt: ReadonlyMap<string, JwtVerifier>;
+  /** The JWT providers of the policies in force; undefined when no policy accepts JWTs. */
+  readonly jwt: CompiledJwt | undefined;
 }
-
-const NO_JWT: ReadonlyMap<string, JwtVerifier> = new Map();
 
 export type ApplyResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -88,7 +85,7 @@ export class SnapshotState {
         policy: compilePolicies(snapshot),
         directory: new ServiceDirectory(snapshot.registry, this.#namespace),
         revoked,
-        jwt: this.#jwt?.compile(snapshot.policies) ?? NO_JWT,
+        jwt: this.#jwt?.compile(snapshot.policies),
       });
     } catch (error) {
       if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked });

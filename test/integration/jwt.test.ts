@@ -1,8 +1,8 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, createHmac, KeyObject, sign as signRaw, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
 import t from 'tap';
 import { request } from 'undici';
 import { freePort } from '../../cli/processes.ts';
@@ -11,14 +11,28 @@ import { clientCredentials, ordersBehindSidecar } from '../helpers.ts';
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const ISSUER = 'https://idp.test';
 const DOWN_ISSUER = 'https://idp-down.test';
+const AT_ISSUER = 'https://idp-at.test';
+const GARBAGE_ISSUER = 'https://idp-garbage.test';
+const SLOW_ISSUER = 'https://idp-slow.test';
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 t.test('JWTs on the inbound path, against a real key set on loopback', async (t) => {
-  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
-  let jwksRequests = 0;
-  const idp = createServer((_req, res) => {
-    jwksRequests++;
-    res.end(JSON.stringify({ keys: [jwk] }));
+  const es = await generateKeyPair('ES256', { extractable: true });
+  const rs = await generateKeyPair('RS256', { extractable: true });
+  const k1 = { ...(await exportJWK(es.publicKey)), kid: 'k1', alg: 'ES256' };
+  const rsa = { ...(await exportJWK(rs.publicKey)), kid: 'rsa', alg: 'RS256' };
+  // The identity provider: /jwks is the key set (rotated by the test), /garbage never was one, /slow never answers.
+  let published: JWK[] = [k1, rsa];
+  let jwksUp = true;
+  const fetches = { jwks: 0, garbage: 0, slow: 0, attacker: 0 };
+  const idp = createServer((req, res) => {
+    const path = (req.url ?? '').slice(1) as keyof typeof fetches;
+    fetches[path]++;
+    if (path === 'slow') return;
+    if (path === 'garbage') return void res.end('<html>not a key set</html>');
+    if (path === 'attacker') return void res.end(JSON.stringify({ keys: [attackerJwk] }));
+    if (!jwksUp) return void res.writeHead(500).end();
+    res.end(JSON.stringify({ keys: published }));
   });
   idp.listen(0, '127.0.0.1');
   await once(idp, 'listening');
@@ -26,9 +40,13 @@ t.test('JWTs on the inbound path, against a real key set on loopback', async (t)
     idp.closeAllConnections();
     idp.close();
   });
-  const jwksUri = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/jwks`;
+  const idpBase = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
+  const attacker = await generateKeyPair('ES256', { extractable: true });
+  const attackerJwk = { ...(await exportJWK(attacker.publicKey)), kid: 'k1', alg: 'ES256' };
   // Nothing listens here: a provider whose keys were never fetched.
   const downUri = `http://127.0.0.1:${await freePort()}/jwks`;
+  // The sidecar's clock: the tests move it past key-set cooldowns and stale bounds.
+  let skewMs = 0;
   const {
     mesh,
     app,
@@ -44,8 +62,11 @@ metadata: { name: orders-api, namespace: shop }
 spec:
   selector: { matchLabels: { app: orders } }
   jwt:
-    - { issuer: ${ISSUER}, jwksUri: "${jwksUri}", audiences: [orders] }
+    - { issuer: ${ISSUER}, jwksUri: "${idpBase}/jwks", audiences: [orders] }
+    - { issuer: ${AT_ISSUER}, jwksUri: "${idpBase}/jwks", audiences: [orders], typ: at+jwt }
     - { issuer: ${DOWN_ISSUER}, jwksUri: "${downUri}" }
+    - { issuer: ${GARBAGE_ISSUER}, jwksUri: "${idpBase}/garbage" }
+    - { issuer: ${SLOW_ISSUER}, jwksUri: "${idpBase}/slow" }
   routes:
     - name: orders
       match: { path: { prefix: /orders } }
@@ -61,6 +82,7 @@ spec:
         - { principals: ["${TESTER}"] }
 `,
     TESTER,
+    { now: () => Date.now() + skewMs },
   );
   const base = `https://127.0.0.1:${sidecar.inboundPort}`;
   const now = Math.floor(Date.now() / 1000);
@@ -74,7 +96,7 @@ spec:
       ...claims,
     })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1', ...header })
-      .sign(privateKey);
+      .sign(es.privateKey);
   const call = async (path: string, authorization?: string) => {
     const res = await request(`${base}${path}`, {
       dispatcher: agent,
@@ -121,13 +143,38 @@ spec:
     'a token that fails verification gets 401 invalid_token, whatever the route',
     async (t) => {
       const before = app.requests.length;
-      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const claims = { iss: ISSUER, aud: 'orders', exp: now + 60 };
+      const rsaPem = await exportSPKI(rs.publicKey);
+      const hsInput = `${b64({ alg: 'HS256', kid: 'rsa' })}.${b64(claims)}`;
+      // Signed by hand: jose will not sign a header with an extension it does not know.
+      const critInput = `${b64({ alg: 'ES256', kid: 'k1', crit: ['urn:x'], 'urn:x': 1 })}.${b64(claims)}`;
+      const critSignature = signRaw('sha256', Buffer.from(critInput), {
+        key: KeyObject.from(es.privateKey as CryptoKey),
+        dsaEncoding: 'ieee-p1363',
+      }).toString('base64url');
+      const byAttacker = (header: Record<string, unknown>) =>
+        new SignJWT(claims)
+          .setProtectedHeader({ alg: 'ES256', kid: 'k1', ...header })
+          .sign(attacker.privateKey);
       const cases = {
         expired: await token({ exp: now - 600 }),
+        'nbf in the future': await token({ nbf: now + 600 }),
+        'no exp': await token({ exp: undefined }),
         'wrong audience': await token({ aud: 'payments' }),
-        'alg none': `${b64({ alg: 'none' })}.${b64({ iss: ISSUER, aud: 'orders', exp: now + 60 })}.`,
+        'no audience': await token({ aud: undefined }),
+        'alg none': `${b64({ alg: 'none' })}.${b64(claims)}.`,
+        'HS256 signed with the RSA public key': `${hsInput}.${createHmac('sha256', rsaPem).update(hsInput).digest('base64url')}`,
         'unknown issuer': await token({ iss: 'https://evil.test' }),
         'unknown kid': await token({}, { kid: 'k2' }),
+        'path-like kid': await token({}, { kid: '../../../etc/passwd' }),
+        'unknown crit': `${critInput}.${critSignature}`,
+        "jku naming the attacker's keys": await byAttacker({ jku: `${idpBase}/attacker` }),
+        "x5u naming the attacker's certificate": await byAttacker({ x5u: `${idpBase}/attacker` }),
+        "the attacker's key embedded as jwk": await byAttacker({ jwk: attackerJwk }),
+        'an ID token where an access token is required': await token(
+          { iss: AT_ISSUER },
+          { typ: 'JWT' },
+        ),
         garbage: 'not.a.jwt',
       };
       for (const [name, bad] of Object.entries(cases)) {
@@ -142,6 +189,9 @@ spec:
       const oversized = await call('/public', `Bearer ${'a'.repeat(9000)}`);
       t.equal(oversized.status, 401, 'an oversized token');
       t.equal(app.requests.length, before, 'the app saw none of them');
+      t.equal(fetches.attacker, 0, 'keys named by a token are never fetched');
+      const access = await token({ iss: AT_ISSUER }, { typ: 'at+jwt' });
+      t.equal((await call('/public', `Bearer ${access}`)).status, 200, 'the access token passes');
     },
   );
 
@@ -159,7 +209,8 @@ spec:
         ],
       });
       t.equal(res.statusCode, 400);
-      t.match(await res.body.json(), { error: { code: 'POSTERN_DUPLICATE_AUTHORIZATION' } });
+      t.match(res.headers['www-authenticate'], /error="invalid_request"/);
+      t.match(await res.body.json(), { error: { code: 'POSTERN_AMBIGUOUS_TOKEN' } });
       t.equal(app.requests.length, before);
     },
   );
@@ -171,14 +222,14 @@ spec:
   });
 
   await t.test(
-    'a provider whose keys were never fetched makes its tokens 503, not 401',
+    'a key set down, answering garbage or too slow before any fetch makes its tokens 503, not 401',
     async (t) => {
-      const res = await call(
-        '/public',
-        `Bearer ${await token({ iss: DOWN_ISSUER, aud: undefined })}`,
-      );
-      t.equal(res.status, 503);
-      t.match(res.body, { error: { code: 'POSTERN_JWKS_UNAVAILABLE' } });
+      for (const iss of [DOWN_ISSUER, GARBAGE_ISSUER, SLOW_ISSUER]) {
+        const res = await call('/public', `Bearer ${await token({ iss, aud: undefined })}`);
+        t.equal(res.status, 503, iss);
+        t.match(res.body, { error: { code: 'POSTERN_JWKS_UNAVAILABLE' } }, iss);
+      }
+      t.same([fetches.garbage, fetches.slow], [1, 1]);
     },
   );
 
@@ -201,9 +252,48 @@ spec:
     },
   );
 
-  t.equal(
-    jwksRequests,
-    1,
-    'one fetch: an unknown kid inside the cooldown after it fetches nothing',
+  await t.test('a flood of unknown kids is not a flood of key-set fetches', async (t) => {
+    t.equal(fetches.jwks, 1, 'one fetch so far: unknown kids inside the cooldown fetched nothing');
+    const flood = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) =>
+        call('/public', `Bearer ${await token({}, { kid: `random-${i}` })}`),
+      ),
+    );
+    t.ok(flood.every((res) => res.status === 401));
+    t.equal(fetches.jwks, 1);
+  });
+
+  await t.test(
+    'a key rotated at the identity provider: the new key works and the old one stops, without a restart',
+    async (t) => {
+      const old = await token();
+      t.equal((await call('/public', `Bearer ${old}`)).status, 200);
+      const next = await generateKeyPair('ES256', { extractable: true });
+      published = [{ ...(await exportJWK(next.publicKey)), kid: 'k2', alg: 'ES256' }, rsa];
+      skewMs += 31_000; // past the unknown-kid cooldown
+      const fresh = await new SignJWT({ iss: ISSUER, aud: 'orders', exp: now + 300 })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k2' })
+        .sign(next.privateKey);
+      t.equal((await call('/public', `Bearer ${fresh}`)).status, 200, 'k2, found by a refetch');
+      t.equal(fetches.jwks, 2);
+      const stale = await call('/public', `Bearer ${old}`);
+      t.equal(stale.status, 401, 'k1, verified before, is refused once the provider dropped it');
+    },
+  );
+
+  await t.test(
+    'with the key set down, held keys work for the stale bound, then tokens fail closed with 401',
+    async (t) => {
+      const fresh = await new SignJWT({ iss: ISSUER, aud: 'orders', exp: now + 7200 })
+        .setProtectedHeader({ alg: 'RS256', kid: 'rsa' })
+        .sign(rs.privateKey);
+      jwksUp = false;
+      skewMs += 10 * 60_000; // past the refresh interval: a background refresh fails
+      t.equal((await call('/public', `Bearer ${fresh}`)).status, 200);
+      skewMs += 60 * 60_000; // past the stale bound
+      const res = await call('/public', `Bearer ${fresh}`);
+      t.equal(res.status, 401);
+      t.match(res.headers['www-authenticate'], /too old/);
+    },
   );
 });

@@ -1,6 +1,6 @@
 /**
  * The little DER the sidecar speaks: reading a certificate down to its
- * subjectAltName, and writing one PKCS#10 request. Not an ASN.1 library: the
+ * extensions, and writing one PKCS#10 request. Not an ASN.1 library: the
  * sidecar loads no certificate library (issue 7: @peculiar/x509 cost it
  * ~10 MB RSS, the @peculiar/asn1-* schemas ~7 MB), and asn1js, as light as
  * this file, would give only the TLV layer below (the walk through a
@@ -97,10 +97,6 @@ export function readIa5String(value: Uint8Array): string {
     throw new MalformedDerError('an IA5String holds ASCII only');
   }
   return Buffer.from(value.buffer, value.byteOffset, value.length).toString('latin1');
-}
-
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
 
 function encodeLength(length: number): number[] {

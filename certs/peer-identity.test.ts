@@ -2,7 +2,13 @@ import { X509Certificate } from 'node:crypto';
 import t from 'tap';
 import { CertificateAuthority } from './authority.ts';
 import { contextTag, encodeOid, SUBJECT_ALT_NAME_OID, TAG, tlv } from './der.ts';
-import { spiffeIdOf, uriSansOf } from './peer-identity.ts';
+import {
+  certificateProblemOf,
+  PeerIdentityCache,
+  spiffeIdOf,
+  type TlsRole,
+  uriSansOf,
+} from './peer-identity.ts';
 import { EC_SIGNING_ALGORITHM, generateKeyPair, x509 } from './x509.ts';
 
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
@@ -93,7 +99,7 @@ t.test('a certificate with no SPIFFE ID, or two, proves no identity', async (t) 
   t.same(uriSansOf(two), [ORDERS, PAYMENTS]);
   t.equal(spiffeIdOf(two), undefined);
   const https = await issued(ca, { uris: ['https://orders.example', ORDERS] });
-  t.equal(spiffeIdOf(https), ORDERS, 'a URI of another scheme beside it takes nothing away');
+  t.equal(spiffeIdOf(https), undefined, 'a URI of another scheme beside it makes it no SVID');
 });
 
 t.test('a certificate without extensions proves no identity', async (t) => {
@@ -218,3 +224,204 @@ t.test('a subjectAltName that RFC 5280 or X.690 forbids proves no identity', asy
   };
   for (const [what, der] of Object.entries(refused)) t.same(uriSansOf(der), [], what);
 });
+
+/** An extension as a certificate carries it: its OID, the critical flag when set, and its DER value. */
+function extension(oid: string, value: Uint8Array, critical = false): Uint8Array {
+  return tlv(
+    TAG.sequence,
+    tlv(TAG.oid, encodeOid(oid)),
+    ...(critical ? [tlv(TAG.boolean, Uint8Array.of(0xff))] : []),
+    tlv(TAG.octetString, value),
+  );
+}
+
+/** basicConstraints; `ca` is the cA BOOLEAN's octet, absent (DEFAULT FALSE) when undefined. */
+const basicConstraints = (ca?: number) =>
+  extension(
+    '2.5.29.19',
+    tlv(TAG.sequence, ...(ca === undefined ? [] : [tlv(TAG.boolean, Uint8Array.of(ca))])),
+    true,
+  );
+
+const KEY_USAGE_BITS = {
+  digitalSignature: 0,
+  keyEncipherment: 2,
+  keyAgreement: 4,
+  keyCertSign: 5,
+  cRLSign: 6,
+};
+
+/** keyUsage with these bits set (numbered from the first octet's most significant bit). */
+function keyUsage(...names: (keyof typeof KEY_USAGE_BITS)[]): Uint8Array {
+  const octets = Uint8Array.of(0, 0, 0); // no unused bits declared; the reader only tests bits
+  for (const name of names)
+    octets[1 + (KEY_USAGE_BITS[name] >> 3)]! |= 0x80 >> (KEY_USAGE_BITS[name] & 7);
+  return extension('2.5.29.15', tlv(TAG.bitString, octets), true);
+}
+
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const extendedKeyUsage = (...oids: string[]) =>
+  extension('2.5.29.37', tlv(TAG.sequence, ...oids.map((oid) => tlv(TAG.oid, encodeOid(oid)))));
+
+/** What the mesh CA issues, hand-made, with `replace` swapped in for the extensions of the same kind. */
+function leafWith(
+  replace: Partial<Record<'basic' | 'usage' | 'purposes', Uint8Array | null>> = {},
+) {
+  const parts = {
+    basic: basicConstraints(),
+    usage: keyUsage('digitalSignature', 'keyAgreement'),
+    purposes: extendedKeyUsage(SERVER_AUTH, CLIENT_AUTH),
+    ...replace,
+  };
+  return certificateWith([
+    ...Object.values(parts).filter((part): part is Uint8Array => part !== null),
+    subjectAltName([[URI, ORDERS]]),
+  ]);
+}
+
+const problem = (der: Uint8Array, role: TlsRole) => certificateProblemOf(der, role)?.code;
+
+t.test('a certificate the CA issues is fit for a TLS client and a TLS server', async (t) => {
+  const ca = await CertificateAuthority.create('cluster.local');
+  const der = await issued(ca, { uris: [ORDERS], dnsNames: ['orders.shop.svc'] });
+  t.equal(problem(der, 'client'), undefined);
+  t.equal(problem(der, 'server'), undefined);
+  t.equal(problem(leafWith(), 'client'), undefined, 'nor is the hand-made shape refused');
+  t.equal(problem(leafWith({ basic: null }), 'client'), undefined, 'no basicConstraints is a leaf');
+  t.equal(
+    problem(leafWith({ basic: basicConstraints(0) }), 'client'),
+    undefined,
+    'cA FALSE spelled out',
+  );
+});
+
+t.test('a CA certificate is no peer, however its cA flag is encoded', async (t) => {
+  const ca = await CertificateAuthority.create('cluster.local');
+  t.equal(
+    problem(new X509Certificate(ca.certPem).raw, 'client'),
+    'POSTERN_PEER_NOT_LEAF',
+    'the root',
+  );
+  t.equal(problem(leafWith({ basic: basicConstraints(0xff) }), 'client'), 'POSTERN_PEER_NOT_LEAF');
+  t.equal(
+    problem(leafWith({ basic: basicConstraints(0x01) }), 'server'),
+    'POSTERN_PEER_NOT_LEAF',
+    'BER TRUE',
+  );
+});
+
+t.test(
+  'key usage must include digitalSignature and exclude certificate and CRL signing',
+  async (t) => {
+    const cases: [string, Uint8Array | null, string | undefined][] = [
+      ['digitalSignature alone', keyUsage('digitalSignature'), undefined],
+      ['keyAgreement alone', keyUsage('keyAgreement'), 'POSTERN_PEER_KEY_USAGE'],
+      ['keyEncipherment alone', keyUsage('keyEncipherment'), 'POSTERN_PEER_KEY_USAGE'],
+      ['with keyCertSign', keyUsage('digitalSignature', 'keyCertSign'), 'POSTERN_PEER_KEY_USAGE'],
+      ['with cRLSign', keyUsage('digitalSignature', 'cRLSign'), 'POSTERN_PEER_KEY_USAGE'],
+      ['no keyUsage extension', null, 'POSTERN_PEER_KEY_USAGE'],
+    ];
+    for (const [what, usage, expected] of cases) {
+      t.equal(problem(leafWith({ usage }), 'client'), expected, what);
+    }
+  },
+);
+
+t.test('the extended key usage must name the role the certificate is presented in', async (t) => {
+  const serverOnly = leafWith({ purposes: extendedKeyUsage(SERVER_AUTH) });
+  const clientOnly = leafWith({ purposes: extendedKeyUsage(CLIENT_AUTH) });
+  t.equal(problem(serverOnly, 'server'), undefined);
+  t.equal(problem(serverOnly, 'client'), 'POSTERN_PEER_EXTENDED_KEY_USAGE');
+  t.equal(problem(clientOnly, 'client'), undefined);
+  t.equal(problem(clientOnly, 'server'), 'POSTERN_PEER_EXTENDED_KEY_USAGE');
+  const anyPurpose = leafWith({ purposes: extendedKeyUsage('2.5.29.37.0') });
+  t.equal(problem(anyPurpose, 'client'), 'POSTERN_PEER_EXTENDED_KEY_USAGE', 'anyExtendedKeyUsage');
+  t.equal(
+    problem(leafWith({ purposes: null }), 'client'),
+    'POSTERN_PEER_EXTENDED_KEY_USAGE',
+    'none',
+  );
+  t.match(certificateProblemOf(serverOnly, 'client'), { message: /lacks clientAuth/ });
+});
+
+t.test('a certificate whose extensions cannot be read is refused as malformed', async (t) => {
+  const malformed: Record<string, Uint8Array> = {
+    'keyUsage twice': certificateWith([
+      keyUsage('digitalSignature'),
+      keyUsage('digitalSignature'),
+      extendedKeyUsage(CLIENT_AUTH),
+    ]),
+    'a keyUsage BIT STRING without content': leafWith({
+      usage: extension('2.5.29.15', tlv(TAG.bitString), true),
+    }),
+    'a purpose that is not an OID': leafWith({
+      purposes: extension('2.5.29.37', tlv(TAG.sequence, tlv(TAG.integer, Uint8Array.of(1)))),
+    }),
+    'basicConstraints that are not a SEQUENCE': leafWith({
+      basic: extension('2.5.29.19', tlv(TAG.boolean, Uint8Array.of(0xff))),
+    }),
+    garbage: Buffer.from('30800000', 'hex'),
+  };
+  for (const [what, der] of Object.entries(malformed)) {
+    t.equal(problem(der, 'client'), 'POSTERN_PEER_MALFORMED', what);
+  }
+});
+
+t.test('only a workload SPIFFE ID in its one canonical spelling is proved', async (t) => {
+  const lookAlikes = [
+    `${ORDERS}/`,
+    'spiffe://cluster.local/ns/shop/sa/./orders',
+    'spiffe://cluster.local/ns/shop/sa/x/../orders',
+    'spiffe://cluster.local/ns/shop/sa/%6frders',
+    'SPIFFE://cluster.local/ns/shop/sa/orders',
+    'spiffe://Cluster.Local/ns/shop/sa/orders',
+    `${ORDERS}?x=1`,
+    `${ORDERS}#x`,
+    'spiffe://cluster.local:443/ns/shop/sa/orders',
+    'spiffe://u@cluster.local/ns/shop/sa/orders',
+    `${ORDERS}\u0000`,
+    `${ORDERS} `,
+    'spiffe://cluster.local',
+    'spiffe://cluster.local/',
+  ];
+  for (const uri of lookAlikes) {
+    t.equal(
+      spiffeIdOf(certificateWith([subjectAltName([[URI, uri]])])),
+      undefined,
+      JSON.stringify(uri),
+    );
+  }
+});
+
+t.test(
+  'the identity cache refuses unfit certificates and proves only its own trust domain',
+  async (t) => {
+    const ca = await CertificateAuthority.create('cluster.local');
+    const identities = new PeerIdentityCache('cluster.local', 2);
+    t.same(identities.verdictOf('ours', await issued(ca, { uris: [ORDERS] })), {
+      principal: ORDERS,
+    });
+    t.same(
+      identities.verdictOf(
+        'theirs',
+        await issued(ca, { uris: ['spiffe://example.org/ns/shop/sa/orders'] }),
+      ),
+      { principal: undefined },
+    );
+    const ca2 = await CertificateAuthority.create('cluster.local');
+    t.match(identities.verdictOf('root', new X509Certificate(ca2.certPem).raw), {
+      refused: { code: 'POSTERN_PEER_NOT_LEAF' },
+    });
+    t.match(
+      identities.verdictOf('ours', new Uint8Array(0)),
+      { refused: { code: 'POSTERN_PEER_MALFORMED' } },
+      'evicted past its bound: the fingerprint is read afresh',
+    );
+    t.match(
+      identities.verdictOf('root', new Uint8Array(0)),
+      { refused: { code: 'POSTERN_PEER_NOT_LEAF' } },
+      'a cached verdict is not read again',
+    );
+  },
+);

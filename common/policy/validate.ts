@@ -657,9 +657,6 @@ function semanticProblems(
         p.path.startsWith(`spec.routes[${r}].`) ||
         p.path.startsWith(`spec.routes[${r}][`),
     );
-  if ((doc as { spec?: { mtls?: unknown } }).spec?.mtls === 'PERMISSIVE') {
-    found.warn('spec.mtls', 'PERMISSIVE is not supported yet; sidecars accept mTLS only (STRICT)');
-  }
   const providers = (doc as { spec?: { jwt?: unknown } }).spec?.jwt;
   const claimHeaders = Array.isArray(providers)
     ? checkJwtProviders(found, providers as JwtProvider[], structural)

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { spiffeIdOf } from '../../certs/peer-identity.ts';
+import { certificateProblemOf, spiffeIdOf } from '../../certs/peer-identity.ts';
 import { x509 } from '../../certs/x509.ts';
 import { isLoopbackAddress, plainAddress } from '../../common/address.ts';
 import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
@@ -20,12 +20,17 @@ export function workloadDnsNames(workload: string, namespace: string): string[] 
   ];
 }
 
-/** The SPIFFE ID proven by the caller's client certificate, if it presented a valid one. */
+/**
+ * The SPIFFE ID proven by the caller's client certificate, if it presented a
+ * valid one: verified by TLS, and fit for a client (not a CA's, clientAuth:
+ * what OpenSSL lets through, see certs/peer-identity.ts).
+ */
 export function svidIdentity(req: IncomingMessage): string | undefined {
   const socket = req.socket as TLSSocket;
   if (!socket.authorized) return undefined;
   const peer = socket.getPeerX509Certificate();
-  return peer ? spiffeIdOf(peer.raw) : undefined;
+  if (!peer || certificateProblemOf(peer.raw, 'client')) return undefined;
+  return spiffeIdOf(peer.raw);
 }
 
 /**

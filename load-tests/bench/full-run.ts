@@ -5,6 +5,8 @@
  * between the policy points, never a new bench. Writes bench-full.json and
  * bench-full.md; leaves the quick run's reports alone.
  */
+
+import { BENCH_AUTHORIZATION } from './bench-token.ts';
 import type { BenchResults } from './budget.ts';
 import {
   type FullResults,
@@ -14,7 +16,15 @@ import {
   tables,
   writeFullReports,
 } from './full-report.ts';
-import { BASELINE, estimatedSeconds, plan, pointLoad, policyLabel, type Timing } from './matrix.ts';
+import {
+  BASELINE,
+  estimatedSeconds,
+  plan,
+  pointLoad,
+  policyKey,
+  policyLabel,
+  type Timing,
+} from './matrix.ts';
 import { measureInterleaved, peakRssMb, proxyRssMb } from './measure.ts';
 import type { Bench, Target } from './targets.ts';
 
@@ -52,7 +62,7 @@ export async function fullRun(bench: Bench, options: FullRunOptions): Promise<nu
   const points: PointResult[] = [];
   for (const [index, { id, point, targets }] of planned.entries()) {
     let policySeconds: number | undefined;
-    if (point.policy.routes !== policy.routes) {
+    if (policyKey(point.policy) !== policyKey(policy)) {
       say(`policy: ${policyLabel(point.policy)}`);
       policySeconds = await bench.applyPolicy(point.policy);
       policy = point.policy;
@@ -60,7 +70,16 @@ export async function fullRun(bench: Bench, options: FullRunOptions): Promise<nu
       // The old snapshot's garbage and the edit's work out of the way of the load.
       await new Promise((resolve) => setTimeout(resolve, options.settleSeconds * 1000));
     }
-    const onPath = [bench.direct, ...(targets === 'every proxy' ? everyProxy : [postern])];
+    // At a JWT point Postern's requests carry the token its policy asks for.
+    const posternHere = point.policy.jwt
+      ? { ...postern, headers: { ...postern.headers, authorization: BENCH_AUTHORIZATION } }
+      : postern;
+    const onPath = [
+      bench.direct,
+      ...(targets === 'every proxy'
+        ? everyProxy.map((proxy) => (proxy === postern ? posternHere : proxy))
+        : [posternHere]),
+    ];
     const measured = await measureInterleaved(
       onPath,
       pointLoad(point, options),

@@ -18,6 +18,7 @@ import {
   plan,
   pointId,
   pointLoad,
+  policyKey,
 } from './matrix.ts';
 import type { Measured } from './measure.ts';
 import { policyDocument } from './targets.ts';
@@ -49,19 +50,26 @@ t.test('each dimension varies one thing from the baseline, and holds the baselin
   t.same(values('responseBytes'), [1024, 65536]);
   t.same(
     values('policy'),
-    [{ routes: 0 }, { routes: 1 }, { routes: 10 }, { routes: 1000 }, { routes: 10000 }],
-    'mTLS only, then authorization at 1 to 10,000 routes',
+    [
+      { routes: 0 },
+      { routes: 1 },
+      { routes: 1, jwt: true },
+      { routes: 10 },
+      { routes: 1000 },
+      { routes: 10000 },
+    ],
+    'mTLS only, authorization at 1 to 10,000 routes, and one route with a JWT verified',
   );
 });
 
 t.test('the plan measures the baseline once, with every proxy', async (t) => {
   const planned = plan();
   t.equal(new Set(planned.map((p) => p.id)).size, planned.length, 'no point twice');
-  t.equal(planned.length, 11, '4 + 3 + 2 + 5 points less the baseline named 3 more times');
+  t.equal(planned.length, 12, '4 + 3 + 2 + 6 points less the baseline named 3 more times');
   t.equal(planned.find((p) => p.id === pointId(BASELINE))?.targets, 'every proxy');
   t.same(
-    planned.filter((p) => p.targets === 'postern').map((p) => p.point.policy.routes),
-    [0, 10, 1000, 10000],
+    planned.filter((p) => p.targets === 'postern').map((p) => policyKey(p.point.policy)),
+    ['routes=0', 'routes=1+jwt', 'routes=10', 'routes=1000', 'routes=10000'],
     'the policy points measure Postern only beside the app',
   );
 });
@@ -70,9 +78,13 @@ t.test(
   'the plan edits the policy once per policy, and saturates last, on the bench policy',
   async (t) => {
     const planned = plan();
-    const policies = planned.map((p) => p.point.policy.routes);
-    const edits = policies.filter((routes, i) => i > 0 && routes !== policies[i - 1]);
-    t.same(edits, [0, 10, 1000, 10000, 1], 'each policy in turn, then back for saturation');
+    const policies = planned.map((p) => policyKey(p.point.policy));
+    const edits = policies.filter((key, i) => i > 0 && key !== policies[i - 1]);
+    t.same(
+      edits,
+      ['routes=0', 'routes=1+jwt', 'routes=10', 'routes=1000', 'routes=10000', 'routes=1'],
+      'each policy in turn, then back for saturation',
+    );
     t.equal(planned[0]!.id, pointId(BASELINE), 'the baseline comes first');
     t.equal(planned.at(-1)!.point.rate, 'saturation');
     t.ok(

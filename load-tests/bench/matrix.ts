@@ -71,6 +71,7 @@ export const DIMENSIONS: readonly Dimension[] = [
     points: vary('policy', [
       { routes: 0 },
       { routes: 1 },
+      { routes: 1, jwt: true },
       { routes: 10 },
       { routes: 1_000 },
       { routes: 10_000 },
@@ -81,7 +82,12 @@ export const DIMENSIONS: readonly Dimension[] = [
 
 /** A point's stable name (the JSON report's key). */
 export function pointId(point: Point): string {
-  return `rate=${point.rate} connections=${point.connections} bytes=${point.responseBytes} routes=${point.policy.routes}`;
+  return `rate=${point.rate} connections=${point.connections} bytes=${point.responseBytes} ${policyKey(point.policy)}`;
+}
+
+/** One policy's name in ids and comparisons: `routes=N`, `+jwt` when a token is verified. */
+export function policyKey(policy: BenchPolicy): string {
+  return `routes=${policy.routes}${policy.jwt ? '+jwt' : ''}`;
 }
 
 const count = (n: number) => n.toLocaleString('en-US');
@@ -104,7 +110,7 @@ export function valueLabel(point: Point, key: keyof Point): string {
 
 export function policyLabel(policy: BenchPolicy): string {
   if (policy.routes === 0) return 'mTLS only';
-  return `mTLS + authz, ${count(policy.routes)} route${policy.routes === 1 ? '' : 's'}`;
+  return `mTLS + authz${policy.jwt ? ' + JWT' : ''}, ${count(policy.routes)} route${policy.routes === 1 ? '' : 's'}`;
 }
 
 export interface PlannedPoint {
@@ -139,14 +145,15 @@ export function plan(
   }
   const policies = [
     ...new Set(
-      [baseline, ...[...byId.values()].map(({ point }) => point)].map((p) => p.policy.routes),
+      [baseline, ...[...byId.values()].map(({ point }) => point)].map((p) => policyKey(p.policy)),
     ),
   ];
   const baselineId = pointId(baseline);
   const rank = ({ id, point }: PlannedPoint) =>
     id === baselineId
       ? -1
-      : (point.rate === 'saturation' ? policies.length : 0) + policies.indexOf(point.policy.routes);
+      : (point.rate === 'saturation' ? policies.length : 0) +
+        policies.indexOf(policyKey(point.policy));
   return [...byId.values()].sort((a, b) => rank(a) - rank(b));
 }
 

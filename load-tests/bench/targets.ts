@@ -30,6 +30,7 @@ import { writeFileAtomic } from '../../common/private-file.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
 import { routes } from '../decision-time.ts';
+import { BENCH_ISSUER, BENCH_JWKS, BENCH_SCOPE } from './bench-token.ts';
 import type { BenchResults } from './budget.ts';
 
 export const PROXY_CPU = 0;
@@ -88,6 +89,12 @@ export interface Bench {
  */
 export interface BenchPolicy {
   readonly routes: number;
+  /**
+   * The orders route asks for a verified JWT with scope orders.read (a
+   * provider with its keys inline: bench-token.ts), and Postern's targets
+   * send the token: JWT on the path, against the same policy without it.
+   */
+  readonly jwt?: boolean;
 }
 
 /** The policy file for `policy` (JSON, which is YAML). */
@@ -96,11 +103,29 @@ export function policyDocument(policy: BenchPolicy): string {
     policy.routes === 0
       ? { defaultAction: 'allow', routes: [] }
       : {
+          ...(policy.jwt
+            ? {
+                jwt: [
+                  {
+                    issuer: BENCH_ISSUER,
+                    jwks: BENCH_JWKS,
+                    audiences: ['orders'],
+                    algorithms: ['ES256'],
+                    typ: 'at+jwt',
+                  },
+                ],
+              }
+            : {}),
           routes: [
             {
               name: 'orders',
               match: { methods: ['GET'], path: { prefix: '/orders' } },
-              allow: [{ principals: [TESTER, FRONTEND] }],
+              allow: [
+                {
+                  principals: [TESTER, FRONTEND],
+                  ...(policy.jwt ? { jwt: { claims: { scope: BENCH_SCOPE } } } : {}),
+                },
+              ],
             },
             ...routes(policy.routes - 1),
           ],

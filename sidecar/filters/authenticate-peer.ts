@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net';
+import type { LocalReply } from '../http/local-reply.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import type { Filter } from './filter.ts';
 
 /** What the handshake proved about a connection's client certificate (read once per connection). */
@@ -7,9 +9,18 @@ export interface PeerCredential {
   readonly principal: string | undefined;
   /** The certificate's notBefore, epoch ms: revocations refuse certificates issued before them. */
   readonly notBeforeMs: number;
-  /** base64url SHA-256 of the certificate (DER), for certificate-bound tokens. */
-  readonly thumbprint: string;
+  /** base64url SHA-256 of the certificate (DER), for certificate-bound tokens; none in plaintext. */
+  readonly thumbprint: string | undefined;
+  /** A plaintext connection (no TLS at all), served only while mTLS is PERMISSIVE. */
+  readonly plaintext: boolean;
 }
+
+const MTLS_REQUIRED: LocalReply = Object.freeze({
+  status: 400,
+  code: 'POSTERN_MTLS_REQUIRED',
+  message: 'this port takes mutual TLS only (mtls: STRICT): connect with a mesh certificate',
+  close: true,
+});
 
 /**
  * Sets the exchange's principal from the connection's client certificate.
@@ -21,15 +32,32 @@ export interface PeerCredential {
  * certificate the control plane says was revoked (`token revoke`): it stays
  * cryptographically valid until it expires, so the snapshot names the
  * identities and the issue time up to which their certificates are refused.
+ *
+ * A plaintext connection (mtls: PERMISSIVE, for migrating callers to the
+ * mesh) proves nothing: its requests go on without a principal while the
+ * policies in force say PERMISSIVE, and are refused (400, connection
+ * closed) otherwise. Either way they are counted.
  */
 export function authenticatePeer(
   peerOf: (socket: Socket) => PeerCredential | undefined,
   state: SnapshotState,
+  metrics: SidecarMetrics,
 ): Filter {
   return {
     name: 'authenticate-peer',
     onRequest(exchange) {
       const peer = peerOf(exchange.req.socket);
+      if (peer?.plaintext) {
+        // Asked per request, not per connection: a policy edit back to STRICT
+        // ends plaintext connections opened while it was PERMISSIVE.
+        if (state.current?.policy.mtls !== 'PERMISSIVE') {
+          metrics.plaintextRequests.inc('refused');
+          return MTLS_REQUIRED;
+        }
+        metrics.plaintextRequests.inc('accepted');
+        // No principal: only entries that name none can admit the request.
+        return undefined;
+      }
       const principal = peer?.principal;
       exchange.principal = principal;
       exchange.certificateThumbprint = peer?.thumbprint;

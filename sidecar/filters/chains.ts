@@ -4,7 +4,8 @@
  *
  * Inbound (peer sidecar or client → this sidecar → the local app); the TLS
  * handshake before the chain has already required and verified a client
- * certificate from the mesh CA:
+ * certificate from the mesh CA (or, for a plaintext connection, which only
+ * mtls: PERMISSIVE admits, there was none):
  *   1. request-headers: removes the headers Connection names and the
  *      underscore spellings that will not reach the app (refusing what
  *      --headers-with-underscores refuses). First, because everything after
@@ -15,7 +16,8 @@
  *      same path is forwarded, so nothing may look at the raw target first.
  *   3. authenticate-peer: the principal is needed by authorization; a
  *      certificate of a revoked identity, issued before the revocation, is
- *      refused here, before any policy could admit it.
+ *      refused here, before any policy could admit it, and so is a
+ *      plaintext request unless mTLS is PERMISSIVE.
  *   4. authenticate-jwt: a bearer token, when the request carries one and a
  *      policy in force accepts JWTs, must verify (401 otherwise); its claims
  *      are authorization's input. After the peer, so a revoked peer never
@@ -63,7 +65,7 @@ export function inboundChain(deps: {
   return Object.freeze([
     requestHeaders(deps.headerRules),
     canonicalize,
-    authenticatePeer(deps.peerOf, deps.state),
+    authenticatePeer(deps.peerOf, deps.state, deps.metrics),
     authenticateJwt(deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
   ]);

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { PeerCertificateError } from '../../certs/peer-identity.ts';
 import { PosternError } from '../../common/errors.ts';
-import { PeerIdentityMismatchError, PeerRevokedError } from '../identity/peer-verification.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { type LocalReply, sendLocalReply } from './local-reply.ts';
 
@@ -16,16 +16,17 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED)/;
+// OpenSSL's verification codes as Node reports them (INVALID_PURPOSE: an extendedKeyUsage without serverAuth).
+const TLS_FAILURE =
+  /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|INVALID_|PATH_LENGTH_|ERROR_IN_CERT_)/;
 
 /** What the downstream client is told when the upstream could not be reached or answered badly. */
 export function upstreamFailure(error: unknown): LocalReply {
   // undici wraps connection errors: the reason is the error or its cause.
   const cause = (error as { cause?: unknown }).cause;
-  const mismatch = [error, cause].find(
-    (e) => e instanceof PeerIdentityMismatchError || e instanceof PeerRevokedError,
-  ) as PeerIdentityMismatchError | PeerRevokedError | undefined;
-  if (mismatch) return { status: 502, code: mismatch.code, message: mismatch.message };
+  // Our own refusals of the peer's certificate (sidecar/identity/peer-verification.ts) name their reason.
+  const refusal = [error, cause].find((e) => e instanceof PeerCertificateError);
+  if (refusal) return { status: 502, code: refusal.code, message: refusal.message };
   const code = String(
     (cause as { code?: unknown } | undefined)?.code ?? (error as { code?: unknown }).code ?? '',
   );

@@ -33,3 +33,28 @@ t.test(
     t.match(check('orders', other), { code: 'POSTERN_PEER_IDENTITY_MISMATCH' });
   },
 );
+
+t.test(
+  'an outbound destination presenting a certificate unfit for a TLS server, or no SVID, is refused',
+  async (t) => {
+    const ca = await CertificateAuthority.create('cluster.local');
+    const check = expectSpiffeId(ORDERS);
+    const root = new X509Certificate(ca.certPem);
+    const asRoot = { raw: root.raw, valid_from: root.validFrom } as PeerCertificate;
+    t.match(
+      check('orders', asRoot),
+      { code: 'POSTERN_PEER_NOT_LEAF' },
+      'the CA certificate itself',
+    );
+    const keys = await generateKeyPair();
+    const twoUris = new X509Certificate(
+      await ca.issue(keys.publicKey, { uris: [ORDERS, 'https://orders.example'], ttlMs: 60_000 }),
+    );
+    t.match(
+      check('orders', { raw: twoUris.raw, valid_from: twoUris.validFrom } as PeerCertificate),
+      { code: 'POSTERN_PEER_IDENTITY_MISMATCH', presented: undefined },
+      'a second URI SAN beside the expected ID',
+    );
+    t.match(check('orders', {} as PeerCertificate), { code: 'POSTERN_PEER_IDENTITY_MISMATCH' });
+  },
+);

@@ -1,5 +1,6 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import httpProxy from 'http-proxy';
@@ -13,6 +14,7 @@ import {
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
+import { parseSpiffeId } from '../../common/spiffe.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
@@ -30,10 +32,12 @@ import {
   type UnderscoreAction,
   upstreamRequestHeaders,
 } from '../http/headers.ts';
+import { refuseHandshake } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import { failTunnel, serveExchanges } from './serve-exchanges.ts';
+import { routeByFirstByte } from './first-byte.ts';
+import { type ExchangeHandlers, failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 export interface InboundOptions {
   readonly svid: Svid;
@@ -51,8 +55,8 @@ export interface InboundOptions {
 
 /** What the handshake proved about a connection, computed once per connection. */
 interface PeerFacts extends PeerCredential {
-  /** Envoy's x-forwarded-client-cert value: who we are, the peer certificate's hash, who the peer is. */
-  readonly xfcc: string;
+  /** Envoy's x-forwarded-client-cert value: who we are, the peer certificate's hash, who the peer is (none in plaintext). */
+  readonly xfcc: string | undefined;
   /** The peer's address as X-Forwarded-For, Forwarded and X-Real-IP state it. */
   readonly client: ClientAddress;
 }
@@ -61,16 +65,22 @@ interface PeerFacts extends PeerCredential {
  * The inbound listener (15006): mTLS with a client certificate required and
  * verified against the mesh trust bundle, the inbound filter chain, then the
  * local app through a keep-alive undici pool; Upgrade requests go through
- * the same chain and are then tunnelled by http-proxy.
+ * the same chain and are then tunnelled by http-proxy. The port also takes
+ * plaintext HTTP, told apart by the first byte, for mtls: PERMISSIVE;
+ * authenticate-peer refuses its requests unless the policies in force say
+ * PERMISSIVE, so STRICT stays the default without a listener to restart.
  */
 export class InboundListener {
   readonly server: Server;
+  /** Accepts every connection and hands it to `server` (TLS) or `#plaintext`. */
+  readonly #front: NetServer;
+  readonly #plaintext: HttpServer;
   readonly #pool: Pool;
   readonly #proxy: httpProxy;
   readonly #peers = new WeakMap<Socket, PeerFacts>();
   /** Open client connections, so a revocation can end those it covers. */
   readonly #open = new Set<TLSSocket>();
-  readonly #identities = new PeerIdentityCache();
+  readonly #identities: PeerIdentityCache;
   #ownId: string;
 
   constructor(options: InboundOptions) {
@@ -79,6 +89,7 @@ export class InboundListener {
       underscores: options.headersWithUnderscores ?? DEFAULT_UNDERSCORE_ACTION,
     });
     this.#ownId = options.svid.spiffeId;
+    this.#identities = new PeerIdentityCache(parseSpiffeId(this.#ownId).trustDomain);
     const origin = `http://${options.appHost}:${options.appPort}`;
     this.#pool = new Pool(origin, { connections: 128, pipelining: 1 });
     this.#proxy = httpProxy.createProxyServer({ target: origin, ws: true });
@@ -101,19 +112,37 @@ export class InboundListener {
       rejectUnauthorized: true,
       ...timeoutOptions(options.limits),
     });
-    capConnections(this.server, options.limits, logger, 'inbound', () =>
+    this.#plaintext = createHttpServer(timeoutOptions(options.limits));
+    this.#front = createNetServer();
+    routeByFirstByte(this.#front, this.server, this.#plaintext, options.limits.handshakeTimeoutMs);
+    capConnections(this.#front, options.limits, logger, 'inbound', () =>
       metrics.connectionsRefused.inc('inbound'),
     );
+    this.#plaintext.on('connection', (socket: Socket) => {
+      this.#peers.set(socket, {
+        principal: undefined,
+        notBeforeMs: 0,
+        thumbprint: undefined,
+        plaintext: true,
+        xfcc: undefined,
+        client: clientAddressOf(socket.remoteAddress, 'http'),
+      });
+    });
     this.server.on('secureConnection', (socket: TLSSocket) => {
       const cert = socket.getPeerCertificate();
       if (!cert?.raw) return;
-      const principal = this.#identities.identityOf(cert.fingerprint256, cert.raw);
+      // Node verified the chain and dates; a certificate it accepts that no client may use (a CA's,
+      // one without clientAuth: certs/peer-identity.ts) is refused here, as a failed handshake.
+      const verdict = this.#identities.verdictOf(cert.fingerprint256, cert.raw);
+      if (verdict.refused) return refuseHandshake(this.server, socket, verdict.refused);
+      const principal = verdict.principal;
       // fingerprint256 is the SHA-256 of the DER certificate, the hash XFCC carries.
       const hash = cert.fingerprint256.replaceAll(':', '').toLowerCase();
       this.#peers.set(socket, {
         principal,
         notBeforeMs: Date.parse(cert.valid_from),
         thumbprint: Buffer.from(hash, 'hex').toString('base64url'),
+        plaintext: false,
         xfcc: `By=${this.#ownId};Hash=${hash}${principal ? `;URI=${principal}` : ''}`,
         client: clientAddressOf(socket.remoteAddress, 'https'),
       });
@@ -132,7 +161,7 @@ export class InboundListener {
     const identityHeaders = (exchange: Exchange): string[] => {
       const peer = this.#peers.get(exchange.req.socket);
       const headers: string[] = [];
-      if (peer) headers.push(CLIENT_CERT_HEADER, peer.xfcc);
+      if (peer?.xfcc) headers.push(CLIENT_CERT_HEADER, peer.xfcc);
       if (exchange.principal) headers.push(IDENTITY_HEADER, exchange.principal);
       const decision = exchange.decision;
       if (exchange.addHeaders) for (const item of exchange.addHeaders) headers.push(item);
@@ -146,7 +175,7 @@ export class InboundListener {
       return headers;
     };
 
-    serveExchanges(this.server, {
+    const handlers: ExchangeHandlers = {
       direction: 'inbound',
       chain,
       metrics,
@@ -175,11 +204,13 @@ export class InboundListener {
         );
         this.#proxy.ws(exchange.req, socket, head);
       },
-    });
+    };
+    serveExchanges(this.server, handlers);
+    serveExchanges(this.#plaintext, handlers);
   }
 
   listen(port: number, host: string): Promise<number> {
-    return listen(this.server, port, host);
+    return listen(this.#front, port, host);
   }
 
   /** New handshakes use the renewed SVID; open connections keep the one they started with. */
@@ -206,7 +237,8 @@ export class InboundListener {
   }
 
   async close(): Promise<void> {
-    await closeServer(this.server);
+    // Every connection came through the front server, which ends them all.
+    await closeServer(this.#front);
     this.#proxy.close();
     await this.#pool.close();
   }

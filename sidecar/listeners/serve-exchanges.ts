@@ -48,6 +48,8 @@ function newExchange(req: IncomingMessage): Exchange {
     target: undefined,
     principal: undefined,
     claims: undefined,
+    dropHeaders: undefined,
+    addHeaders: undefined,
     certificateThumbprint: undefined,
     decision: undefined,
     destination: undefined,

@@ -67,6 +67,8 @@ export interface CompiledPolicy {
   readonly matchedHeaders: readonly string[];
   /** For a request no route matches: deny if any selecting policy says deny. */
   readonly noRoute: Decision;
+  /** PERMISSIVE only when every selecting policy says so; STRICT otherwise, and when none selects. */
+  readonly mtls: 'STRICT' | 'PERMISSIVE';
 }
 
 function compileRule(rule: Rule, decided: Decision): CompiledRule {
@@ -218,6 +220,10 @@ export function compilePolicies(
     matchedHeaders: Object.freeze([
       ...new Set(ranked.flatMap((route) => route.headers?.map((h) => h.name) ?? [])),
     ]),
+    mtls:
+      policies.length && policies.every((policy) => policy.spec.mtls === 'PERMISSIVE')
+        ? 'PERMISSIVE'
+        : 'STRICT',
     noRoute: decision({
       allowed,
       reason: allowed ? 'no-route-default-allow' : 'no-route-default-deny',

@@ -153,9 +153,16 @@ export class SidecarMetrics {
     ['listener'],
   );
 
+  readonly plaintextRequests = new Counter(
+    'postern_inbound_plaintext_requests_total',
+    'Inbound requests without TLS, by outcome: accepted (mtls PERMISSIVE, no principal) or refused (STRICT).',
+    ['outcome'],
+  );
+
   render(): string {
     return (
       this.requests.render() +
+      this.plaintextRequests.render() +
       this.duration.render() +
       this.snapshots.render() +
       this.decisions.render() +

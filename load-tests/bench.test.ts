@@ -33,6 +33,13 @@ t.test('npm run bench -- --smoke measures every target and writes the reports', 
   t.ok(report.postern.proxyCpuSeconds > 0, "the sidecar's CPU was read from /proc");
   t.ok(report.rss.atStartMb > 0);
   t.equal(report.budget.length, 8);
-  t.match(await readFile(join(out, 'bench.md'), 'utf8'), /## Budget/);
+  t.same(
+    report.jwt.map((j: { alg: string }) => j.alg),
+    ['ES256', 'RS256'],
+    'JWT verification timed for both algorithms',
+  );
+  const markdown = await readFile(join(out, 'bench.md'), 'utf8');
+  t.match(markdown, /## Budget/);
+  t.match(markdown, /## JWT verification \(pure function\)/);
   t.match(await readFile(join(out, 'bench.svg'), 'utf8'), /^<svg /);
 });

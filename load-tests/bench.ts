@@ -29,6 +29,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BENCH_HEADERS } from './bench/bench-token.ts';
 import { type BenchResults, budgetLines, type Rss } from './bench/budget.ts';
 import { fullRun } from './bench/full-run.ts';
 import type { LoadSpec } from './bench/generator.ts';
@@ -42,6 +43,7 @@ import {
 import { budgetTable, writeReports } from './bench/report.ts';
 import { type Bench, machine, nginxAvailable, startBench, type Target } from './bench/targets.ts';
 import { measureDecisionTime } from './decision-time.ts';
+import { measureJwtVerifyTime } from './jwt-verify-time.ts';
 
 const { values } = parseArgs({
   options: {
@@ -71,6 +73,7 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 const steady = {
   mode: 'open',
   path: '/orders',
+  headers: BENCH_HEADERS,
   rate: smoke ? 200 : 1000,
   connections: 16,
   seconds: smoke ? 1 : 10,
@@ -145,6 +148,13 @@ async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Pr
   const decision = [10, 1_000, 10_000].map((routes) =>
     measureDecisionTime(routes, smoke ? 2 : 5, smoke ? 10_000 : 100_000),
   );
+  say('JWT verification time');
+  const jwt = [];
+  for (const alg of ['ES256', 'RS256'] as const) {
+    jwt.push(
+      await measureJwtVerifyTime(alg, smoke ? 1 : 5, smoke ? 20 : 400, smoke ? 1_000 : 200_000),
+    );
+  }
 
   const results: BenchResults = {
     startedAt,
@@ -173,6 +183,7 @@ async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Pr
     ...(saturationResults ? { saturation: saturationResults } : {}),
     rss: rssOf(postern, posternCold.atStartMb),
     decision,
+    jwt,
   };
   const lines = budgetLines(results);
   const files = await writeReports(values.out!, results, lines);

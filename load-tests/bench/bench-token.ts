@@ -4,9 +4,9 @@ import { generateKeyPairSync, sign } from 'node:crypto';
  * The bench's JWT provider: a P-256 key made when the bench starts, its
  * public half written into orders' policy inline (no JWKS endpoint on the
  * path), and one token signed with it that lives a day, longer than any
- * run. Every request of a JWT point carries that token, so the sidecar
- * verifies it once and then finds it in its cache: the steady state of a
- * caller reusing its access token.
+ * run. Every request carries that token, so the sidecar verifies it once
+ * and then finds it in its cache: the steady state of a caller reusing its
+ * access token.
  */
 const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -26,8 +26,10 @@ const input = `${b64url({ alg: 'ES256', kid: 'bench', typ: 'at+jwt' })}.${b64url
   exp: Math.floor(Date.now() / 1000) + 86_400,
 })}`;
 
-/** The Authorization header of every request at a JWT point. */
-export const BENCH_AUTHORIZATION = `Bearer ${input}.${sign('sha256', Buffer.from(input), {
+const signature = sign('sha256', Buffer.from(input), {
   key: privateKey,
   dsaEncoding: 'ieee-p1363',
-}).toString('base64url')}`;
+}).toString('base64url');
+
+/** Headers of every request of a run, to every target alike (the same bytes on every path). */
+export const BENCH_HEADERS = Object.freeze({ authorization: `Bearer ${input}.${signature}` });

@@ -6,6 +6,7 @@
  * much of the line Node itself takes.
  */
 import type { DecisionTime } from '../decision-time.ts';
+import type { JwtVerifyTime } from '../jwt-verify-time.ts';
 import type { Combined, Measured } from './measure.ts';
 
 /** A proxy's RSS at ready, after the steady rounds and after its saturation run. */
@@ -58,6 +59,8 @@ export interface BenchResults {
   /** Postern's. */
   readonly rss: Rss;
   readonly decision: readonly DecisionTime[];
+  /** JWT verification, cached and not (absent in reports from before it was measured). */
+  readonly jwt?: readonly JwtVerifyTime[];
 }
 
 export interface BudgetLine {

@@ -274,7 +274,7 @@ export function fullMarkdown(results: FullResults, all: readonly Table[]): strin
   return `# Latency harness, full matrix: ${results.startedAt}
 
 ${results.smoke ? `**A smoke run** (\`--full --smoke\`): ${results.seconds} s per point, the app directly and Postern only. It checks the harness and measures nothing.\n\n` : ''}\`npm run bench -- --full\` on ${m.cpus} cores, Node ${m.node}; ${m.pinning}${m.binary ? `; sidecars from ${m.binary}` : ''}.
-Each table varies one thing from the baseline (the quick run's load: ${valueLabel(b, 'rate')} open loop, ${valueLabel(b, 'connections')} keep-alive connections, ${valueLabel(b, 'responseBytes')} responses, the bench policy: one route allowing the caller), which is measured once and shown in every table.
+Each table varies one thing from the baseline (the quick run's load: ${valueLabel(b, 'rate')} open loop, ${valueLabel(b, 'connections')} keep-alive connections, ${valueLabel(b, 'responseBytes')} responses, the bench policy: one route allowing the caller, whose JWT is verified; every request to every target carries the token), which is measured once and shown in every table.
 At each point the app directly and each proxy take turns, ${results.rounds} interleaved round${results.rounds === 1 ? '' : 's'} of ${results.warmupSeconds} s warm-up then ${results.seconds} s measured; figures are medians over the rounds.
 Open loop: each request is timed from its intended send time.
 Direct rows give the app's own latency in ms; proxy rows give what the proxy adds over it at the same point (+ms).

@@ -6,7 +6,6 @@
  * bench-full.md; leaves the quick run's reports alone.
  */
 
-import { BENCH_AUTHORIZATION } from './bench-token.ts';
 import type { BenchResults } from './budget.ts';
 import {
   type FullResults,
@@ -70,16 +69,7 @@ export async function fullRun(bench: Bench, options: FullRunOptions): Promise<nu
       // The old snapshot's garbage and the edit's work out of the way of the load.
       await new Promise((resolve) => setTimeout(resolve, options.settleSeconds * 1000));
     }
-    // At a JWT point Postern's requests carry the token its policy asks for.
-    const posternHere = point.policy.jwt
-      ? { ...postern, headers: { ...postern.headers, authorization: BENCH_AUTHORIZATION } }
-      : postern;
-    const onPath = [
-      bench.direct,
-      ...(targets === 'every proxy'
-        ? everyProxy.map((proxy) => (proxy === postern ? posternHere : proxy))
-        : [posternHere]),
-    ];
+    const onPath = [bench.direct, ...(targets === 'every proxy' ? everyProxy : [postern])];
     const measured = await measureInterleaved(
       onPath,
       pointLoad(point, options),

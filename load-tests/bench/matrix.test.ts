@@ -54,11 +54,11 @@ t.test('each dimension varies one thing from the baseline, and holds the baselin
       { routes: 0 },
       { routes: 1 },
       { routes: 1, jwt: true },
-      { routes: 10 },
-      { routes: 1000 },
-      { routes: 10000 },
+      { routes: 10, jwt: true },
+      { routes: 1000, jwt: true },
+      { routes: 10000, jwt: true },
     ],
-    'mTLS only, authorization at 1 to 10,000 routes, and one route with a JWT verified',
+    'mTLS only, authorization without and with a JWT, then with one at 10 to 10,000 routes',
   );
 });
 
@@ -69,7 +69,7 @@ t.test('the plan measures the baseline once, with every proxy', async (t) => {
   t.equal(planned.find((p) => p.id === pointId(BASELINE))?.targets, 'every proxy');
   t.same(
     planned.filter((p) => p.targets === 'postern').map((p) => policyKey(p.point.policy)),
-    ['routes=0', 'routes=1+jwt', 'routes=10', 'routes=1000', 'routes=10000'],
+    ['routes=0', 'routes=1', 'routes=10+jwt', 'routes=1000+jwt', 'routes=10000+jwt'],
     'the policy points measure Postern only beside the app',
   );
 });
@@ -82,7 +82,14 @@ t.test(
     const edits = policies.filter((key, i) => i > 0 && key !== policies[i - 1]);
     t.same(
       edits,
-      ['routes=0', 'routes=1+jwt', 'routes=10', 'routes=1000', 'routes=10000', 'routes=1'],
+      [
+        'routes=0',
+        'routes=1',
+        'routes=10+jwt',
+        'routes=1000+jwt',
+        'routes=10000+jwt',
+        'routes=1+jwt',
+      ],
       'each policy in turn, then back for saturation',
     );
     t.equal(planned[0]!.id, pointId(BASELINE), 'the baseline comes first');
@@ -216,7 +223,7 @@ function results(overrides: Partial<FullResults> = {}): FullResults {
         0.4,
       ),
       pointResult(
-        { ...BASELINE, policy: { routes: 10_000 } },
+        { ...BASELINE, policy: { routes: 10_000, jwt: true } },
         {
           direct: [app[0]!],
           postern: [measured('postern', 0.6, 5, { proxyCpuSeconds: 3.6, proxyRssMb: 140 })],
@@ -325,11 +332,11 @@ t.test('the features table says how long each policy edit took to reach the side
   const features = tables(results()).find((table) => table.key === 'policy')!;
   t.same(
     [...new Set(features.rows.map((r) => r.value))],
-    ['mTLS only', 'mTLS + authz, 1 route (baseline)', 'mTLS + authz, 10,000 routes'],
+    ['mTLS only', 'mTLS + authz + JWT, 1 route (baseline)', 'mTLS + authz + JWT, 10,000 routes'],
   );
   t.match(
     features.notes.join('\n'),
-    /in run order: mTLS only: 0\.4 s; mTLS \+ authz, 10,000 routes: 21\.3 s; mTLS \+ authz, 1 route \(back, for saturation\): 0\.3 s\.$/,
+    /in run order: mTLS only: 0\.4 s; mTLS \+ authz \+ JWT, 10,000 routes: 21\.3 s; mTLS \+ authz \+ JWT, 1 route \(back, for saturation\): 0\.3 s\.$/,
   );
   const md = tableMarkdown(features, BASELINE);
   t.match(md, /^## Features on the path \(1,000 rps open loop, 16 connections, 1 KB responses\)$/m);

@@ -6,8 +6,10 @@
  * A feature that lands on the request path adds its on and off points to
  * FEATURES' policies.
  */
+
+import { BENCH_HEADERS } from './bench-token.ts';
 import type { Load } from './measure.ts';
-import type { BenchPolicy } from './targets.ts';
+import { BENCH_POLICY, type BenchPolicy } from './targets.ts';
 
 /** One load and policy the full run measures. */
 export interface Point {
@@ -19,12 +21,12 @@ export interface Point {
   readonly policy: BenchPolicy;
 }
 
-/** The quick run's load: 1,000 rps, 16 keep-alive connections, 1 KB responses, the one-route bench policy. */
+/** The quick run's load: 1,000 rps, 16 keep-alive connections, 1 KB responses, the bench policy (one route, JWT verified). */
 export const BASELINE: Point = {
   rate: 1000,
   connections: 16,
   responseBytes: 1024,
-  policy: { routes: 1 },
+  policy: BENCH_POLICY,
 };
 
 /**
@@ -71,10 +73,10 @@ export const DIMENSIONS: readonly Dimension[] = [
     points: vary('policy', [
       { routes: 0 },
       { routes: 1 },
-      { routes: 1, jwt: true },
-      { routes: 10 },
-      { routes: 1_000 },
-      { routes: 10_000 },
+      BENCH_POLICY,
+      { routes: 10, jwt: true },
+      { routes: 1_000, jwt: true },
+      { routes: 10_000, jwt: true },
     ]),
     targets: 'postern',
   },
@@ -169,6 +171,7 @@ export function pointLoad(point: Point, timing: Timing): Load {
     rate: point.rate === 'saturation' ? 0 : point.rate, // a closed loop has none
     connections: point.connections,
     path: `/orders?bytes=${point.responseBytes}`,
+    headers: BENCH_HEADERS,
     seconds: timing.seconds,
     warmupSeconds: timing.warmupSeconds,
   };

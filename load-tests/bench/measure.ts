@@ -66,7 +66,6 @@ export async function measure(target: Target, load: Load): Promise<Measured> {
     ...load,
     url: target.url,
     ...(target.host ? { host: target.host } : {}),
-    ...(target.headers ? { headers: target.headers } : {}),
     ...(target.clientCertDir ? { clientCertDir: target.clientCertDir } : {}),
   };
   const { stdout } = await promisify(execFile)(

@@ -277,3 +277,42 @@ t.test(
     t.notOk(jwks.fresh(), 'past the stale bound with every refresh failing');
   },
 );
+
+t.test(
+  'a failed fetch logs what it costs: 503s before any keys, nothing while held keys last, 401s past the stale bound',
+  async (t) => {
+    const lines: string[] = [];
+    const capture = new (class extends Logger {
+      override warn(msg: string) {
+        lines.push(`warn: ${msg}`);
+      }
+      override error(msg: string) {
+        lines.push(`error: ${msg}`);
+      }
+    })('test', { fd: 1, maxQueued: 0 });
+    const idp = await provider(t);
+    const time = clock();
+    const jwks = new JwksCache({
+      uri: idp.uri,
+      logger: capture,
+      now: () => time.now,
+      refreshAfterMs: 60_000,
+      maxStaleMs: 600_000,
+      cooldownMs: 1_000,
+    });
+    idp.answerWith((req) => req.socket.destroy());
+    await jwks.keyFor('k1');
+    t.match(lines.pop(), /^error: .*no keys were ever fetched: tokens get 503/);
+    idp.publish([await publicJwk('k1')]);
+    time.tick(2_000);
+    await jwks.keyFor('k1');
+    idp.answerWith((req) => req.socket.destroy());
+    time.tick(61_000);
+    await jwks.keyFor('other');
+    t.match(lines.pop(), /^warn: JWKS fetch failed; keeping the keys held/);
+    time.tick(600_000);
+    t.equal(kidOf(await jwks.keyFor('k1')), 'stale', 'refused at once; the refresh runs behind');
+    while (!lines.length) await new Promise((resolve) => setTimeout(resolve, 5));
+    t.match(lines.pop(), /^error: .*past the stale bound: tokens get 401/);
+  },
+);

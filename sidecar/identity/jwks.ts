@@ -131,13 +131,23 @@ export class JwksCache {
         this.version++;
       })
       .catch((error: unknown) => {
-        this.#options.logger.warn('JWKS fetch failed; keeping the keys held', {
+        // The line says what the failure costs: nothing yet, or every token of the provider.
+        const fetchedAt = this.#fetchedAt;
+        const details = {
           jwksUri: this.#options.uri,
           keys: this.#keys.size,
-          lastGoodFetch:
-            this.#fetchedAt === undefined ? null : new Date(this.#fetchedAt).toISOString(),
+          lastGoodFetch: fetchedAt === undefined ? null : new Date(fetchedAt).toISOString(),
           error: (error as Error).message,
-        });
+        };
+        const { logger } = this.#options;
+        if (fetchedAt === undefined) {
+          logger.error('JWKS fetch failed and no keys were ever fetched: tokens get 503', details);
+        } else if (this.#now() - fetchedAt > (this.#options.maxStaleMs ?? 60 * MINUTE)) {
+          logger.error(
+            'JWKS fetch failed and the held keys are past the stale bound: tokens get 401 until a fetch succeeds',
+            details,
+          );
+        } else logger.warn('JWKS fetch failed; keeping the keys held', details);
       })
       .finally(() => {
         this.#inFlight = undefined;

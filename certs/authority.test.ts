@@ -115,3 +115,56 @@ t.test('an empty CA folder gets a new CA, which later starts load', async (t) =>
   t.equal(loaded.certPem, created.certPem);
   t.equal(loaded.trustDomain, 'example.org');
 });
+
+t.test(
+  'two roots of one trust domain, trusted side by side as in a root rotation: distinct names, and openssl verifies a leaf of either against the shared bundle',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'postern-ca-'));
+    const old = await CertificateAuthority.create('cluster.local');
+    const next = await CertificateAuthority.create('cluster.local');
+    t.not(old.certificate.subject, next.certificate.subject);
+    const during = next.withBundle(old.certPem + next.certPem + old.certPem);
+    t.equal(during.bundlePem, next.certPem + old.certPem, 'its own root first, each root once');
+    await writeFile(join(dir, 'bundle.pem'), during.bundlePem);
+    for (const [name, ca] of [
+      ['old', old],
+      ['new', during],
+    ] as const) {
+      const keys = await generateKeyPair();
+      await writeFile(
+        join(dir, `${name}.pem`),
+        await ca.issue(keys.publicKey, { uris: [ORDERS], ttlMs: 60_000 }),
+      );
+      t.match(
+        execFileSync(
+          'openssl',
+          ['verify', '-CAfile', join(dir, 'bundle.pem'), join(dir, `${name}.pem`)],
+          {
+            encoding: 'utf8',
+          },
+        ),
+        new RegExp(`${name}\\.pem: OK`),
+      );
+    }
+  },
+);
+
+t.test('a CA folder loads with the bundle beside it, its own root always in it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'postern-ca-'));
+  const other = await CertificateAuthority.create('cluster.local');
+  const ca = (await CertificateAuthority.create('cluster.local')).withBundle(other.certPem);
+  await ca.writeTo(dir);
+  t.equal((await CertificateAuthority.load(dir)).bundlePem, ca.certPem + other.certPem);
+  await writeFile(join(dir, 'bundle.pem'), other.certPem);
+  t.equal(
+    (await CertificateAuthority.load(dir)).bundlePem,
+    ca.certPem + other.certPem,
+    'a bundle without the signing root still trusts it',
+  );
+  await rm(join(dir, 'bundle.pem'));
+  t.equal(
+    (await CertificateAuthority.load(dir)).bundlePem,
+    ca.certPem,
+    'no bundle file: the root alone',
+  );
+});

@@ -43,16 +43,37 @@ function randomSerial(): string {
   return bytes.toString('hex');
 }
 
-/** A root CA that signs workload certificates (X.509-SVIDs) and serving certificates. */
+const pemOf = (certificate: x509.X509Certificate) => certificate.toString('pem') + '\n';
+
+/** The certificates of a PEM bundle, in order. */
+function certificatesOf(bundlePem: string): x509.X509Certificate[] {
+  return x509.PemConverter.decode(bundlePem).map((der) => new x509.X509Certificate(der));
+}
+
+/**
+ * A root CA that signs workload certificates (X.509-SVIDs) and serving
+ * certificates, with the bundle of roots peers trust: itself, and during a
+ * root rotation the other root (see control-plane/root-phases.ts).
+ */
 export class CertificateAuthority {
   readonly certificate: x509.X509Certificate;
   readonly certPem: string;
+  /** PEM: this root first, then any other root peers trust beside it. */
+  readonly bundlePem: string;
   readonly trustDomain: string;
   readonly #key: CryptoKey;
 
-  private constructor(certificate: x509.X509Certificate, key: CryptoKey) {
+  private constructor(
+    certificate: x509.X509Certificate,
+    key: CryptoKey,
+    others: readonly x509.X509Certificate[] = [],
+  ) {
     this.certificate = certificate;
-    this.certPem = certificate.toString('pem') + '\n';
+    this.certPem = pemOf(certificate);
+    this.bundlePem = [
+      this.certPem,
+      ...others.map(pemOf).filter((pem, i, all) => pem !== this.certPem && all.indexOf(pem) === i),
+    ].join('');
     this.#key = key;
     const spiffe = uriSansOf(new Uint8Array(certificate.rawData)).find((u) =>
       u.startsWith('spiffe://'),
@@ -66,16 +87,29 @@ export class CertificateAuthority {
     this.trustDomain = spiffe.slice('spiffe://'.length);
   }
 
-  /** The roots sidecars trust. One root today; a rotation would list old and new. */
-  get bundlePem(): string {
-    return this.certPem;
+  /** The private key as PKCS#8 PEM, for the CA folder and the rotation record (both 0600). */
+  get keyPem(): string {
+    return privateKeyToPem(this.#key);
+  }
+
+  /**
+   * This root, signing as before, with the roots of `bundlePem` trusted beside
+   * it: what a root rotation makes of the signing root while the other root
+   * is in the bundle. The result's bundle lists this root first, and once.
+   */
+  withBundle(bundlePem: string): CertificateAuthority {
+    return new CertificateAuthority(this.certificate, this.#key, certificatesOf(bundlePem));
   }
 
   static async create(trustDomain: string, now = new Date()): Promise<CertificateAuthority> {
     const keys = await generateKeyPair();
+    const serialNumber = randomSerial();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: randomSerial(),
-      name: `CN=Postern root CA, O=${trustDomain}`,
+      serialNumber,
+      // Each root its own name: during a rotation two roots of one trust
+      // domain are trusted side by side, and chain building, openssl and
+      // operators tell them apart by subject.
+      name: `CN=Postern root CA ${serialNumber.slice(0, 8)}, O=${trustDomain}`,
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + ROOT_VALIDITY_MS),
       signingAlgorithm: EC_SIGNING_ALGORITHM,
@@ -101,13 +135,22 @@ export class CertificateAuthority {
     return new CertificateAuthority(new x509.X509Certificate(certPem), privateKeyFromPem(keyPem));
   }
 
-  /** Loads a CA folder written by `postern certs init` (or the control plane's first start). */
+  /**
+   * Loads a CA folder written by `postern certs init` or by the control
+   * plane: the signing root, and bundle.pem's roots trusted beside it (during
+   * a root rotation, the other root), so what `certs issue` hands out
+   * verifies every sidecar.
+   */
   static async load(dir: string): Promise<CertificateAuthority> {
-    const [certPem, keyPem] = await Promise.all([
+    const [certPem, keyPem, bundlePem] = await Promise.all([
       readFile(join(dir, CA_FILES.cert), 'utf8'),
       readFile(join(dir, CA_FILES.key), 'utf8'),
+      readFile(join(dir, CA_FILES.bundle), 'utf8').catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return '';
+        throw error;
+      }),
     ]);
-    return CertificateAuthority.fromPem(certPem, keyPem);
+    return CertificateAuthority.fromPem(certPem, keyPem).withBundle(bundlePem);
   }
 
   /**
@@ -140,7 +183,7 @@ export class CertificateAuthority {
   async writeTo(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });
     // A new private file renamed into place: an existing ca.key's mode, or a symlink there, does not survive.
-    await writeFileAtomic(join(dir, CA_FILES.key), privateKeyToPem(this.#key));
+    await writeFileAtomic(join(dir, CA_FILES.key), this.keyPem);
     await writeFileAtomic(join(dir, CA_FILES.cert), this.certPem, 0o644);
     await writeFileAtomic(join(dir, CA_FILES.bundle), this.bundlePem, 0o644);
   }

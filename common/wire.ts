@@ -39,6 +39,13 @@ export interface Snapshot {
   readonly registry: readonly RegistryEntry[];
   /** Revoked identities whose older certificates peers must refuse (absent from older control planes: none). */
   readonly revoked?: readonly Revocation[];
+  /**
+   * PEM: every root a peer's certificate may chain to, as of this snapshot
+   * (two while the mesh root rotates). Sidecars verify peers and the control
+   * plane with it from then on. Absent from older control planes: the bundle
+   * of the certificate response stands.
+   */
+  readonly trustBundle?: string;
 }
 
 export type SnapshotContent = Omit<Snapshot, 'version' | 'hash'>;
@@ -47,7 +54,13 @@ export type SnapshotContent = Omit<Snapshot, 'version' | 'hash'>;
 export function hashSnapshotContent(content: SnapshotContent): string {
   return createHash('sha256')
     .update(
-      JSON.stringify([content.meshDefault, content.policies, content.registry, content.revoked]),
+      JSON.stringify([
+        content.meshDefault,
+        content.policies,
+        content.registry,
+        content.revoked,
+        content.trustBundle,
+      ]),
     )
     .digest('hex');
 }
@@ -79,6 +92,52 @@ export interface SnapshotAck {
   readonly reason?: string;
   /** The sidecar's advertised address: tells apart the pods of one workload. */
   readonly address?: string;
+  /**
+   * `trustBundleId` of the bundle the sidecar verifies peers with once it
+   * handled this snapshot: how the control plane knows a new root has
+   * reached it before that root signs anything.
+   */
+  readonly trustBundle?: string;
+}
+
+/** Names a trust bundle in acks and status: sha256 (hex) of its PEM text. */
+export function trustBundleId(bundlePem: string): string {
+  return createHash('sha256').update(bundlePem).digest('hex');
+}
+
+/** One root of the mesh trust bundle, as `GET /v1/trust-bundle/rotation` shows it. */
+export interface RootSummary {
+  /** signing: signs certificates now; next: trusted, signs once the rotation switches; retiring: trusted until `retireAt`. */
+  readonly role: 'signing' | 'next' | 'retiring';
+  readonly subject: string;
+  /** SHA-256 of the certificate, colon-separated hex (as openssl prints it). */
+  readonly fingerprint: string;
+  readonly notAfter: string;
+}
+
+/** A sidecar that has not confirmed the current trust bundle yet. */
+export interface UnconfirmedSidecar {
+  readonly workload: string;
+  readonly namespace: string;
+  readonly spiffeId: string;
+  readonly address?: string;
+  /** The bundle its last ack named, if it acked at all. */
+  readonly trustBundle?: string;
+}
+
+/** `GET /v1/trust-bundle/rotation` (and the answer to starting or switching one): where the mesh root rotation stands. */
+export interface RotationStatus {
+  readonly phase: 'steady' | 'prepared' | 'active';
+  /** `trustBundleId` of the bundle sidecars are sent now. */
+  readonly trustBundle: string;
+  readonly roots: readonly RootSummary[];
+  readonly startedAt?: string;
+  /** prepared: the new root signs once `waitingFor` is empty, and not before this. */
+  readonly activatesNoSoonerThan?: string;
+  readonly waitingFor?: readonly UnconfirmedSidecar[];
+  readonly activatedAt?: string;
+  /** active: when the old root leaves the bundle (its last certificate has expired). */
+  readonly retireAt?: string;
 }
 
 /** Labels on the wire and on the command line: k=v,k2=v2. */

@@ -1,5 +1,5 @@
 import type { KubeConfig } from '@kubernetes/client-node';
-import { BACKDATE_MS, CertificateAuthority } from '../certs/authority.ts';
+import { BACKDATE_MS, type CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CONTROL_PLANE_LIMITS, type ConnectionLimits } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
@@ -7,10 +7,13 @@ import { Logger } from '../common/log.ts';
 import { compilePrincipals } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import { isRevokedCertificate, revocationOf } from '../common/revocation.ts';
+import { TLS_POLICY } from '../common/tls-policy.ts';
 import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
+import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
 import { PolicyDirectory } from './policy-source.ts';
+import { RootRotation } from './root-rotation.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
 import { nextEpoch, statePaths } from './state.ts';
 import { TokenStore } from './tokens.ts';
@@ -43,6 +46,7 @@ export interface ControlPlaneOptions {
 
 export interface ControlPlane {
   readonly apiPort: number;
+  /** The root that signs now, its `bundlePem` the bundle peers trust now (a root rotation changes both). */
   readonly ca: CertificateAuthority;
   readonly hub: SnapshotHub;
   close(): Promise<void>;
@@ -53,7 +57,7 @@ const TOKEN_RECHECK_MS = 30_000;
 
 /** The control plane's own serving identity: the names sidecars and operators reach it by. */
 async function servingCertificate(
-  ca: CertificateAuthority,
+  ca: Pick<CertificateAuthority, 'issue' | 'trustDomain'>,
 ): Promise<{ cert: string; key: string }> {
   const keys = await generateKeyPair();
   const cert = await ca.issue(keys.publicKey, {
@@ -74,7 +78,7 @@ async function servingCertificate(
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = options.logger ?? new Logger('control-plane');
   const paths = statePaths(options.stateDir);
-  const ca = await CertificateAuthority.loadOrCreate(paths.ca, options.trustDomain);
+  const ca = await MeshAuthority.open(paths.ca, options.trustDomain);
   const epoch = await nextEpoch(options.stateDir);
   const hub = new SnapshotHub(epoch, options.meshDefault, {
     ...(options.maxWatchesPerIdentity
@@ -95,6 +99,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         paths.kubernetesLastValid,
       )
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
+  hub.setTrustBundle(ca.bundlePem);
   hub.setPolicies(await policies.start());
 
   const tokens = new TokenStore(paths.tokens, ca.trustDomain);
@@ -133,9 +138,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       .catch((error: unknown) => logger.error('reading the token files failed', { error }));
   }, TOKEN_RECHECK_MS);
   recheck.unref();
+  const rotation = new RootRotation({
+    authority: ca,
+    unconfirmed: (bundleId) => hub.unconfirmed(bundleId),
+    leafLifetimeMs: options.svidTtlMs,
+    logger,
+  });
   const keepAliveMs = options.keepAliveMs ?? 15_000;
+  let serving = await servingCertificate(ca);
   const server = createApiServer({
     ca,
+    rotation,
     tokens,
     hub,
     logger,
@@ -144,17 +157,34 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     operators: compilePrincipals(options.operators ?? defaultOperators(ca.trustDomain)),
     keepAliveMs,
     stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),
-    tls: await servingCertificate(ca),
+    tls: serving,
     limits: { ...CONTROL_PLANE_LIMITS, ...options.limits },
   });
-  // Renew the serving certificate at half life; open connections keep theirs.
-  const renew = setInterval(() => {
+  // New handshakes get the serving certificate and the client roots of the
+  // moment; open connections keep theirs.
+  const applyTls = () => server.setSecureContext({ ...serving, ca: ca.bundlePem, ...TLS_POLICY });
+  const renewServing = () =>
     servingCertificate(ca).then(
-      (tls) => server.setSecureContext({ ...tls, ca: ca.bundlePem }),
+      (tls) => {
+        serving = tls;
+        applyTls();
+      },
       (error: unknown) => logger.error('serving certificate renewal failed', { error }),
     );
-  }, SERVING_TTL_MS / 2);
+  // Renew the serving certificate at half life.
+  const renew = setInterval(renewServing, SERVING_TTL_MS / 2);
   renew.unref();
+  // A rotation step changes what sidecars trust (sent in their snapshots,
+  // and checked on their client certificates here), and at the switch who
+  // signs: the control plane's own certificate then comes from the new root,
+  // which every sidecar has confirmed by then.
+  ca.onChange(({ signerChanged }) => {
+    hub.setTrustBundle(ca.bundlePem);
+    if (signerChanged) void renewServing();
+    else applyTls();
+  });
+  // A rotation under way when the control plane stopped goes on from here.
+  void rotation.check();
 
   // Every sidecar reconnects at once after a restart: 5,000 simulated ones
   // overflowed Node's default accept queue of 511 (load-tests, control-plane scale).
@@ -163,13 +193,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     apiPort,
     trustDomain: ca.trustDomain,
     version: hub.version,
+    rootRotation: ca.roots.phase,
   });
 
   return {
     apiPort,
-    ca,
+    get ca() {
+      return ca.current;
+    },
     hub,
     async close() {
+      rotation.close();
       clearInterval(renew);
       clearInterval(recheck);
       tokens.close();

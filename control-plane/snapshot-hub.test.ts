@@ -210,3 +210,49 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a new trust bundle reaches every subscriber, and the hub knows which sidecars have not acked it yet',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'deny', { minFanOutIntervalMs: 0 });
+    t.teardown(() => hub.close());
+    hub.setTrustBundle('one root');
+    const orders = subscriber('orders', ORDERS, '10.0.0.1:15006');
+    const frontend = subscriber('frontend', FRONTEND, '10.0.0.2:15006');
+    hub.subscribe(orders.sub);
+    hub.subscribe(frontend.sub);
+    t.equal(orders.sent.at(-1)?.trustBundle, 'one root', 'the first snapshot carries the bundle');
+
+    const sentBefore = orders.sent.length;
+    hub.setTrustBundle('two roots');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    t.equal(orders.sent.length, sentBefore + 1, 'the bundle alone is a change worth a snapshot');
+    t.equal(orders.sent.at(-1)?.trustBundle, 'two roots');
+    t.equal(frontend.sent.at(-1)?.trustBundle, 'two roots');
+
+    const ack = (workload: string, spiffeId: string, address: string, trustBundle: string) =>
+      hub.recordAck(
+        { spiffeId, workload, namespace: 'shop' },
+        { version: hub.version, hash: 'h', status: 'applied', address, trustBundle },
+        new Date(),
+      );
+    ack('orders', ORDERS, '10.0.0.1:15006', 'id of two roots');
+    ack('frontend', FRONTEND, '10.0.0.2:15006', 'id of one root');
+    t.same(hub.unconfirmed('id of two roots'), [
+      {
+        workload: 'frontend',
+        namespace: 'shop',
+        spiffeId: FRONTEND,
+        address: '10.0.0.2:15006',
+        trustBundle: 'id of one root',
+      },
+    ]);
+    ack('frontend', FRONTEND, '10.0.0.2:15006', 'id of two roots');
+    t.same(hub.unconfirmed('id of two roots'), []);
+    t.same(
+      hub.acks.map((a) => a.trustBundle),
+      ['id of two roots', 'id of two roots'],
+      'GET /v1/acks shows the bundle each sidecar verifies with',
+    );
+  },
+);

@@ -13,6 +13,7 @@ import {
   type Revocation,
   type Snapshot,
   type SnapshotAck,
+  type UnconfirmedSidecar,
 } from '../common/wire.ts';
 import { WatchLimitError } from './api/errors.ts';
 
@@ -42,6 +43,8 @@ export interface AckStatus {
   readonly hash: string;
   readonly status: SnapshotAck['status'];
   readonly reason?: string;
+  /** The trust bundle (`trustBundleId`) the sidecar said it verifies peers with. */
+  readonly trustBundle?: string;
   readonly at: string;
 }
 
@@ -173,6 +176,7 @@ export class SnapshotHub {
    */
   readonly #groups = new Map<string, Group>();
   #revoked: readonly Revocation[] = [];
+  #trustBundle: string | undefined;
   readonly #subscribers = new Map<Subscriber, Registration>();
   /** Watches per (SPIFFE ID, workload), for the per-identity bound. */
   readonly #perIdentity = new Map<string, number>();
@@ -217,6 +221,13 @@ export class SnapshotHub {
   setRevocations(revoked: readonly Revocation[]): void {
     if (JSON.stringify(revoked) === JSON.stringify(this.#revoked)) return;
     this.#revoked = revoked;
+    this.#changed();
+  }
+
+  /** The roots every sidecar trusts (the same for all); a root rotation changes them. */
+  setTrustBundle(bundlePem: string): void {
+    if (bundlePem === this.#trustBundle) return;
+    this.#trustBundle = bundlePem;
     this.#changed();
   }
 
@@ -293,7 +304,7 @@ export class SnapshotHub {
    */
   recordAck(
     caller: { spiffeId: string; workload: string; namespace: string },
-    ack: Pick<SnapshotAck, 'version' | 'hash' | 'status' | 'reason' | 'address'>,
+    ack: Pick<SnapshotAck, 'version' | 'hash' | 'status' | 'reason' | 'address' | 'trustBundle'>,
     at: Date,
   ): boolean {
     const subscriber = this.#byAckKey
@@ -311,6 +322,7 @@ export class SnapshotHub {
       hash: ack.hash,
       status: ack.status,
       ...(ack.reason === undefined ? {} : { reason: ack.reason }),
+      ...(ack.trustBundle === undefined ? {} : { trustBundle: ack.trustBundle }),
       at: at.toISOString(),
     };
     return true;
@@ -320,6 +332,26 @@ export class SnapshotHub {
     const acks: AckStatus[] = [];
     for (const { ack } of this.#subscribers.values()) if (ack) acks.push(ack);
     return acks;
+  }
+
+  /**
+   * The open watches whose sidecar has not said it trusts the bundle
+   * `bundleId` names: its last ack named another one, or it has not acked
+   * yet. A root rotation waits for this to be empty before the new root signs.
+   */
+  unconfirmed(bundleId: string): UnconfirmedSidecar[] {
+    const waiting: UnconfirmedSidecar[] = [];
+    for (const [subscriber, { ack }] of this.#subscribers) {
+      if (ack?.trustBundle === bundleId) continue;
+      waiting.push({
+        workload: subscriber.workload,
+        namespace: subscriber.namespace,
+        spiffeId: subscriber.spiffeId,
+        ...(subscriber.address === undefined ? {} : { address: subscriber.address }),
+        ...(ack?.trustBundle === undefined ? {} : { trustBundle: ack.trustBundle }),
+      });
+    }
+    return waiting;
   }
 
   /** Every registered endpoint with the callers its policies admit; rebuilt after each change. */
@@ -382,6 +414,7 @@ export class SnapshotHub {
         .filter((endpoint) => principalMatches(endpoint.callers, subscriber.spiffeId))
         .map((endpoint) => endpoint.entry),
       revoked: this.#revoked,
+      ...(this.#trustBundle === undefined ? {} : { trustBundle: this.#trustBundle }),
     };
     return { version: this.version, hash: hashSnapshotContent(content), ...content };
   }

@@ -4,7 +4,10 @@ import { writeFileAtomic } from '../common/private-file.ts';
 
 /**
  * The control plane's state folder:
- *   ca/           the mesh CA (the layout `postern certs init` writes)
+ *   ca/           the mesh CA (the layout `postern certs init` writes): ca.crt and
+ *                 ca.key the root that signs, bundle.pem the roots peers trust;
+ *                 during a root rotation rotation.json records its phase and both
+ *                 roots, and the other files follow from it (root-store.ts)
  *   tokens.json   bootstrap tokens, hashed, each bound to one workload identity
  *   revocations.json   when each revoked identity was revoked (peers refuse its older certificates)
  *   epoch         how many times the control plane has started (snapshot versions' epoch)

@@ -21,8 +21,11 @@ export interface Registration {
 
 /**
  * The sidecar's side of the control-plane API. It verifies the control plane
- * against the CA file it was given; once it holds an SVID it presents it on
- * every call (that is how renewals, the snapshot watch and acks authenticate).
+ * against the CA file it was given, and once it holds an SVID also against
+ * the mesh trust bundle that came with it: a root rotation announces the new
+ * root in that bundle before the control plane's own certificate comes from
+ * it. It presents the SVID on every call (that is how renewals, the snapshot
+ * watch and acks authenticate).
  */
 export class ControlPlaneClient {
   readonly #base: string;
@@ -38,11 +41,11 @@ export class ControlPlaneClient {
     });
   }
 
-  /** Present this SVID from now on. Streams already open keep their connection. */
+  /** Present this SVID, and trust its bundle, from now on. Streams already open keep their connection. */
   useCertificate(svid: Svid): void {
     const previous = this.#agent;
     this.#agent = new Agent({
-      connect: { ...tlsOptionsOf(svid), ca: this.#ca, ...TLS_POLICY },
+      connect: { ...tlsOptionsOf(svid), ca: [this.#ca, svid.bundlePem], ...TLS_POLICY },
       headersTimeout: ANSWER_TIMEOUT_MS,
     });
     void previous.close();

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
@@ -8,15 +9,17 @@ import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limi
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
+import { trustBundleId } from '../common/wire.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
 import type { UnderscoreAction } from './http/headers.ts';
 import { JwtProviders } from './identity/jwt-providers.ts';
 import type { Svid } from './identity/svid.ts';
+import { describeTrustBundle, snapshotTrustBundle } from './identity/trust-bundle.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { createAdminServer } from './listeners/admin.ts';
 import { InboundListener } from './listeners/inbound.ts';
 import { OutboundListener } from './listeners/outbound.ts';
-import { SnapshotState } from './policy/snapshot-state.ts';
+import { type ApplyResult, SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
 
@@ -146,6 +149,22 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       outbound?.setCertificate(svid);
     },
   });
+  // Each good part of a snapshot takes effect, and any bad part nacks it: the
+  // trust bundle is installed even when the policies cannot be (as
+  // revocations are, see SnapshotState), so a root rotation never waits on a
+  // policy this sidecar rejects; a bundle that is not one leaves the current
+  // bundle in force.
+  const applySnapshot = (candidate: unknown): ApplyResult => {
+    const result = state.apply(candidate);
+    const bundle = snapshotTrustBundle(candidate);
+    if (!bundle.ok)
+      return {
+        ok: false,
+        reason: result.ok ? bundle.reason : `${result.reason}; ${bundle.reason}`,
+      };
+    if (bundle.pem !== undefined) certificate.setTrustBundle(bundle.pem);
+    return result;
+  };
 
   const admin = createAdminServer({
     notReadyBecause: () => [
@@ -162,7 +181,10 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       workload: options.workload,
       certificate: certificate.current && {
         notAfter: new Date(certificate.current.notAfterMs).toISOString(),
+        issuer: new X509Certificate(certificate.current.certPem).issuer.replaceAll('\n', ', '),
       },
+      // The roots peers are verified with (two while the mesh root rotates).
+      trustBundle: certificate.current && describeTrustBundle(certificate.current.bundlePem),
       version: state.current?.snapshot.version ?? null,
       // The routes as compiled, in the precedence order the sidecar applies them.
       routes:
@@ -219,7 +241,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       labels: options.labels,
       address: advertise,
     },
-    apply: (snapshot) => state.apply(snapshot),
+    apply: applySnapshot,
+    trustBundle: () => certificate.current && trustBundleId(certificate.current.bundlePem),
     ...(options.watchIdleTimeoutMs ? { idleTimeoutMs: options.watchIdleTimeoutMs } : {}),
     onResult: (result) => {
       metrics.snapshots.inc(result.ok ? 'applied' : 'rejected');

@@ -1,7 +1,10 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError, ControlPlaneError } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
+import { TLS_POLICY } from '../../common/tls-policy.ts';
+import type { RotationStatus } from '../../common/wire.ts';
 import { type Command, durationFlag } from './command.ts';
 
 // The CA and its certificate library load when a certs command runs, not at
@@ -62,6 +65,109 @@ export const certsIssue: Command = {
     await writeFileAtomic(join(values.out!, 'bundle.pem'), ca.bundlePem, 0o644);
     process.stdout.write(
       `wrote ${join(values.out!, 'cert.pem')}, key.pem (0600) and bundle.pem for ${values['spiffe-id']}\n`,
+    );
+    return 0;
+  },
+};
+
+/** One call to the control plane's operator API, as the operator whose credentials are in `values.credentials`. */
+async function asOperator(
+  values: Readonly<Record<string, string | undefined>>,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<RotationStatus> {
+  const { Agent, request } = await import('undici');
+  const dir = values.credentials!;
+  const [cert, key, ca] = await Promise.all(
+    ['cert.pem', 'key.pem', 'bundle.pem'].map((name) =>
+      readFile(join(dir, name), 'utf8').catch((error: Error) => {
+        throw new ConfigError(`--credentials: ${error.message}`);
+      }),
+    ),
+  );
+  const agent = new Agent({ connect: { cert, key, ca, ...TLS_POLICY } });
+  const url = `${values['control-plane']!.replace(/\/+$/, '')}${path}`;
+  try {
+    const response = await request(url, {
+      method,
+      dispatcher: agent,
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    }).catch((error: Error) => {
+      throw new ControlPlaneError(`${method} ${url} failed: ${error.message}`, { cause: error });
+    });
+    // An answer that is not JSON (something else on that port) still ends in a clear error.
+    const answer = (await response.body.json().catch(() => ({}))) as RotationStatus & {
+      error?: { message: string };
+    };
+    if (response.statusCode >= 300) {
+      throw new ControlPlaneError(
+        `${method} ${path} answered ${response.statusCode}: ${answer.error?.message ?? 'no reason given'}`,
+        { status: response.statusCode },
+      );
+    }
+    return answer;
+  } finally {
+    await agent.close();
+  }
+}
+
+const ROTATE_ACTIONS = ['start', 'status', 'activate'] as const;
+
+export const certsRotate: Command = {
+  name: 'certs rotate',
+  summary:
+    'Rotates the mesh root CA of a running control plane: a new root joins the trust bundle, signs once every connected sidecar trusts it, and leaves the old root in the bundle until what it signed has expired. `certs rotate status` shows where a rotation stands; `certs rotate activate` makes the new root sign without waiting.',
+  positional: '[start|status|activate]',
+  flags: [
+    {
+      name: 'control-plane',
+      help: 'the control plane API, e.g. https://localhost:15010',
+      required: true,
+    },
+    {
+      name: 'credentials',
+      help: "folder with an operator's cert.pem, key.pem and bundle.pem (as `certs issue` writes them); the identity must be one of the control plane's --operators",
+      required: true,
+    },
+    {
+      name: 'propagation',
+      help: "start: the least time the new root is announced before it signs, e.g. 10m (default: the control plane's, 5m)",
+    },
+  ],
+  async run(values, positional) {
+    const action = positional[0] ?? 'start';
+    if (positional.length > 1 || !(ROTATE_ACTIONS as readonly string[]).includes(action)) {
+      throw new ConfigError(
+        `postern certs rotate: expected one of ${ROTATE_ACTIONS.join(', ')}; found ${JSON.stringify(positional.join(' '))}`,
+      );
+    }
+    if (action === 'status') {
+      const status = await asOperator(values, 'GET', '/v1/trust-bundle/rotation');
+      process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      return 0;
+    }
+    if (action === 'activate') {
+      const status = await asOperator(values, 'POST', '/v1/trust-bundle/rotation/activate', {});
+      process.stdout.write(
+        `the new root signs: ${status.roots[0]?.subject}; the old root leaves the trust bundle at ${status.retireAt}\n`,
+      );
+      return 0;
+    }
+    // Checked here, so that a typo is reported against the flag; the control plane reads the same notation.
+    if (values.propagation !== undefined) durationFlag(values, 'propagation');
+    const status = await asOperator(
+      values,
+      'POST',
+      '/v1/trust-bundle/rotation',
+      values.propagation === undefined ? {} : { propagation: values.propagation },
+    );
+    process.stdout.write(
+      status.phase === 'prepared'
+        ? `rotation started: ${status.roots[1]?.subject} joins the trust bundle; it signs once every connected sidecar trusts it, from ${status.activatesNoSoonerThan} at the earliest (follow it with \`postern certs rotate status\`)\n`
+        : `rotation started; the new root signs already (no sidecar left to wait for): ${status.roots[0]?.subject}\n`,
     );
     return 0;
   },

@@ -1,6 +1,6 @@
 /** Every `postern` command, one module per command group, in the order `postern --help` lists them. */
 import { NotImplementedError } from '../../common/errors.ts';
-import { certsInit, certsIssue } from './certs.ts';
+import { certsInit, certsIssue, certsRotate } from './certs.ts';
 import type { Command } from './command.ts';
 import { controlPlane } from './control-plane.ts';
 import { policyValidate } from './policy.ts';
@@ -30,6 +30,7 @@ export const COMMANDS: readonly Command[] = [
   tokenRevoke,
   certsInit,
   certsIssue,
+  certsRotate,
   policyValidate,
   notBuilt('inject', 'Offline sidecar injection into Pod/Deployment manifests', 'postern inject'),
   notBuilt(

@@ -1,8 +1,7 @@
-import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
+import { ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError, readJsonBody, sendJson } from '../../common/http-json.ts';
-import { principalMatches } from '../../common/policy/principals.ts';
 import { MAX_ACK_REASON_CHARS, type SnapshotAck } from '../../common/wire.ts';
-import { refuseRevoked, svidIdentity, workloadCaller } from './caller.ts';
+import { operatorIdentity, refuseRevoked, workloadCaller } from './caller.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 import { NoWatchError } from './errors.ts';
 
@@ -34,11 +33,12 @@ export function ackRoutes(ctx: ApiContext): Routes {
       !shortString(ack.hash) ||
       (ack.status !== 'applied' && ack.status !== 'rejected') ||
       (ack.reason !== undefined && typeof ack.reason !== 'string') ||
-      (ack.address !== undefined && !shortString(ack.address))
+      (ack.address !== undefined && !shortString(ack.address)) ||
+      (ack.trustBundle !== undefined && !shortString(ack.trustBundle))
     ) {
       throw new BadRequestBodyError(
         400,
-        `expected {"workload", "version", "hash", "status": "applied"|"rejected", "reason"?, "address"?} with strings of at most ${MAX_FIELD_CHARS} characters (a reason is cut to ${MAX_ACK_REASON_CHARS}), in at most ${MAX_ACK_BYTES} bytes`,
+        `expected {"workload", "version", "hash", "status": "applied"|"rejected", "reason"?, "address"?, "trustBundle"?} with strings of at most ${MAX_FIELD_CHARS} characters (a reason is cut to ${MAX_ACK_REASON_CHARS}), in at most ${MAX_ACK_BYTES} bytes`,
       );
     }
     if (ack.workload !== undefined && ack.workload !== caller.workload) {
@@ -47,7 +47,7 @@ export function ackRoutes(ctx: ApiContext): Routes {
       );
     }
     const address = ack.address || undefined;
-    const { version, hash, status } = ack;
+    const { version, hash, status, trustBundle } = ack;
     const reason = ack.reason?.slice(0, MAX_ACK_REASON_CHARS);
     const recorded = hub.recordAck(
       caller,
@@ -57,6 +57,7 @@ export function ackRoutes(ctx: ApiContext): Routes {
         status,
         ...(reason === undefined ? {} : { reason }),
         ...(address ? { address } : {}),
+        ...(trustBundle === undefined ? {} : { trustBundle }),
       },
       new Date(),
     );
@@ -80,13 +81,7 @@ export function ackRoutes(ctx: ApiContext): Routes {
   };
 
   const list: Handler = async (req, res) => {
-    const id = svidIdentity(req);
-    if (!id) throw new AuthenticationError('the ack status needs an operator client certificate');
-    if (!principalMatches(ctx.operators, id)) {
-      throw new ForbiddenError(
-        `${id} is not an operator; GET /v1/acks is for the identities the control plane's --operators names`,
-      );
-    }
+    operatorIdentity(req, ctx.operators, 'GET /v1/acks');
     sendJson(res, 200, { version: hub.version, acks: hub.acks });
   };
 

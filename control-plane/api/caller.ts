@@ -5,6 +5,7 @@ import { certificateProblemOf, spiffeIdOf } from '../../certs/peer-identity.ts';
 import { x509 } from '../../certs/x509.ts';
 import { isLoopbackAddress, plainAddress } from '../../common/address.ts';
 import { AuthenticationError, ForbiddenError } from '../../common/errors.ts';
+import { type PrincipalMatcher, principalMatches } from '../../common/policy/principals.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
 import { parseSpiffeId } from '../../common/spiffe.ts';
 
@@ -31,6 +32,25 @@ export function svidIdentity(req: IncomingMessage): string | undefined {
   const peer = socket.getPeerX509Certificate();
   if (!peer || certificateProblemOf(peer.raw, 'client')) return undefined;
   return spiffeIdOf(peer.raw);
+}
+
+/**
+ * The caller's identity, which must be one of the control plane's
+ * `--operators`: operator views and commands (`what`) are for them only.
+ */
+export function operatorIdentity(
+  req: IncomingMessage,
+  operators: PrincipalMatcher,
+  what: string,
+): string {
+  const id = svidIdentity(req);
+  if (!id) throw new AuthenticationError(`${what} needs an operator client certificate`);
+  if (!principalMatches(operators, id)) {
+    throw new ForbiddenError(
+      `${id} is not an operator; ${what} is for the identities the control plane's --operators names`,
+    );
+  }
+  return id;
 }
 
 /**

@@ -1,13 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CertificateAuthority } from '../../certs/authority.ts';
 import type { Logger } from '../../common/log.ts';
 import type { PrincipalMatcher } from '../../common/policy/principals.ts';
+import type { MeshAuthority } from '../mesh-authority.ts';
+import type { RootRotation } from '../root-rotation.ts';
 import type { SnapshotHub } from '../snapshot-hub.ts';
 import type { TokenStore } from '../tokens.ts';
 
 /** What the API's handlers share: one per control plane. */
 export interface ApiContext {
-  readonly ca: CertificateAuthority;
+  /** Signs with the root that signs now; its `bundlePem` is the bundle of the moment. */
+  readonly ca: MeshAuthority;
+  readonly rotation: RootRotation;
   readonly tokens: TokenStore;
   readonly hub: SnapshotHub;
   readonly logger: Logger;

@@ -8,10 +8,12 @@ import {
 import { AuthenticationError, CsrRejectedError, ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError, sendError } from '../../common/http-json.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
+import { NoPreparedRootError, RotationInProgressError } from '../root-phases.ts';
 import { ackRoutes } from './acks.ts';
 import { certificateRoutes } from './certificates.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 import { NoWatchError, WatchLimitError } from './errors.ts';
+import { rotationRoutes } from './rotation.ts';
 import { snapshotRoutes } from './snapshots.ts';
 
 export interface ApiServerOptions extends ApiContext {
@@ -25,14 +27,19 @@ function statusOf(error: unknown): number {
   if (error instanceof BadRequestBodyError) return error.status;
   if (error instanceof AuthenticationError) return 401;
   if (error instanceof CsrRejectedError || error instanceof ForbiddenError) return 403;
-  if (error instanceof NoWatchError) return 409;
+  if (
+    error instanceof NoWatchError ||
+    error instanceof RotationInProgressError ||
+    error instanceof NoPreparedRootError
+  )
+    return 409;
   if (error instanceof WatchLimitError) return 429;
   return 500;
 }
 
 /**
  * The control plane's HTTPS API (port 15010), one module per resource:
- * certificates.ts, snapshots.ts, acks.ts. Each route authenticates its
+ * certificates.ts, snapshots.ts, acks.ts, rotation.ts. Each route authenticates its
  * caller itself (see caller.ts).
  */
 export function createApiServer(options: ApiServerOptions): Server {
@@ -46,6 +53,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     ...certificateRoutes(options),
     ...snapshotRoutes(options),
     ...ackRoutes(options),
+    ...rotationRoutes(options),
     'POST /v1/usage': notBuilt('usage reporting'),
     'GET /v1/alerts': notBuilt('exfiltration alerts'),
   };

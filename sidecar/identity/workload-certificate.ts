@@ -13,7 +13,11 @@ export interface WorkloadCertificateOptions {
   /** File holding the bootstrap token, read when the first certificate is requested. */
   readonly tokenFile: string;
   readonly logger: Logger;
-  /** Called with every certificate after the first (the first is returned by `obtain`). */
+  /**
+   * Called with every SVID after the first (the first is returned by
+   * `obtain`): a renewed certificate, or the current one with a new trust
+   * bundle.
+   */
   readonly onRotated: (svid: Svid) => void;
   readonly now?: () => number;
 }
@@ -32,6 +36,8 @@ export class WorkloadCertificate {
   #timer: NodeJS.Timeout | undefined;
   /** The control plane refused a renewal by SVID: try the bootstrap token next. */
   #svidRefused = false;
+  /** The trust bundle of the last snapshot that carried one (see `setTrustBundle`). */
+  #trustBundle: string | undefined;
 
   constructor(options: WorkloadCertificateOptions) {
     this.#options = options;
@@ -60,7 +66,7 @@ export class WorkloadCertificate {
       spiffeId: response.spiffeId,
       certPem: response.certificateChain,
       keyPem,
-      bundlePem: response.trustBundle,
+      bundlePem: this.#trustBundle ?? response.trustBundle,
       notBeforeMs: Date.parse(leaf.validFrom),
       notAfterMs: Date.parse(leaf.validTo),
     });
@@ -133,6 +139,23 @@ export class WorkloadCertificate {
       });
       this.#schedule(delay, attempt + 1);
     }
+  }
+
+  /**
+   * The roots to verify peers with from now on: a snapshot's trust bundle
+   * (a root rotation adds and removes roots). It outranks the bundle of any
+   * later certificate response: the two come over different connections,
+   * and a response issued just before a rotation step can arrive after the
+   * snapshot that announced it. The SVID keeps its certificate and key.
+   */
+  setTrustBundle(bundlePem: string): void {
+    this.#trustBundle = bundlePem;
+    const current = this.#current;
+    if (!current || current.bundlePem === bundlePem) return;
+    this.#current = Object.freeze({ ...current, bundlePem });
+    this.#options.client.useCertificate(this.#current);
+    this.#options.onRotated(this.#current);
+    this.#options.logger.info('trust bundle installed', { spiffeId: current.spiffeId });
   }
 
   close(): void {

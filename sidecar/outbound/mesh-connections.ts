@@ -9,8 +9,10 @@ import type { Endpoint } from './service-directory.ts';
  * Connections to peer sidecars, originated as mTLS with our SVID and
  * accepting only the SPIFFE ID the registry names for that endpoint. One
  * keep-alive undici pool per (address, identity) for requests, one https
- * Agent per endpoint for Upgrade tunnels. A renewed SVID replaces them all:
- * new requests get new pools, the old ones finish what they carry and close.
+ * Agent per endpoint for Upgrade tunnels. A renewed SVID, or a new trust
+ * bundle (a root rotation step), replaces them all: new requests get new
+ * pools that present and verify with it, the old ones finish what they carry
+ * and close.
  */
 export class MeshConnections {
   #svid: Svid;

@@ -15,6 +15,8 @@ export interface SnapshotWatchOptions {
   /** Validates, compiles and swaps in a snapshot; a failure leaves the previous one in force. */
   readonly apply: (snapshot: unknown) => ApplyResult;
   readonly onResult?: (result: ApplyResult) => void;
+  /** The bundle the sidecar verifies peers with once a snapshot is handled (`trustBundleId`), named in its ack. */
+  readonly trustBundle?: () => string | undefined;
   /**
    * A stream silent for this long is presumed cut (the control plane sends a
    * keep-alive comment every 15 s) and is reconnected. A network cut without
@@ -120,6 +122,7 @@ export class SnapshotWatch {
       };
     }
     this.#options.onResult?.(result);
+    const trustBundle = this.#options.trustBundle?.();
     const snapshot = (parsed ?? {}) as Partial<Snapshot>;
     const version = String(snapshot.version ?? 'unknown');
     if (result.ok)
@@ -138,6 +141,7 @@ export class SnapshotWatch {
           hash: String(snapshot.hash ?? ''),
           status: result.ok ? 'applied' : 'rejected',
           ...(result.ok ? {} : { reason: result.reason.slice(0, MAX_ACK_REASON_CHARS) }),
+          ...(trustBundle === undefined ? {} : { trustBundle }),
         },
         this.#abort.signal,
       );

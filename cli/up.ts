@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { Agent } from 'undici';
 import { CA_FILES, CertificateAuthority } from '../certs/authority.ts';
@@ -88,6 +88,9 @@ export async function testerCertificate(
   return dir;
 }
 
+/** The DNS name a workload's certificate carries, which curl is told to resolve to 127.0.0.1. */
+const host = (w: Workload) => `${w.name}.${NAMESPACE}.svc.cluster.local`;
+
 function instructions(
   policiesDir: string,
   stateDir: string,
@@ -98,7 +101,6 @@ function instructions(
   orders: Workload,
 ): string {
   const rel = (p: string) => relative(process.cwd(), p) || '.';
-  const host = (w: Workload) => `${w.name}.${NAMESPACE}.svc.cluster.local`;
   const curl = (w: Workload, path: string, withCert = true) =>
     `curl -sS --cacert ${rel(join(clientDir, 'bundle.pem'))}${withCert ? ` --cert ${rel(join(clientDir, 'cert.pem'))} --key ${rel(join(clientDir, 'key.pem'))}` : ''} --resolve ${host(w)}:${w.inboundPort}:127.0.0.1 https://${host(w)}:${w.inboundPort}${path}`;
   const row = (w: Workload) =>
@@ -131,6 +133,28 @@ What each sidecar applied (like istioctl proxy-status; operators only, this is t
 Traces: not exported yet (OTel export arrives with the telemetry work); request metrics are on /metrics above.
 Edit the RoutePolicy YAML in ${rel(policiesDir)} while this runs: the sidecars pick up the change. Ctrl-C stops everything.
 `;
+}
+
+/** Waits until the tester's call to frontend (the first one `instructions` prints) answers 200. */
+async function demoAnswers(
+  clientDir: string,
+  frontend: Workload,
+  children: Child[],
+): Promise<void> {
+  const [cert, key, ca] = await Promise.all(
+    ['cert.pem', 'key.pem', 'bundle.pem'].map((name) => readFile(join(clientDir, name), 'utf8')),
+  );
+  const tester = new Agent({ connect: { cert, key, ca, servername: host(frontend) } });
+  try {
+    await waitUntilHealthy(
+      `https://127.0.0.1:${frontend.inboundPort}/`,
+      children.find((c) => c.name === 'frontend app')!,
+      20_000,
+      tester,
+    );
+  } finally {
+    await tester.close();
+  }
 }
 
 /** `postern up`: every part as its own process, configured only by flags and POSTERN_* variables, as in a pod. */
@@ -235,6 +259,10 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
       );
     }
     const [orders, frontend] = workloads as [Workload, Workload];
+    // The first printed call must work the moment it is printed: a ready
+    // sidecar does not mean its app listens yet, nor that frontend's sidecar
+    // has had the snapshot that tells it where orders is.
+    await demoAnswers(clientDir, frontend, children);
     process.stdout.write(
       instructions(
         resolve(options.policiesDir),

@@ -1,5 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+// Static on purpose: in the bundle, import() of a CommonJS package yields only
+// its default export (esbuild splitting), so `Agent` came back undefined.
+import { Agent, request } from 'undici';
 import { ConfigError, ControlPlaneError } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
@@ -77,7 +80,6 @@ async function asOperator(
   path: string,
   body?: unknown,
 ): Promise<RotationStatus> {
-  const { Agent, request } = await import('undici');
   const dir = values.credentials!;
   const [cert, key, ca] = await Promise.all(
     ['cert.pem', 'key.pem', 'bundle.pem'].map((name) =>

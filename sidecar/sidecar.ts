@@ -21,6 +21,8 @@ import { InboundListener } from './listeners/inbound.ts';
 import { OutboundListener } from './listeners/outbound.ts';
 import { type ApplyResult, SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
+import { describeRateLimit } from './rate-limit/limit.ts';
+import { BUCKET_SWEEP_MS, DEFAULT_MAX_BUCKETS, LocalBuckets } from './rate-limit/local-buckets.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
 
 const ADVERTISE_LOOKUP_TIMEOUT_MS = 2_000;
@@ -192,7 +194,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
           policy: route.policy,
           route: route.name,
           mode: route.mode,
+          ...(route.rateLimit ? { rateLimit: describeRateLimit(route.rateLimit) } : {}),
         })) ?? [],
+      rateLimitBuckets: buckets.size,
       snapshot: state.current?.snapshot ?? null,
     }),
     stats: () => ({
@@ -206,11 +210,18 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const adminPort = await listen(admin, options.adminPort, '127.0.0.1');
 
   const closeAll = async () => {
+    clearInterval(sweep);
     certificate.close();
     await watch?.close();
     await Promise.all([inbound?.close(), outbound?.close(), closeServer(admin)]);
     await client.close();
   };
+
+  // Local rate-limit buckets live as long as the process, across snapshots:
+  // a policy edit elsewhere must not hand every caller a full bucket.
+  const buckets = new LocalBuckets(DEFAULT_MAX_BUCKETS, () => metrics.rateLimitEvictions.inc());
+  const sweep = setInterval(() => buckets.sweep(now()), BUCKET_SWEEP_MS);
+  sweep.unref();
 
   const svid = await certificate.obtain();
   if (!svid) throw new Error('sidecar closed before it obtained a certificate');
@@ -223,6 +234,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     logger,
     metrics,
     now,
+    buckets,
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
   outbound = new OutboundListener({ svid, state, logger, metrics });

@@ -445,6 +445,11 @@ export interface AdminConfig {
   readonly snapshot: { readonly hash: string; readonly registry: readonly unknown[] } | null;
 }
 
+/** The sidecar's Prometheus text from its admin port. */
+export async function adminMetrics(adminPort: number): Promise<string> {
+  return (await request(`http://127.0.0.1:${adminPort}/metrics`)).body.text();
+}
+
 export async function adminConfig(adminPort: number): Promise<AdminConfig> {
   return (await (await request(`http://127.0.0.1:${adminPort}/config`)).body.json()) as AdminConfig;
 }

@@ -126,13 +126,43 @@ const Rule = object(
   'every condition must hold',
 );
 
-const RateLimit = object({
-  requests: Type.Integer({ minimum: 1 }),
-  per: Type.String({ pattern: DURATION_PATTERN }),
-  burst: Type.Optional(Type.Integer({ minimum: 0 })),
-  key: Type.Optional(StringEnum(['principal', 'subject', 'source-ip', 'route'] as const)),
-  scope: Type.Optional(StringEnum(['local', 'global'] as const)),
-});
+/** What one rate-limit bucket counts: a caller's verified identity, its address, or the route as a whole. */
+export const RATE_LIMIT_KEY_PATTERN =
+  '^(principal|subject|source-ip|consumer|route|claim:[A-Za-z0-9_.:-]{1,64})$';
+
+const RateLimit = object(
+  {
+    requests: Type.Integer({ minimum: 1, description: 'the sustained rate: requests per `per`' }),
+    per: Type.String({ pattern: DURATION_PATTERN }),
+    burst: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'requests a caller may send at once beyond `requests` after being idle (default 0)',
+      }),
+    ),
+    key: Type.Optional(
+      Type.String({
+        pattern: RATE_LIMIT_KEY_PATTERN,
+        description:
+          'one bucket per principal (default), subject (JWT sub), claim:<name>, source-ip (IPv6 by /64), consumer (gateway API key) or route (one for all callers)',
+      }),
+    ),
+    scope: Type.Optional(
+      StringEnum(['local', 'global'] as const, {
+        description:
+          'local: each sidecar counts alone (default); global: every replica shares one count in Redis',
+      }),
+    ),
+    failureMode: Type.Optional(
+      StringEnum(['open', 'closed'] as const, {
+        description:
+          "global only: what a request whose Redis call fails or times out gets: admitted (open, the default) or 429 (closed); after that failure each replica's local share decides until Redis answers again, in both modes",
+      }),
+    ),
+  },
+  'a token bucket per key: `requests` per `per` sustained, up to `requests` + `burst` at once',
+);
 
 const Exfiltration = object({
   maxResponseBytes: Type.Optional(
@@ -280,6 +310,8 @@ export const RoutePolicySpec = object({
   mtls: Type.Optional(StringEnum(['STRICT', 'PERMISSIVE'] as const)),
   jwt: Type.Optional(Type.Array(JwtProvider)),
   defaultAction: Type.Optional(StringEnum(['allow', 'deny'] as const)),
+  // The limit of every route that sets none of its own.
+  rateLimit: Type.Optional(RateLimit),
   routes: Type.Array(Route),
 });
 
@@ -300,4 +332,5 @@ export type Rule = Static<typeof Rule>;
 export type PathMatch = Static<typeof PathMatch>;
 export type HeaderMatch = Static<typeof HeaderMatch>;
 export type JwtProvider = Static<typeof JwtProvider>;
+export type RateLimit = Static<typeof RateLimit>;
 export type HttpMethod = (typeof HTTP_METHODS)[number];

@@ -207,15 +207,14 @@ t.test('settings not enforced yet are accepted with a warning that says so', asy
     `${HEADER}spec:\n  mtls: PERMISSIVE\n  jwt: [{ issuer: https://idp, jwksUri: https://idp/jwks }]\n  routes:\n    - name: r\n      rateLimit: { requests: 10, per: 1s }\n      exfiltration: { action: block }\n      allow: [{ jwt: { claims: { scope: read } } }]\n`,
   );
   t.same(errors, []);
-  t.match(warnings.join('\n'), /spec\.routes\[0\]\.rateLimit: rate limits are not enforced yet/);
   t.match(
     warnings.join('\n'),
     /spec\.routes\[0\]\.exfiltration: exfiltration guards are not enforced yet/,
   );
   t.notMatch(
     warnings.join('\n'),
-    /jwt|mtls/,
-    'JWT providers, claims and PERMISSIVE are enforced: nothing to warn of',
+    /jwt|mtls|rateLimit/,
+    'JWT providers, claims, PERMISSIVE and rate limits are enforced: nothing to warn of',
   );
 });
 
@@ -548,5 +547,54 @@ t.test(
       errors,
       /spec\.routes\[0\]\.match\.headers\[0\]\.name: "X-User" carries a verified claim/,
     );
+  },
+);
+
+t.test(
+  'rate limits: every key kind is accepted, a bad one is named with what is expected',
+  async (t) => {
+    const limit = (fields: string) =>
+      load(
+        `${HEADER}spec:\n  jwt: [{ issuer: https://idp, jwksUri: https://idp/jwks }]\n  rateLimit: { requests: 100, per: 1m }\n  routes:\n    - name: r\n      rateLimit: { requests: 10, per: 1s, ${fields} }\n`,
+      );
+    for (const key of ['principal', 'subject', 'claim:tenant_id', 'source-ip', 'route']) {
+      const { errors, warnings } = await limit(`key: ${key}`);
+      t.same([errors, warnings], [[], []], key);
+    }
+    const { errors } = await limit('key: x-user-id, burst: -1, scope: cluster');
+    t.match(
+      errors.join('\n'),
+      /spec\.routes\[0\]\.rateLimit\.key: .*principal, subject, claim:<name>, source-ip, consumer or route/,
+    );
+    t.match(errors.join('\n'), /spec\.routes\[0\]\.rateLimit\.burst/);
+    t.match(errors.join('\n'), /spec\.routes\[0\]\.rateLimit\.scope/);
+  },
+);
+
+t.test("rate limits: the policy-wide default is checked like a route's", async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  rateLimit: { requests: 0, per: 1d }\n  routes: [{ name: r }]\n`,
+  );
+  t.match(errors.join('\n'), /spec\.rateLimit\.requests/);
+  t.match(errors.join('\n'), /spec\.rateLimit\.per: .*a duration such as 100ms/);
+});
+
+t.test(
+  'rate limits: settings that do nothing or leave callers sharing a bucket are warned of',
+  async (t) => {
+    const { errors, warnings } = await load(
+      `${HEADER}spec:\n  rateLimit: { requests: 5, per: 1s, key: subject }\n  routes:\n    - name: a\n      rateLimit: { requests: 5, per: 1s, key: consumer }\n    - name: b\n      rateLimit: { requests: 5, per: 1s, failureMode: closed }\n`,
+    );
+    t.same(errors, []);
+    const text = warnings.join('\n');
+    t.match(
+      text,
+      /spec\.rateLimit\.key: this policy names no JWT provider .*share one subject bucket/,
+    );
+    t.match(
+      text,
+      /spec\.routes\[0\]\.rateLimit\.key: consumers are API-key holders at postern gateway/,
+    );
+    t.match(text, /spec\.routes\[1\]\.rateLimit\.failureMode: applies to global limits only/);
   },
 );

@@ -20,6 +20,8 @@ import {
   HTTP_METHODS,
   type JwtProvider,
   type PathMatch,
+  RATE_LIMIT_KEY_PATTERN,
+  type RateLimit,
   type Route,
   type RoutePolicy,
   RoutePolicySchema,
@@ -56,6 +58,7 @@ export function formatProblem(problem: Problem, file?: string): string {
 const PATTERN_MEANING: Record<string, string> = {
   [DURATION_PATTERN]: 'a duration such as 100ms, 1s, 5m or 1h',
   [BYTES_PATTERN]: 'a size such as 512, 64Ki, 50Mi or 1Gi',
+  [RATE_LIMIT_KEY_PATTERN]: 'principal, subject, claim:<name>, source-ip, consumer or route',
   '^https?://': 'an http:// or https:// URL',
   [DNS_LABEL_PATTERN]:
     'a DNS label: lower-case letters, digits and -, starting and ending with a letter or digit',
@@ -631,6 +634,34 @@ function checkInlineKeys(
   });
 }
 
+/** What a rate limit's schema cannot say: keys that leave callers sharing a bucket, settings that do nothing. */
+function checkRateLimit(
+  found: Findings,
+  at: string,
+  limit: RateLimit,
+  hasProviders: boolean,
+): void {
+  const key = limit.key ?? 'principal';
+  if ((key === 'subject' || key.startsWith('claim:')) && !hasProviders) {
+    found.warn(
+      `${at}.key`,
+      `this policy names no JWT provider (spec.jwt): callers without a token another policy verifies share one ${key} bucket`,
+    );
+  }
+  if (key === 'consumer') {
+    found.warn(
+      `${at}.key`,
+      "consumers are API-key holders at postern gateway; on a sidecar every caller shares the one bucket of 'no consumer'",
+    );
+  }
+  if (limit.failureMode && (limit.scope ?? 'local') === 'local') {
+    found.warn(
+      `${at}.failureMode`,
+      'applies to global limits only (Redis unreachable); a local limit never fails',
+    );
+  }
+}
+
 function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '');
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -662,6 +693,9 @@ function semanticProblems(
     ? checkJwtProviders(found, providers as JwtProvider[], structural)
     : new Set<string>();
   const hasProviders = Array.isArray(providers) && providers.length > 0;
+  const policyLimit = (doc as { spec?: { rateLimit?: RateLimit } }).spec?.rateLimit;
+  const limitSound = !structural.some((p) => p.path.startsWith('spec.rateLimit'));
+  if (policyLimit && limitSound) checkRateLimit(found, 'spec.rateLimit', policyLimit, hasProviders);
   const names = new Map<string, number>();
   (routes as Route[]).forEach((route, r) => {
     if (!sound(r)) return;
@@ -674,8 +708,8 @@ function semanticProblems(
       );
     } else names.set(route.name, r);
     if (route.match?.path) checkPath(found, `${at}.match.path`, route.match.path);
+    if (route.rateLimit) checkRateLimit(found, `${at}.rateLimit`, route.rateLimit, hasProviders);
     // Accepted now so that policies written today stay valid; said plainly so nobody relies on them yet.
-    if (route.rateLimit) found.warn(`${at}.rateLimit`, 'rate limits are not enforced yet');
     if (route.exfiltration)
       found.warn(`${at}.exfiltration`, 'exfiltration guards are not enforced yet');
     route.match?.headers?.forEach((header, h) => {

@@ -22,11 +22,13 @@
  *      policy in force accepts JWTs, must verify (401 otherwise); its claims
  *      are authorization's input. After the peer, so a revoked peer never
  *      costs a signature check; before authorize, which needs the claims.
- *   5. authorize: last, on canonical facts; the cheapest rejection of a
+ *   5. authorize: on canonical facts; the cheapest rejection of a
  *      malformed request comes before the policy lookup. It also refuses a
  *      header some route matches on that arrives twice, under any spelling.
- *   (rate limits and the exfiltration guard will follow authorize: a denied
- *   request must not spend a caller's rate-limit budget.)
+ *   6. rate-limit: after authorize, so a request authorization refuses never
+ *      spends a caller's budget; and it needs the route authorize chose and
+ *      the verified identity (principal, subject, claims) its keys count by.
+ *   (the exfiltration guard will follow.)
  *
  * Outbound (the local app → this sidecar → a peer sidecar):
  *   1. request-headers: the same removal, for the same reason (the
@@ -43,12 +45,14 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { authenticateJwt } from './authenticate-jwt.ts';
 import { authenticatePeer, type PeerCredential } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
 import type { Filter } from './filter.ts';
+import { rateLimitRequest } from './rate-limit.ts';
 import { requestHeaders } from './request-headers.ts';
 import { routeDestination } from './route-destination.ts';
 
@@ -61,6 +65,7 @@ export function inboundChain(deps: {
   now: () => number;
   peerOf: (socket: Socket) => PeerCredential | undefined;
   headerRules: RequestHeaderRules;
+  buckets: LocalBuckets;
 }): readonly Filter[] {
   return Object.freeze([
     requestHeaders(deps.headerRules),
@@ -68,6 +73,7 @@ export function inboundChain(deps: {
     authenticatePeer(deps.peerOf, deps.state, deps.metrics),
     authenticateJwt(deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
+    rateLimitRequest(deps),
   ]);
 }
 

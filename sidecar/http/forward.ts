@@ -72,6 +72,8 @@ export function forwardRequest(
   res: ServerResponse,
   path: string,
   headers: string[],
+  /** [name, value, ...] set on the response on top of the upstream's (replacing its own of those names). */
+  responseHeaders?: readonly string[],
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     dispatcher.dispatch(
@@ -81,7 +83,7 @@ export function forwardRequest(
         headers,
         body: hasBody(req) ? req : null,
       },
-      new ResponseRelay(res, resolve),
+      new ResponseRelay(res, resolve, responseHeaders),
     );
   });
 }
@@ -97,12 +99,18 @@ export function forwardRequest(
 class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #done: (result: ForwardResult) => void;
+  readonly #extraHeaders: readonly string[] | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
 
-  constructor(res: ServerResponse, done: (result: ForwardResult) => void) {
+  constructor(
+    res: ServerResponse,
+    done: (result: ForwardResult) => void,
+    extraHeaders: readonly string[] | undefined,
+  ) {
     this.#res = res;
     this.#done = done;
+    this.#extraHeaders = extraHeaders;
     // on, not once: 'close' fires once, and once() would wrap the listener per request.
     res.on('close', this.#onClientClose);
   }
@@ -125,7 +133,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     // 1xx: Node's server answers Expect: 100-continue itself; others are not relayed.
     if (statusCode < 200) return;
     this.#status = statusCode;
-    this.#res.writeHead(statusCode, downstreamResponseHeaders(headers));
+    const out = downstreamResponseHeaders(headers);
+    const extra = this.#extraHeaders;
+    if (extra) for (let i = 0; i < extra.length; i += 2) out[extra[i]!] = extra[i + 1];
+    this.#res.writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -35,6 +35,7 @@ import {
 import { refuseHandshake } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { routeByFirstByte } from './first-byte.ts';
 import { type ExchangeHandlers, failTunnel, serveExchanges } from './serve-exchanges.ts';
@@ -47,6 +48,8 @@ export interface InboundOptions {
   readonly logger: Logger;
   readonly metrics: SidecarMetrics;
   readonly now: () => number;
+  /** Where local rate limits count (the sidecar's, kept across snapshots). */
+  readonly buckets: LocalBuckets;
   /** Connection cap and timeouts for callers that have not proven anything yet. */
   readonly limits: ConnectionLimits;
   /** --headers-with-underscores; allow when not given. */
@@ -103,6 +106,7 @@ export class InboundListener {
       now,
       peerOf: (socket) => this.#peers.get(socket),
       headerRules,
+      buckets: options.buckets,
     });
 
     this.server = createServer({
@@ -191,8 +195,15 @@ export class InboundListener {
           identityHeaders(exchange),
           exchange.dropHeaders,
         );
-        return (await forwardRequest(this.#pool, req, res, target.path + target.search, headers))
-          .status;
+        const forwarded = forwardRequest(
+          this.#pool,
+          req,
+          res,
+          target.path + target.search,
+          headers,
+          exchange.responseHeaders,
+        );
+        return (await forwarded).status;
       },
       tunnel: (exchange, socket, head) => {
         scrubRequestHeadersInPlace(

@@ -52,6 +52,7 @@ function newExchange(req: IncomingMessage): Exchange {
     addHeaders: undefined,
     certificateThumbprint: undefined,
     decision: undefined,
+    responseHeaders: undefined,
     destination: undefined,
   };
 }

@@ -10,6 +10,7 @@ import { authorizedMethods } from '../../common/policy/methods.ts';
 import { compilePrincipals, type PrincipalMatcher } from '../../common/policy/principals.ts';
 import type { HeaderMatch, PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
 import type { MeshDefault, Snapshot } from '../../common/wire.ts';
+import { type CompiledRateLimit, compileRateLimit } from '../rate-limit/limit.ts';
 import { type Action, type Decision, decision, type Mode } from './decision.ts';
 import { RouteTable } from './route-table.ts';
 
@@ -54,6 +55,8 @@ export interface CompiledRoute {
   readonly noAllowMatched: Decision;
   /** When the route has no allow entries (its policy's defaultAction). */
   readonly byDefault: Decision;
+  /** Its own rate limit, else its policy's default; every decision of the route carries it too. */
+  readonly rateLimit: CompiledRateLimit | undefined;
 }
 
 export interface CompiledPolicy {
@@ -160,7 +163,15 @@ export function compilePolicies(
     const mode: Mode = policy.spec.mode ?? 'enforce';
     const defaultAction: Action = policy.spec.defaultAction ?? 'deny';
     for (const route of policy.spec.routes) {
-      const base = { mode, policy: policyId(policy), route: route.name };
+      const limit = route.rateLimit ?? policy.spec.rateLimit;
+      const base = {
+        mode,
+        policy: policyId(policy),
+        route: route.name,
+        ...(limit
+          ? { rateLimit: compileRateLimit(limit, policyId(policy), route.name, mode) }
+          : {}),
+      };
       const entries = (list: readonly Rule[] | undefined, kind: Action) =>
         Object.freeze(
           (list ?? []).map((rule, i) =>
@@ -179,6 +190,7 @@ export function compilePolicies(
         policy: base.policy,
         name: route.name,
         mode,
+        rateLimit: base.rateLimit,
         methods: setOf(authorizedMethods(route.match?.methods)),
         path: Object.freeze(compilePath(route.match?.path)),
         headers: route.match?.headers

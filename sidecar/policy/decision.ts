@@ -1,4 +1,6 @@
 /** What authorization decided, and why. Built when a snapshot is compiled; requests only pick one. */
+import type { CompiledRateLimit } from '../rate-limit/limit.ts';
+
 export type Mode = 'enforce' | 'audit';
 export type Action = 'allow' | 'deny';
 
@@ -29,6 +31,8 @@ export interface Decision {
   readonly tokenRequired?: boolean;
   /** No allow entry matched, and one of them asks for a certificate-bound token: an unbound or foreign-bound one gets 401. */
   readonly bindingRequired?: boolean;
+  /** The deciding route's rate limit (its own or its policy's default), which the rate-limit filter applies next. */
+  readonly rateLimit?: CompiledRateLimit;
 }
 
 export function decision(fields: Decision): Decision {

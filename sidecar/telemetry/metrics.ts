@@ -142,6 +142,16 @@ export class SidecarMetrics {
     'Authorization decisions, by decision (allow, deny) and mode (enforce, audit: denied but let through).',
     ['decision', 'mode'],
   );
+  readonly rateLimits = new Counter(
+    'postern_rate_limit_decisions_total',
+    'Requests a rate limit counted, by route ("policy/route"), key kind and outcome: allowed, limited (429), would-limit (audit mode: let through).',
+    ['route', 'key', 'outcome'],
+  );
+  readonly rateLimitEvictions = new Counter(
+    'postern_rate_limit_evictions_total',
+    'Buckets dropped before they were full to keep the bucket count bounded (their callers start again from a full bucket).',
+    [],
+  );
   readonly handshakeFailures = new Counter(
     'postern_tls_handshake_failures_total',
     'Inbound TLS handshakes refused (no, expired or untrusted client certificate), by listener.',
@@ -166,6 +176,8 @@ export class SidecarMetrics {
       this.duration.render() +
       this.snapshots.render() +
       this.decisions.render() +
+      this.rateLimits.render() +
+      this.rateLimitEvictions.render() +
       this.handshakeFailures.render() +
       this.connectionsRefused.render()
     );

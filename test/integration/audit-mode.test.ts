@@ -1,6 +1,6 @@
 import t from 'tap';
 import { request } from 'undici';
-import { ordersBehindSidecar } from '../helpers.ts';
+import { adminMetrics, ordersBehindSidecar } from '../helpers.ts';
 
 t.test(
   'audit mode lets a request policy would deny through, telling the app, the log and the metrics',
@@ -31,9 +31,7 @@ spec:
       'would-deny; policy=shop/orders-api; route=orders; reason=no-allow-rule-matched',
     );
 
-    const metrics = await (
-      await request(`http://127.0.0.1:${sidecar.adminPort}/metrics`)
-    ).body.text();
+    const metrics = await adminMetrics(sidecar.adminPort);
     t.match(metrics, /postern_authz_decisions_total\{decision="deny",mode="audit"\} 1/);
   },
 );

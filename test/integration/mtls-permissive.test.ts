@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { Client, request } from 'undici';
-import { eventually, ordersBehindSidecar } from '../helpers.ts';
+import { adminMetrics, eventually, ordersBehindSidecar } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
@@ -50,7 +50,7 @@ t.test('mtls PERMISSIVE: plaintext beside mTLS on one port, for migration', asyn
   const { mesh, app, sidecar, agent } = await ordersBehindSidecar(t, policy('PERMISSIVE'));
   const port = sidecar.inboundPort;
   const metrics = async () =>
-    (await (await request(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).body.text()).match(
+    (await adminMetrics(sidecar.adminPort)).match(
       /postern_inbound_plaintext_requests_total\{outcome="(\w+)"\} (\d+)/g,
     ) ?? [];
 

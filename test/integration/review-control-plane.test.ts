@@ -18,6 +18,7 @@ import type { Snapshot } from '../../common/wire.ts';
 import { workloadDnsNames } from '../../control-plane/api/caller.ts';
 import {
   adminConfig,
+  adminMetrics,
   clientCredentials,
   eventually,
   mtlsAgent,
@@ -565,9 +566,7 @@ t.test(
       const began = performance.now();
       await Promise.all(idle.map(closed));
       t.ok(performance.now() - began < 5_000, 'idle inbound connections are closed quickly');
-      const metrics = await (
-        await request(`http://127.0.0.1:${sidecar.adminPort}/metrics`)
-      ).body.text();
+      const metrics = await adminMetrics(sidecar.adminPort);
       t.match(metrics, /postern_connections_refused_total\{listener="inbound"\} [3-9]/);
     });
   },

@@ -46,6 +46,27 @@ export interface Snapshot {
    * of the certificate response stands.
    */
   readonly trustBundle?: string;
+  /**
+   * For the global rate limits of the policies in this snapshot; absent when
+   * they have none. `redis` is the control plane's --redis (absent without
+   * one: each replica enforces its share); `replicas` is how many sidecars of
+   * this workload are registered, which sizes each one's local share.
+   */
+  readonly rateLimit?: GlobalRateLimitConfig;
+}
+
+export interface GlobalRateLimitConfig {
+  readonly redis?: string;
+  readonly replicas: number;
+}
+
+/** Whether `value` is a GlobalRateLimitConfig a sidecar can use. */
+export function isGlobalRateLimitConfig(value: unknown): value is GlobalRateLimitConfig {
+  const config = value as Partial<GlobalRateLimitConfig> | null;
+  if (typeof config !== 'object' || config === null) return false;
+  if (!Number.isInteger(config.replicas) || config.replicas! < 1) return false;
+  if (config.redis === undefined) return true;
+  return typeof config.redis === 'string' && /^rediss?:\/\/[^\s]+$/.test(config.redis);
 }
 
 export type SnapshotContent = Omit<Snapshot, 'version' | 'hash'>;
@@ -60,6 +81,7 @@ export function hashSnapshotContent(content: SnapshotContent): string {
         content.registry,
         content.revoked,
         content.trustBundle,
+        content.rateLimit,
       ]),
     )
     .digest('hex');

@@ -42,6 +42,8 @@ export interface ControlPlaneOptions {
   readonly limits?: Partial<ConnectionLimits>;
   /** Least time between two snapshot fan-outs (default 100 ms). */
   readonly minFanOutIntervalMs?: number;
+  /** --redis: the Redis sidecars count global rate limits in; without it each replica enforces its share. */
+  readonly redisUrl?: string;
 }
 
 export interface ControlPlane {
@@ -75,6 +77,23 @@ async function servingCertificate(
   return { cert, key: privateKeyToPem(keys.privateKey) };
 }
 
+/** DESIGN.md, Rate limits: without --redis a global limit is each replica's share, and the operator is told so. */
+function warnOfGlobalLimitsWithoutRedis(policies: readonly RoutePolicy[], logger: Logger): void {
+  const global = policies
+    .filter(
+      (policy) =>
+        policy.spec.rateLimit?.scope === 'global' ||
+        policy.spec.routes.some((route) => route.rateLimit?.scope === 'global'),
+    )
+    .map((policy) => `${policy.metadata.namespace}/${policy.metadata.name}`);
+  if (global.length) {
+    logger.warn(
+      'global rate limits without --redis: each replica enforces its share (requests / replicas)',
+      { policies: global },
+    );
+  }
+}
+
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = options.logger ?? new Logger('control-plane');
   const paths = statePaths(options.stateDir);
@@ -87,8 +106,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.minFanOutIntervalMs !== undefined
       ? { minFanOutIntervalMs: options.minFanOutIntervalMs }
       : {}),
+    ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
   });
-  const onChange = (next: readonly RoutePolicy[]) => hub.setPolicies(next);
+  const onChange = (next: readonly RoutePolicy[]) => {
+    if (!options.redisUrl) warnOfGlobalLimitsWithoutRedis(next, logger);
+    hub.setPolicies(next);
+  };
   // The Kubernetes client is loaded only in cluster mode: it costs every
   // other process tens of megabytes it would never use.
   const policies = options.kubernetes

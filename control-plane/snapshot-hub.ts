@@ -61,6 +61,8 @@ export interface SnapshotHubOptions {
    * sidecar as one snapshot, not one per registration.
    */
   readonly minFanOutIntervalMs?: number;
+  /** --redis: where sidecars count global rate limits (sent only to those whose policies have one). */
+  readonly redisUrl?: string;
 }
 
 /** Whether `policy` applies to a workload: same namespace, and every matchLabels pair present. */
@@ -187,6 +189,9 @@ export class SnapshotHub {
    */
   readonly #byAckKey = new Map<string, Set<Subscriber>>();
   #endpoints: Endpoint[] | undefined;
+  /** Registered sidecars per `namespace/workload`, built with #endpoints. */
+  #replicas: Map<string, number> | undefined;
+  readonly #redisUrl: string | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #lastFanOut = Number.NEGATIVE_INFINITY;
 
@@ -195,6 +200,7 @@ export class SnapshotHub {
     this.#meshDefault = meshDefault;
     this.#maxWatchesPerIdentity = options.maxWatchesPerIdentity ?? 100;
     this.#minFanOutIntervalMs = options.minFanOutIntervalMs ?? 100;
+    this.#redisUrl = options.redisUrl;
   }
 
   get version(): string {
@@ -373,8 +379,32 @@ export class SnapshotHub {
       this.#endpoints = endpoints.sort((a, b) =>
         (a.entry.service + a.entry.address).localeCompare(b.entry.service + b.entry.address),
       );
+      this.#replicas = new Map();
+      for (const { entry } of endpoints) {
+        const key = `${entry.namespace}/${entry.service}`;
+        this.#replicas.set(key, (this.#replicas.get(key) ?? 0) + 1);
+      }
     }
     return this.#endpoints;
+  }
+
+  /**
+   * What a sidecar needs for its policies' global rate limits: only sent
+   * when it has one, so that replicas coming and going do not re-send every
+   * other workload its snapshot.
+   */
+  #rateLimitFor(subscriber: Subscriber, policies: readonly RoutePolicy[]) {
+    const global = policies.some(
+      (policy) =>
+        policy.spec.rateLimit?.scope === 'global' ||
+        policy.spec.routes.some((route) => route.rateLimit?.scope === 'global'),
+    );
+    if (!global) return {};
+    this.#registry();
+    const replicas = this.#replicas!.get(`${subscriber.namespace}/${subscriber.workload}`) ?? 1;
+    return {
+      rateLimit: { ...(this.#redisUrl ? { redis: this.#redisUrl } : {}), replicas },
+    };
   }
 
   #group(workload: Pick<Subscriber, 'namespace' | 'labels'>): Group {
@@ -407,14 +437,16 @@ export class SnapshotHub {
 
   /** The snapshot a subscriber would receive now. */
   #snapshotFor(subscriber: Subscriber): Snapshot {
+    const policies = this.#group(subscriber).policies;
     const content = {
       meshDefault: this.#meshDefault,
-      policies: this.#group(subscriber).policies,
+      policies,
       registry: this.#registry()
         .filter((endpoint) => principalMatches(endpoint.callers, subscriber.spiffeId))
         .map((endpoint) => endpoint.entry),
       revoked: this.#revoked,
       ...(this.#trustBundle === undefined ? {} : { trustBundle: this.#trustBundle }),
+      ...this.#rateLimitFor(subscriber, policies),
     };
     return { version: this.version, hash: hashSnapshotContent(content), ...content };
   }
@@ -422,6 +454,7 @@ export class SnapshotHub {
   #changed(): void {
     this.#counter++;
     this.#endpoints = undefined;
+    this.#replicas = undefined;
     if (this.#flushTimer) return;
     const wait = Math.max(0, this.#lastFanOut + this.#minFanOutIntervalMs - performance.now());
     this.#flushTimer = setTimeout(() => this.#fanOut(), wait);
@@ -434,7 +467,7 @@ export class SnapshotHub {
     this.#lastFanOut = performance.now();
     const built = new Map<string, Snapshot>();
     for (const subscriber of [...this.#subscribers.keys()]) {
-      const key = `${groupKey(subscriber)}|${subscriber.spiffeId}`;
+      const key = `${groupKey(subscriber)}|${subscriber.spiffeId}|${subscriber.workload}`;
       let snapshot = built.get(key);
       if (!snapshot) {
         snapshot = this.#snapshotFor(subscriber);

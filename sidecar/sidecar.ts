@@ -9,7 +9,7 @@ import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limi
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
-import { trustBundleId } from '../common/wire.ts';
+import { type Snapshot, trustBundleId } from '../common/wire.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
 import type { UnderscoreAction } from './http/headers.ts';
 import { JwtProviders } from './identity/jwt-providers.ts';
@@ -21,6 +21,7 @@ import { InboundListener } from './listeners/inbound.ts';
 import { OutboundListener } from './listeners/outbound.ts';
 import { type ApplyResult, SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
+import { GlobalLimiter } from './rate-limit/global-limiter.ts';
 import { describeRateLimit } from './rate-limit/limit.ts';
 import { BUCKET_SWEEP_MS, DEFAULT_MAX_BUCKETS, LocalBuckets } from './rate-limit/local-buckets.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
@@ -52,7 +53,22 @@ export interface SidecarOptions {
   readonly watchIdleTimeoutMs?: number;
   /** What inbound does with request header names that have underscores (default allow; see http/headers.ts). */
   readonly headersWithUnderscores?: UnderscoreAction;
+  /** How long a global rate-limit check may wait for Redis (default DEFAULT_REDIS_TIMEOUT_MS). */
+  readonly redisTimeoutMs?: number;
 }
+
+/** The snapshot as /config shows it: a password in the Redis URL is not for the admin port. */
+function withoutSecrets(snapshot: Snapshot): Snapshot {
+  const redis = snapshot.rateLimit?.redis;
+  if (!redis) return snapshot;
+  const url = new URL(redis);
+  if (!url.password) return snapshot;
+  url.password = 'redacted';
+  return { ...snapshot, rateLimit: { ...snapshot.rateLimit!, redis: url.href } };
+}
+
+/** Redis answers a take in well under a millisecond on a pod network; 50 ms means it is in trouble. */
+export const DEFAULT_REDIS_TIMEOUT_MS = 50;
 
 export interface Sidecar {
   readonly inboundPort: number;
@@ -151,6 +167,19 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       outbound?.setCertificate(svid);
     },
   });
+  // Local rate-limit buckets live as long as the process, across snapshots:
+  // a policy edit elsewhere must not hand every caller a full bucket.
+  const buckets = new LocalBuckets(DEFAULT_MAX_BUCKETS, () => metrics.rateLimitEvictions.inc());
+  const sweep = setInterval(() => buckets.sweep(now()), BUCKET_SWEEP_MS);
+  sweep.unref();
+  const globalLimits = new GlobalLimiter({
+    buckets,
+    logger,
+    metrics,
+    now,
+    commandTimeoutMs: options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+  });
+
   // Each good part of a snapshot takes effect, and any bad part nacks it: the
   // trust bundle is installed even when the policies cannot be (as
   // revocations are, see SnapshotState), so a root rotation never waits on a
@@ -165,6 +194,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         reason: result.ok ? bundle.reason : `${result.reason}; ${bundle.reason}`,
       };
     if (bundle.pem !== undefined) certificate.setTrustBundle(bundle.pem);
+    globalLimits.configure(state.current?.snapshot.rateLimit?.redis);
     return result;
   };
 
@@ -197,7 +227,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
           ...(route.rateLimit ? { rateLimit: describeRateLimit(route.rateLimit) } : {}),
         })) ?? [],
       rateLimitBuckets: buckets.size,
-      snapshot: state.current?.snapshot ?? null,
+      globalRateLimits: state.current?.snapshot.rateLimit && {
+        replicas: state.current.snapshot.rateLimit.replicas,
+        countedIn: globalLimits.mode,
+      },
+      snapshot: state.current ? withoutSecrets(state.current.snapshot) : null,
     }),
     stats: () => ({
       process: processStats(),
@@ -211,17 +245,12 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
 
   const closeAll = async () => {
     clearInterval(sweep);
+    globalLimits.close();
     certificate.close();
     await watch?.close();
     await Promise.all([inbound?.close(), outbound?.close(), closeServer(admin)]);
     await client.close();
   };
-
-  // Local rate-limit buckets live as long as the process, across snapshots:
-  // a policy edit elsewhere must not hand every caller a full bucket.
-  const buckets = new LocalBuckets(DEFAULT_MAX_BUCKETS, () => metrics.rateLimitEvictions.inc());
-  const sweep = setInterval(() => buckets.sweep(now()), BUCKET_SWEEP_MS);
-  sweep.unref();
 
   const svid = await certificate.obtain();
   if (!svid) throw new Error('sidecar closed before it obtained a certificate');
@@ -235,6 +264,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     now,
     buckets,
+    global: globalLimits,
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
   outbound = new OutboundListener({ svid, state, logger, metrics });

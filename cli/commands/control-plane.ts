@@ -3,6 +3,7 @@ import { CONTROL_PLANE_LIMITS } from '../../common/connection-limits.ts';
 import { ConfigError } from '../../common/errors.ts';
 import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from '../../common/policy/principals.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
+import { isGlobalRateLimitConfig } from '../../common/wire.ts';
 import { countFlag, portFlag } from '../flags.ts';
 import { type Command, durationFlag, untilSignalled } from './command.ts';
 
@@ -53,6 +54,10 @@ export const controlPlane: Command = {
       default: '100',
     },
     {
+      name: 'redis',
+      help: 'redis:// or rediss:// URL where sidecars count global rate limits (also POSTERN_REDIS_URL); without it each replica enforces its share',
+    },
+    {
       name: 'max-connections',
       help: 'open connections the API accepts; more are closed on accept, with a log line',
       default: String(CONTROL_PLANE_LIMITS.maxConnections),
@@ -92,10 +97,21 @@ export const controlPlane: Command = {
       ...(values.operators ? { operators: operatorsFlag(values.operators) } : {}),
       maxWatchesPerIdentity: countFlag(values, 'max-watches-per-identity'),
       limits: { maxConnections: countFlag(values, 'max-connections') },
+      ...redisFlag(values.redis ?? process.env.POSTERN_REDIS_URL),
     });
     return untilSignalled(() => cp.close());
   },
 };
+
+function redisFlag(url: string | undefined): { redisUrl?: string } {
+  if (url === undefined || url === '') return {};
+  if (!isGlobalRateLimitConfig({ replicas: 1, redis: url })) {
+    throw new ConfigError(
+      `--redis: expected a redis:// or rediss:// URL; found ${JSON.stringify(url)}`,
+    );
+  }
+  return { redisUrl: url };
+}
 
 function operatorsFlag(text: string): string[] {
   const patterns = text

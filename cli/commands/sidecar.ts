@@ -9,7 +9,7 @@ import {
   UNDERSCORE_ACTIONS,
 } from '../../sidecar/http/headers.ts';
 import { countFlag, portFlag } from '../flags.ts';
-import { type Command, untilSignalled } from './command.ts';
+import { type Command, durationFlag, untilSignalled } from './command.ts';
 
 export const sidecar: Command = {
   name: 'sidecar',
@@ -60,6 +60,11 @@ export const sidecar: Command = {
       help: 'open inbound connections accepted; more are closed on accept, logged and counted',
       default: String(INBOUND_LIMITS.maxConnections),
     },
+    {
+      name: 'redis-timeout',
+      help: "how long a global rate-limit check waits for Redis before this replica's share decides",
+      default: '50ms',
+    },
   ],
   async run(values) {
     applyDataPlaneV8Settings();
@@ -95,6 +100,7 @@ export const sidecar: Command = {
       adminPort: portFlag(values, 'admin-port'),
       headersWithUnderscores: underscores,
       inboundLimits: { maxConnections: countFlag(values, 'max-inbound-connections') },
+      redisTimeoutMs: durationFlag(values, 'redis-timeout'),
     });
     return untilSignalled(() => running.close());
   },

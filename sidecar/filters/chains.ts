@@ -45,6 +45,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { authenticateJwt } from './authenticate-jwt.ts';
@@ -66,6 +67,7 @@ export function inboundChain(deps: {
   peerOf: (socket: Socket) => PeerCredential | undefined;
   headerRules: RequestHeaderRules;
   buckets: LocalBuckets;
+  global: GlobalLimiter;
 }): readonly Filter[] {
   return Object.freeze([
     requestHeaders(deps.headerRules),

@@ -1,6 +1,8 @@
 import { unmappedAddress } from '../../common/address.ts';
 import type { LocalReply } from '../http/local-reply.ts';
+import type { SnapshotState } from '../policy/snapshot-state.ts';
 import { bucketKey } from '../rate-limit/bucket-key.ts';
+import type { GlobalLimiter, GlobalTake } from '../rate-limit/global-limiter.ts';
 import { type CompiledRateLimit, rateLimitHeader } from '../rate-limit/limit.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { Take } from '../rate-limit/token-bucket.ts';
@@ -53,17 +55,36 @@ export function applyTake(
   return undefined;
 }
 
+const FAILED_CLOSED_REPLY = (limit: CompiledRateLimit): LocalReply => ({
+  status: 429,
+  code: 'POSTERN_RATE_LIMIT_UNAVAILABLE',
+  message: 'the shared rate-limit count did not answer, and this limit fails closed',
+  headers: { 'retry-after': '1', 'ratelimit-policy': limit.policyHeader },
+  details: { policy: limit.policy, route: limit.route, retryAfterSeconds: 1 },
+});
+
 /**
  * Spends one token of the route's limit (DESIGN.md, Rate limits). Runs after
  * authorize, which hands it the route's limit with the decision: a request
- * authorization refused has already been answered and spends nothing.
+ * authorization refused has already been answered and spends nothing. A
+ * local limit answers synchronously; a global one waits for Redis only while
+ * Redis is healthy (global-limiter.ts).
  */
 export function rateLimitRequest(deps: {
+  state: SnapshotState;
   buckets: LocalBuckets;
+  global: GlobalLimiter;
   metrics: SidecarMetrics;
   now: () => number;
 }): Filter {
-  const { buckets, metrics, now } = deps;
+  const { state, buckets, global, metrics, now } = deps;
+  const decide = (exchange: Exchange, limit: CompiledRateLimit, take: GlobalTake) => {
+    if ('failedClosed' in take) {
+      metrics.rateLimits.inc(limit.name, limit.keyName, 'failed-closed');
+      return FAILED_CLOSED_REPLY(limit);
+    }
+    return applyTake(exchange, limit, take, metrics);
+  };
   return {
     name: 'rate-limit',
     onRequest(exchange) {
@@ -74,7 +95,13 @@ export function rateLimitRequest(deps: {
         claims: exchange.claims,
         sourceAddress: unmappedAddress(exchange.req.socket.remoteAddress),
       });
-      return applyTake(exchange, limit, buckets.take(limit, key, now()), metrics);
+      if (limit.scope === 'local')
+        return applyTake(exchange, limit, buckets.take(limit, key, now()), metrics);
+      const replicas = state.current?.snapshot.rateLimit?.replicas ?? 1;
+      const take = global.take(limit, key, replicas);
+      return take instanceof Promise
+        ? take.then((settled) => decide(exchange, limit, settled))
+        : decide(exchange, limit, take);
     },
   };
 }

@@ -35,6 +35,7 @@ import {
 import { refuseHandshake } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { routeByFirstByte } from './first-byte.ts';
@@ -50,6 +51,8 @@ export interface InboundOptions {
   readonly now: () => number;
   /** Where local rate limits count (the sidecar's, kept across snapshots). */
   readonly buckets: LocalBuckets;
+  /** Where global rate limits count (Redis, or this replica's share). */
+  readonly global: GlobalLimiter;
   /** Connection cap and timeouts for callers that have not proven anything yet. */
   readonly limits: ConnectionLimits;
   /** --headers-with-underscores; allow when not given. */
@@ -107,6 +110,7 @@ export class InboundListener {
       peerOf: (socket) => this.#peers.get(socket),
       headerRules,
       buckets: options.buckets,
+      global: options.global,
     });
 
     this.server = createServer({

@@ -1,6 +1,6 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
-import type { Revocation, Snapshot } from '../../common/wire.ts';
+import { isGlobalRateLimitConfig, type Revocation, type Snapshot } from '../../common/wire.ts';
 import type { CompiledJwt, JwtProviders } from '../identity/jwt-providers.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
@@ -59,12 +59,13 @@ export class SnapshotState {
       !Array.isArray(snapshot.policies) ||
       !Array.isArray(snapshot.registry) ||
       (snapshot.revoked !== undefined && !isRevocationList(snapshot.revoked)) ||
+      (snapshot.rateLimit !== undefined && !isGlobalRateLimitConfig(snapshot.rateLimit)) ||
       (snapshot.meshDefault !== 'deny' && snapshot.meshDefault !== 'allow-authenticated')
     ) {
       return {
         ok: false,
         reason:
-          'not a snapshot: expected version, hash, meshDefault, policies[], registry[], revoked[]?: {spiffeId, notBeforeUpTo}',
+          'not a snapshot: expected version, hash, meshDefault, policies[], registry[], revoked[]?: {spiffeId, notBeforeUpTo}, rateLimit?: {redis?: redis:// URL, replicas >= 1}',
       };
     }
     const revoked: ReadonlyMap<string, number> = new Map(

@@ -20,7 +20,7 @@ export interface BucketShape {
 
 export interface Take {
   readonly allowed: boolean;
-  /** The bucket's TAT after this request (unchanged when refused). */
+  /** The bucket's TAT after this request (unchanged when refused); local buckets only (0 from Redis). */
   readonly tat: number;
   /** Whole tokens left after this request. */
   readonly remaining: number;

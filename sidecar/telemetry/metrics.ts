@@ -152,6 +152,16 @@ export class SidecarMetrics {
     'Buckets dropped before they were full to keep the bucket count bounded (their callers start again from a full bucket).',
     [],
   );
+  readonly redisErrors = new Counter(
+    'postern_rate_limit_redis_errors_total',
+    'Global rate-limit checks Redis failed to answer, by kind (timeout, error).',
+    ['kind'],
+  );
+  readonly rateLimitStore = new Counter(
+    'postern_rate_limit_insurance_total',
+    "Global rate limits handed to each replica's local share when Redis stopped answering (takeover), and back (handback).",
+    ['event'],
+  );
   readonly handshakeFailures = new Counter(
     'postern_tls_handshake_failures_total',
     'Inbound TLS handshakes refused (no, expired or untrusted client certificate), by listener.',
@@ -178,6 +188,8 @@ export class SidecarMetrics {
       this.decisions.render() +
       this.rateLimits.render() +
       this.rateLimitEvictions.render() +
+      this.redisErrors.render() +
+      this.rateLimitStore.render() +
       this.handshakeFailures.render() +
       this.connectionsRefused.render()
     );

@@ -14,6 +14,7 @@ import {
   type Child,
   freePort,
   POSTERN_BIN,
+  redisAnswers,
   startChild,
   startControlPlaneProcess,
   stopChild,
@@ -21,6 +22,8 @@ import {
 } from './processes.ts';
 
 const NAMESPACE = 'shop';
+/** Where `postern up` looks for a Redis for global rate limits. */
+const LOCAL_REDIS_PORT = 6379;
 const DEMO_APPS = resolve(CHECKOUT, 'demo/apps');
 const TESTER = `spiffe://${DEFAULT_TRUST_DOMAIN}/ns/default/sa/tester`;
 
@@ -99,6 +102,7 @@ function instructions(
   cpPort: number,
   frontend: Workload,
   orders: Workload,
+  redis: string | undefined,
 ): string {
   const rel = (p: string) => relative(process.cwd(), p) || '.';
   const curl = (w: Workload, path: string, withCert = true) =>
@@ -124,6 +128,14 @@ Denied by orders' sidecar when frontend asks for /admin (route admin denies ever
 
 Refused at the TLS handshake (no client certificate):
   ${curl(frontend, '/', false)}
+
+Rate limited (frontend's site route: 10 a minute per caller; this loop runs past it into 429):
+  for i in $(seq 12); do ${curl(frontend, '/').replace('curl -sS', 'curl -sS -o /dev/null -w "%{http_code} %header{ratelimit}\\n"')}; done
+${
+  redis
+    ? `  Global limits count in Redis at ${redis}, across every replica.`
+    : `  No Redis answers on 127.0.0.1:${LOCAL_REDIS_PORT}: global limits are each replica's share (start redis-server to share them).`
+}
 
 Metrics (Prometheus text) and the applied policy snapshot, per sidecar:
   curl -s http://127.0.0.1:${frontend.adminPort}/metrics
@@ -190,11 +202,15 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
 
   try {
     const cpPort = await freePort();
+    const redis = (await redisAnswers(LOCAL_REDIS_PORT))
+      ? `redis://127.0.0.1:${LOCAL_REDIS_PORT}`
+      : undefined;
     const controlPlane = startControlPlaneProcess({
       policiesDir: resolve(options.policiesDir),
       stateDir,
       apiPort: cpPort,
       logFile: join(logs, 'control-plane.log'),
+      ...(redis ? { env: { POSTERN_REDIS_URL: redis } } : {}),
     });
     children.push(controlPlane);
     const verifyCa = new Agent({ connect: { ca: ca.bundlePem } });
@@ -272,6 +288,7 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
         cpPort,
         frontend,
         orders,
+        redis,
       ),
     );
   } catch (error) {

@@ -256,3 +256,37 @@ t.test(
     );
   },
 );
+
+t.test(
+  'a workload with a global rate limit is told the Redis and how many replicas share it; others are not',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'deny', { minFanOutIntervalMs: 0, redisUrl: 'redis://r:6379' });
+    t.teardown(() => hub.close());
+    const policy = (app: string, scope: 'local' | 'global') =>
+      ({
+        apiVersion: 'postern.dev/v1alpha1',
+        kind: 'RoutePolicy',
+        metadata: { name: app, namespace: 'shop' },
+        spec: {
+          selector: { matchLabels: { app } },
+          routes: [{ name: 'r', rateLimit: { requests: 10, per: '1s', scope } }],
+        },
+      }) as RoutePolicy;
+    hub.setPolicies([policy('orders', 'global'), policy('frontend', 'local')]);
+    const first = subscriber('orders', ORDERS, '10.0.0.1:15006');
+    const second = subscriber('orders', ORDERS, '10.0.0.2:15006');
+    const frontend = subscriber('frontend', FRONTEND, '10.0.0.3:15006');
+    hub.subscribe(first.sub);
+    hub.subscribe(frontend.sub);
+    t.same(first.sent.at(-1)?.rateLimit, { redis: 'redis://r:6379', replicas: 1 });
+    hub.subscribe(second.sub);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    t.same(
+      first.sent.at(-1)?.rateLimit,
+      { redis: 'redis://r:6379', replicas: 2 },
+      'a replica came',
+    );
+    t.same(second.sent.at(-1)?.rateLimit, { redis: 'redis://r:6379', replicas: 2 });
+    t.equal(frontend.sent.at(-1)?.rateLimit, undefined, 'local limits need neither');
+  },
+);

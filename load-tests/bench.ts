@@ -3,6 +3,7 @@
  *
  *   npm run bench                 # the quick run, under three minutes (--rounds N: default 3)
  *   npm run bench -- --full       # the rest of the matrix, 10-15 minutes (--rounds N: default 2)
+ *   npm run bench -- --full --dimension policy   # one dimension of it (the features on the path)
  *   npm run bench -- --smoke      # seconds: checks the harness works (CI runs this)
  *   npm run bench -- --full --smoke   # the full run's code path, each point for 0.5 s
  *   npm run bench -- --out DIR    # reports elsewhere than load-tests/reports/
@@ -60,6 +61,8 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     // --full: seconds measured at each point (after 1 s of warm-up).
     seconds: { type: 'string' },
+    // --full: one dimension only (rate, connections, responseBytes, policy), to measure one change quickly.
+    dimension: { type: 'string' },
     // Keep the work folder (processes' logs, nginx.conf) and print where it is.
     keep: { type: 'boolean', default: false },
   },
@@ -217,6 +220,7 @@ async function main(): Promise<number> {
           withNginx,
           out: values.out!,
           say,
+          ...(values.dimension ? { dimension: values.dimension } : {}),
         })
       : await quickRun(bench, startedAt, withNginx);
     if (errors) say(`${errors} request(s) failed; see ${dir}/*.log (--keep keeps them)`);

@@ -1,14 +1,11 @@
 /**
  * A real Redis for the rate-limit tests: `redis-server` from Debian's
  * package, started on a free port with nothing persisted, stopped at
- * teardown. Each test that kills or freezes Redis gets its own; `.ci/run`
- * also starts one (POSTERN_TEST_REDIS_URL) when none answers on 6379, which
- * the tests that only count share.
+ * teardown. Every test gets its own, as most of them kill or freeze it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from 'node:net';
-import { freePort } from '../cli/processes.ts';
+import { freePort, redisAnswers } from '../cli/processes.ts';
 
 export interface RedisServer {
   readonly url: string;
@@ -20,18 +17,6 @@ export interface RedisServer {
   /** SIGSTOP / SIGCONT: connections stay open and nothing answers, a hung Redis. */
   freeze(): void;
   thaw(): void;
-}
-
-async function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
-      socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export async function startRedis(t: { teardown(fn: () => unknown): void }): Promise<RedisServer> {
@@ -48,7 +33,7 @@ export async function startRedis(t: { teardown(fn: () => unknown): void }): Prom
         `redis-server could not start (apt-get install redis-server): ${error.message}`,
       );
     });
-    for (let i = 0; i < 100 && !(await answers(port)); i++) {
+    for (let i = 0; i < 100 && !(await redisAnswers(port)); i++) {
       await new Promise((r) => setTimeout(r, 20));
     }
   };

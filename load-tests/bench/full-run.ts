@@ -17,6 +17,7 @@ import {
 } from './full-report.ts';
 import {
   BASELINE,
+  DIMENSIONS,
   estimatedSeconds,
   plan,
   pointLoad,
@@ -38,6 +39,8 @@ export interface FullRunOptions extends Timing {
   readonly withNginx: boolean;
   readonly out: string;
   readonly say: (line: string) => void;
+  /** Only this dimension's points (a Dimension key); all of them otherwise. */
+  readonly dimension?: string;
 }
 
 /** Runs the matrix on `bench` (started with the bench policy); resolves with the count of failed requests. */
@@ -51,7 +54,15 @@ export async function fullRun(bench: Bench, options: FullRunOptions): Promise<nu
   const atStartMb = new Map<Target, number>();
   for (const proxy of everyProxy) atStartMb.set(proxy, await proxyRssMb(proxy));
 
-  const planned = plan();
+  const dimensions = options.dimension
+    ? DIMENSIONS.filter((d) => d.key === options.dimension)
+    : DIMENSIONS;
+  if (!dimensions.length) {
+    throw new Error(
+      `--dimension: expected one of ${DIMENSIONS.map((d) => d.key).join(', ')}; found ${JSON.stringify(options.dimension)}`,
+    );
+  }
+  const planned = plan(dimensions);
   const minutes =
     estimatedSeconds(planned, options, { 'every proxy': everyProxy.length, postern: 1 }) / 60;
   say(

@@ -54,22 +54,32 @@ t.test('each dimension varies one thing from the baseline, and holds the baselin
       { routes: 0 },
       { routes: 1 },
       { routes: 1, jwt: true },
+      { routes: 1, jwt: true, rateLimit: 'local' },
+      { routes: 1, jwt: true, rateLimit: 'global' },
       { routes: 10, jwt: true },
       { routes: 1000, jwt: true },
       { routes: 10000, jwt: true },
     ],
-    'mTLS only, authorization without and with a JWT, then with one at 10 to 10,000 routes',
+    'mTLS only, authorization without and with a JWT, with a local and a global rate limit, then at 10 to 10,000 routes',
   );
 });
 
 t.test('the plan measures the baseline once, with every proxy', async (t) => {
   const planned = plan();
   t.equal(new Set(planned.map((p) => p.id)).size, planned.length, 'no point twice');
-  t.equal(planned.length, 12, '4 + 3 + 2 + 6 points less the baseline named 3 more times');
+  t.equal(planned.length, 14, '4 + 3 + 2 + 8 points less the baseline named 3 more times');
   t.equal(planned.find((p) => p.id === pointId(BASELINE))?.targets, 'every proxy');
   t.same(
     planned.filter((p) => p.targets === 'postern').map((p) => policyKey(p.point.policy)),
-    ['routes=0', 'routes=1', 'routes=10+jwt', 'routes=1000+jwt', 'routes=10000+jwt'],
+    [
+      'routes=0',
+      'routes=1',
+      'routes=1+jwt+rate-limit-local',
+      'routes=1+jwt+rate-limit-global',
+      'routes=10+jwt',
+      'routes=1000+jwt',
+      'routes=10000+jwt',
+    ],
     'the policy points measure Postern only beside the app',
   );
 });
@@ -85,6 +95,8 @@ t.test(
       [
         'routes=0',
         'routes=1',
+        'routes=1+jwt+rate-limit-local',
+        'routes=1+jwt+rate-limit-global',
         'routes=10+jwt',
         'routes=1000+jwt',
         'routes=10000+jwt',

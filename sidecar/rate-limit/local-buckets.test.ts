@@ -1,6 +1,6 @@
 import t from 'tap';
 import { compileRateLimit } from './limit.ts';
-import { LocalBuckets } from './local-buckets.ts';
+import { DEFAULT_MAX_BUCKETS, LocalBuckets } from './local-buckets.ts';
 
 const limit = compileRateLimit(
   { requests: 2, per: '1s', key: 'principal' },
@@ -59,5 +59,25 @@ t.test(
     t.notOk(buckets.take(limit, 'caller-0', 1).allowed, 'the recently used bucket was kept');
     buckets.sweep(10_000);
     t.equal(buckets.size, 0, 'every bucket is full again after a second: all swept');
+  },
+);
+
+t.test(
+  'a flood of 200,000 distinct callers holds the bucket count at the bound',
+  async (t) => {
+    const buckets = new LocalBuckets();
+    const flood = compileRateLimit(
+      { requests: 100, per: '1m', key: 'source-ip' },
+      'shop/a',
+      'r',
+      'enforce',
+    );
+    for (let i = 0; i < 200_000; i++)
+      buckets.take(flood, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, i / 200);
+    t.equal(buckets.size, DEFAULT_MAX_BUCKETS);
+    t.ok(
+      buckets.take(flood, '10.0.0.1', 1000).allowed,
+      'an evicted caller starts from a full bucket',
+    );
   },
 );

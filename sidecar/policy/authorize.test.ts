@@ -2,7 +2,7 @@ import t from 'tap';
 import type { RoutePolicy } from '../../common/policy/schema.ts';
 import type { MeshDefault } from '../../common/wire.ts';
 import { authorize, boundToCertificate, claimsMatch, type RequestFacts } from './authorize.ts';
-import { compilePolicies } from './compiled-policy.ts';
+import { compilePolicies, NO_ROUTE } from './compiled-policy.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const ONCALL = 'spiffe://cluster.local/ns/ops/sa/oncall';
@@ -506,5 +506,35 @@ t.test(
     );
     t.notOk(boundToCertificate({ cnf: { 'x5t#S256': 5 } }, '5'), 'only a string thumbprint binds');
     t.end();
+  },
+);
+
+t.test(
+  'a policy-wide rate limit covers its routes without one, and what its allow default admits',
+  async (t) => {
+    const limited = compiled([
+      policy({
+        defaultAction: 'allow',
+        rateLimit: { requests: 10, per: '1s' },
+        routes: [
+          {
+            name: 'own',
+            match: { path: { prefix: '/own' } },
+            rateLimit: { requests: 1, per: '1m' },
+          },
+          { name: 'inherits', match: { path: { prefix: '/inherits' } } },
+        ],
+      }),
+    ]);
+    const limitOf = (path: string) => authorize(limited, facts('GET', path), NOW).rateLimit;
+    t.match(limitOf('/own'), { route: 'own', requests: 1 });
+    t.match(limitOf('/inherits'), { route: 'inherits', requests: 10 });
+    t.match(limitOf('/elsewhere'), { route: NO_ROUTE, requests: 10, policy: 'shop/orders-api' });
+    const denying = compiled([policy({ rateLimit: { requests: 10, per: '1s' }, routes: [] })]);
+    t.equal(
+      authorize(denying, facts('GET', '/x'), NOW).rateLimit,
+      undefined,
+      'nothing to limit in a denial',
+    );
   },
 );

@@ -152,6 +152,9 @@ function byPrecedence(a: Omit<CompiledRoute, 'rank'>, b: Omit<CompiledRoute, 'ra
   return 0;
 }
 
+/** The route name a limit of requests no route matched goes by (not a DNS label, so no route's). */
+export const NO_ROUTE = '(no route)';
+
 const policyId = (policy: RoutePolicy) => `${policy.metadata.namespace}/${policy.metadata.name}`;
 
 export function compilePolicies(
@@ -224,6 +227,13 @@ export function compilePolicies(
   const denying = policies.find((policy) => (policy.spec.defaultAction ?? 'deny') === 'deny');
   const decider = denying ?? policies[0];
   const allowed = decider !== undefined && !denying;
+  const noRouteMode: Mode =
+    decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce';
+  // What a policy-wide default admits is limited by its policy-wide limit too.
+  const noRouteLimit =
+    allowed && decider.spec.rateLimit
+      ? compileRateLimit(decider.spec.rateLimit, policyId(decider), NO_ROUTE, noRouteMode)
+      : undefined;
   return Object.freeze({
     version: snapshot.version,
     unselected: policies.length === 0,
@@ -239,8 +249,9 @@ export function compilePolicies(
     noRoute: decision({
       allowed,
       reason: allowed ? 'no-route-default-allow' : 'no-route-default-deny',
-      mode: decider && (decider.spec.mode ?? 'enforce') === 'audit' ? 'audit' : 'enforce',
+      mode: noRouteMode,
       ...(decider ? { policy: policyId(decider) } : {}),
+      ...(noRouteLimit ? { rateLimit: noRouteLimit } : {}),
     }),
   });
 }

@@ -62,22 +62,19 @@ t.test(
   },
 );
 
-t.test(
-  'a flood of 200,000 distinct callers holds the bucket count at the bound',
-  async (t) => {
-    const buckets = new LocalBuckets();
-    const flood = compileRateLimit(
-      { requests: 100, per: '1m', key: 'source-ip' },
-      'shop/a',
-      'r',
-      'enforce',
-    );
-    for (let i = 0; i < 200_000; i++)
-      buckets.take(flood, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, i / 200);
-    t.equal(buckets.size, DEFAULT_MAX_BUCKETS);
-    t.ok(
-      buckets.take(flood, '10.0.0.1', 1000).allowed,
-      'an evicted caller starts from a full bucket',
-    );
-  },
-);
+t.test('a flood of 200,000 distinct callers holds the bucket count at the bound', async (t) => {
+  const buckets = new LocalBuckets();
+  const flood = compileRateLimit(
+    { requests: 100, per: '1m', key: 'source-ip' },
+    'shop/a',
+    'r',
+    'enforce',
+  );
+  for (let i = 0; i < 200_000; i++)
+    buckets.take(flood, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`, i / 200);
+  t.equal(buckets.size, DEFAULT_MAX_BUCKETS);
+  t.ok(
+    buckets.take(flood, '10.0.0.1', 1000).allowed,
+    'an evicted caller starts from a full bucket',
+  );
+});

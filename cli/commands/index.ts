@@ -7,6 +7,7 @@ import { policyValidate } from './policy.ts';
 import { sidecar } from './sidecar.ts';
 import { tokenCreate, tokenRevoke } from './token.ts';
 import { up } from './up.ts';
+import { usageReplay } from './usage.ts';
 
 export type { Command } from './command.ts';
 
@@ -33,9 +34,5 @@ export const COMMANDS: readonly Command[] = [
   certsRotate,
   policyValidate,
   notBuilt('inject', 'Offline sidecar injection into Pod/Deployment manifests', 'postern inject'),
-  notBuilt(
-    'usage replay',
-    'Runs the exfiltration detectors over a usage log',
-    'postern usage replay',
-  ),
+  usageReplay,
 ];

@@ -1,0 +1,126 @@
+/**
+ * Window assembly: the reports of every replica for one window, merged into
+ * what each caller did to each workload's route, whichever pods served it
+ * (baselines are per identity, never per pod, so scaling and rollouts change
+ * nothing), and what each workload sent outside the mesh.
+ */
+import type { UsageReport } from '../../common/usage.ts';
+
+/** Calls without a verified identity (mtls PERMISSIVE) count as one caller. */
+export const UNAUTHENTICATED = '(unauthenticated)';
+
+export interface CallerUsage {
+  /** `namespace/workload` called. */
+  readonly workload: string;
+  readonly principal: string;
+  readonly route: string;
+  requests: number;
+  requestBytes: number;
+  responseBytes: number;
+  /** Distinct resource ids of a templated route, summed over the replicas that saw them. */
+  distinctResources: number;
+  /** A sample of them (what the reports sampled, merged). */
+  readonly resourceIds: Set<string>;
+  /** Response bytes per reporting pod: how the caller spread its volume. */
+  readonly byPod: Map<string, number>;
+}
+
+export interface EgressUsage {
+  /** `namespace/workload` sending. */
+  readonly source: string;
+  /** host:port outside the mesh. */
+  readonly destination: string;
+  requests: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+export interface WindowUsage {
+  readonly startMs: number;
+  readonly seconds: number;
+  readonly callers: Map<string, CallerUsage>;
+  readonly egress: Map<string, EgressUsage>;
+  /** Workloads that reported this window. */
+  readonly workloads: Set<string>;
+}
+
+export const callerKey = (workload: string, principal: string, route: string) =>
+  `${workload}\n${principal}\n${route}`;
+export const egressKey = (source: string, destination: string) => `${source}\n${destination}`;
+
+const RESOURCE_SAMPLE = 64;
+
+/** Merges reports into windows; a window closes once reports have moved past it by the allowed lateness. */
+export class WindowAssembler {
+  readonly #open = new Map<number, WindowUsage>();
+
+  add(report: UsageReport): void {
+    const startMs = Date.parse(report.window.start);
+    let window = this.#open.get(startMs);
+    if (!window) {
+      window = {
+        startMs,
+        seconds: report.window.seconds,
+        callers: new Map(),
+        egress: new Map(),
+        workloads: new Set(),
+      };
+      this.#open.set(startMs, window);
+    }
+    const workload = `${report.source.namespace}/${report.source.workload}`;
+    const pod = report.source.pod ?? workload;
+    window.workloads.add(workload);
+    for (const entry of report.entries) {
+      if (entry.direction === 'outbound') {
+        const key = egressKey(workload, entry.destination);
+        const usage = window.egress.get(key) ?? {
+          source: workload,
+          destination: entry.destination,
+          requests: 0,
+          requestBytes: 0,
+          responseBytes: 0,
+        };
+        usage.requests += entry.requests;
+        usage.requestBytes += entry.requestBytes;
+        usage.responseBytes += entry.responseBytes;
+        window.egress.set(key, usage);
+        continue;
+      }
+      const principal = entry.principal ?? UNAUTHENTICATED;
+      const key = callerKey(workload, principal, entry.route);
+      let usage = window.callers.get(key);
+      if (!usage) {
+        usage = {
+          workload,
+          principal,
+          route: entry.route,
+          requests: 0,
+          requestBytes: 0,
+          responseBytes: 0,
+          distinctResources: 0,
+          resourceIds: new Set(),
+          byPod: new Map(),
+        };
+        window.callers.set(key, usage);
+      }
+      usage.requests += entry.requests;
+      usage.requestBytes += entry.requestBytes;
+      usage.responseBytes += entry.responseBytes;
+      usage.distinctResources += entry.distinctResources ?? 0;
+      for (const id of entry.resourceIds ?? []) {
+        if (usage.resourceIds.size >= RESOURCE_SAMPLE) break;
+        usage.resourceIds.add(id);
+      }
+      usage.byPod.set(pod, (usage.byPod.get(pod) ?? 0) + entry.responseBytes);
+    }
+  }
+
+  /** Windows that started before `beforeMs`, oldest first, removed from the open set. */
+  close(beforeMs = Number.POSITIVE_INFINITY): WindowUsage[] {
+    const closed = [...this.#open.values()]
+      .filter((window) => window.startMs < beforeMs)
+      .sort((a, b) => a.startMs - b.startMs);
+    for (const window of closed) this.#open.delete(window.startMs);
+    return closed;
+  }
+}

@@ -10,6 +10,8 @@ import { isRevokedCertificate, revocationOf } from '../common/revocation.ts';
 import { TLS_POLICY } from '../common/tls-policy.ts';
 import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
+import { policyCaps } from './detection/cap.ts';
+import { LiveDetection } from './detection/live-detection.ts';
 import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
 import { PolicyDirectory } from './policy-source.ts';
@@ -44,6 +46,8 @@ export interface ControlPlaneOptions {
   readonly minFanOutIntervalMs?: number;
   /** --redis: the Redis sidecars count global rate limits in; without it each replica enforces its share. */
   readonly redisUrl?: string;
+  /** How long the exfiltration detectors watch a caller or workload before it may alert (default a day). */
+  readonly detectionLearningMs?: number;
 }
 
 export interface ControlPlane {
@@ -108,8 +112,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       : {}),
     ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
   });
+  // Routes' exfiltration caps follow the policies; the detectors read them per window.
+  let caps = policyCaps([]);
+  const detection = new LiveDetection({
+    caps: (workload, route) => caps(workload, route),
+    logger,
+    now: Date.now,
+    ...(options.detectionLearningMs !== undefined
+      ? { config: { learningSeconds: options.detectionLearningMs / 1000 } }
+      : {}),
+  });
   const onChange = (next: readonly RoutePolicy[]) => {
     if (!options.redisUrl) warnOfGlobalLimitsWithoutRedis(next, logger);
+    caps = policyCaps(next);
     hub.setPolicies(next);
   };
   // The Kubernetes client is loaded only in cluster mode: it costs every
@@ -180,6 +195,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     operators: compilePrincipals(options.operators ?? defaultOperators(ca.trustDomain)),
     keepAliveMs,
     stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),
+    detection,
     tls: serving,
     limits: { ...CONTROL_PLANE_LIMITS, ...options.limits },
   });
@@ -231,6 +247,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       clearInterval(recheck);
       tokens.close();
       hub.close();
+      detection.close();
       await policies.close();
       await closeServer(server);
     },

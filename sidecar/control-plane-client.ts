@@ -1,6 +1,7 @@
 import { Agent, request } from 'undici';
 import { ControlPlaneError } from '../common/errors.ts';
 import { TLS_POLICY } from '../common/tls-policy.ts';
+import type { UsageReport } from '../common/usage.ts';
 import {
   type CertificateRequest,
   type CertificateResponse,
@@ -119,6 +120,12 @@ export class ControlPlaneClient {
 
   async ack(ack: SnapshotAck, signal?: AbortSignal): Promise<void> {
     const response = await this.#call('POST', '/v1/acks', ack, signal ? { signal } : {});
+    await response.body.dump();
+  }
+
+  /** One window's usage report (POST /v1/usage). */
+  async reportUsage(report: UsageReport): Promise<void> {
+    const response = await this.#call('POST', '/v1/usage', report);
     await response.body.dump();
   }
 

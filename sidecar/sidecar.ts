@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { getHeapStatistics } from 'node:v8';
 import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limits.ts';
@@ -25,6 +25,7 @@ import { GlobalLimiter } from './rate-limit/global-limiter.ts';
 import { describeRateLimit } from './rate-limit/limit.ts';
 import { BUCKET_SWEEP_MS, DEFAULT_MAX_BUCKETS, LocalBuckets } from './rate-limit/local-buckets.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
+import { UsageRecorder } from './telemetry/usage-recorder.ts';
 
 const ADVERTISE_LOOKUP_TIMEOUT_MS = 2_000;
 
@@ -55,6 +56,10 @@ export interface SidecarOptions {
   readonly headersWithUnderscores?: UnderscoreAction;
   /** How long a global rate-limit check may wait for Redis (default DEFAULT_REDIS_TIMEOUT_MS). */
   readonly redisTimeoutMs?: number;
+  /** Usage reports: one per window of this length (default 60 s). */
+  readonly usageWindowSeconds?: number;
+  /** This replica's name in usage reports (the pod's; default host name and process id). */
+  readonly pod?: string;
 }
 
 /** The snapshot as /config shows it: a password in the Redis URL is not for the admin port. */
@@ -243,9 +248,23 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   });
   const adminPort = await listen(admin, options.adminPort, '127.0.0.1');
 
+  // Every request's usage record, summed per window and sent to the control plane.
+  const usage = new UsageRecorder({
+    source: {
+      workload: options.workload,
+      namespace: options.namespace,
+      pod: options.pod ?? `${hostname()}-${process.pid}`,
+    },
+    windowSeconds: options.usageWindowSeconds ?? 60,
+    now,
+    send: (report) => client.reportUsage(report),
+    logger,
+  });
+
   const closeAll = async () => {
     clearInterval(sweep);
     globalLimits.close();
+    await usage.close();
     certificate.close();
     await watch?.close();
     await Promise.all([inbound?.close(), outbound?.close(), closeServer(admin)]);
@@ -265,6 +284,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     now,
     buckets,
     global: globalLimits,
+    usage,
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
   outbound = new OutboundListener({ svid, state, logger, metrics });

@@ -179,6 +179,8 @@ export interface TestMesh {
     headersWithUnderscores?: UnderscoreAction;
     /** The sidecar's clock (JWT and key-set expiry, entry expiry); default Date.now. */
     now?: () => number;
+    /** Usage report window (default 60 s). */
+    usageWindowSeconds?: number;
   }): Promise<Sidecar>;
 }
 
@@ -240,6 +242,7 @@ export async function startTestMesh(
         ...(o.inboundLimits ? { inboundLimits: o.inboundLimits } : {}),
         headersWithUnderscores: o.headersWithUnderscores,
         ...(o.now ? { now: o.now } : {}),
+        ...(o.usageWindowSeconds ? { usageWindowSeconds: o.usageWindowSeconds } : {}),
         caFile,
         bootstrapTokenFile:
           o.tokenFile ?? (await mesh.tokenFor(o.workload, o.namespace, o.serviceAccount, o.labels)),

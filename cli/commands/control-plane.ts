@@ -58,6 +58,11 @@ export const controlPlane: Command = {
       help: 'redis:// or rediss:// URL where sidecars count global rate limits (also POSTERN_REDIS_URL); without it each replica enforces its share',
     },
     {
+      name: 'detection-learning',
+      help: 'how long the exfiltration detectors watch a caller or workload before it may alert',
+      default: '24h',
+    },
+    {
       name: 'max-connections',
       help: 'open connections the API accepts; more are closed on accept, with a log line',
       default: String(CONTROL_PLANE_LIMITS.maxConnections),
@@ -98,6 +103,7 @@ export const controlPlane: Command = {
       maxWatchesPerIdentity: countFlag(values, 'max-watches-per-identity'),
       limits: { maxConnections: countFlag(values, 'max-connections') },
       ...redisFlag(values.redis ?? process.env.POSTERN_REDIS_URL),
+      detectionLearningMs: durationFlag(values, 'detection-learning'),
     });
     return untilSignalled(() => cp.close());
   },

@@ -60,6 +60,12 @@ export const sidecar: Command = {
       help: 'open inbound connections accepted; more are closed on accept, logged and counted',
       default: String(INBOUND_LIMITS.maxConnections),
     },
+    { name: 'pod', help: "this replica's name in usage reports (in a cluster, the pod's)" },
+    {
+      name: 'usage-window',
+      help: 'usage reports to the control plane: one per window of this length',
+      default: '1m',
+    },
     {
       name: 'redis-timeout',
       help: "how long a global rate-limit check waits for Redis before this replica's share decides",
@@ -101,6 +107,8 @@ export const sidecar: Command = {
       headersWithUnderscores: underscores,
       inboundLimits: { maxConnections: countFlag(values, 'max-inbound-connections') },
       redisTimeoutMs: durationFlag(values, 'redis-timeout'),
+      usageWindowSeconds: Math.max(1, Math.round(durationFlag(values, 'usage-window') / 1000)),
+      ...(values.pod ? { pod: values.pod } : {}),
     });
     return untilSignalled(() => running.close());
   },

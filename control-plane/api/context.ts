@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../common/log.ts';
 import type { PrincipalMatcher } from '../../common/policy/principals.ts';
+import type { LiveDetection } from '../detection/live-detection.ts';
 import type { MeshAuthority } from '../mesh-authority.ts';
 import type { RootRotation } from '../root-rotation.ts';
 import type { SnapshotHub } from '../snapshot-hub.ts';
@@ -26,6 +27,8 @@ export interface ApiContext {
   readonly keepAliveMs: number;
   /** A snapshot stream whose reader has taken nothing for this long is cut. */
   readonly stalledStreamMs: number;
+  /** Usage reports in, alerts out (POST /v1/usage, GET /v1/alerts). */
+  readonly detection: LiveDetection;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;

@@ -11,10 +11,11 @@ import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { NoPreparedRootError, RotationInProgressError } from '../root-phases.ts';
 import { ackRoutes } from './acks.ts';
 import { certificateRoutes } from './certificates.ts';
-import type { ApiContext, Handler, Routes } from './context.ts';
+import type { ApiContext, Routes } from './context.ts';
 import { NoWatchError, WatchLimitError } from './errors.ts';
 import { rotationRoutes } from './rotation.ts';
 import { snapshotRoutes } from './snapshots.ts';
+import { usageRoutes } from './usage.ts';
 
 export interface ApiServerOptions extends ApiContext {
   /** Serving certificate and key for 15010 (issued from `ca`). */
@@ -39,23 +40,17 @@ function statusOf(error: unknown): number {
 
 /**
  * The control plane's HTTPS API (port 15010), one module per resource:
- * certificates.ts, snapshots.ts, acks.ts, rotation.ts. Each route authenticates its
+ * certificates.ts, snapshots.ts, acks.ts, rotation.ts, usage.ts. Each route authenticates its
  * caller itself (see caller.ts).
  */
 export function createApiServer(options: ApiServerOptions): Server {
   const { logger } = options;
-  const notBuilt =
-    (what: string): Handler =>
-    async (_req, res) => {
-      sendError(res, 501, 'POSTERN_NOT_IMPLEMENTED', `${what} is not implemented yet`);
-    };
   const routes: Routes = {
     ...certificateRoutes(options),
     ...snapshotRoutes(options),
     ...ackRoutes(options),
     ...rotationRoutes(options),
-    'POST /v1/usage': notBuilt('usage reporting'),
-    'GET /v1/alerts': notBuilt('exfiltration alerts'),
+    ...usageRoutes(options),
   };
 
   const server = createServer(

@@ -64,6 +64,22 @@ export class DetectionEngine {
     return this.#detect(this.#windows.close());
   }
 
+  /**
+   * Live, quiet workloads send no later report to close their windows: a
+   * window closes on the clock too, once a window length has passed since
+   * it ended (the same lateness a later report allows).
+   */
+  expire(nowMs: number): Alert[] {
+    const windows = this.#windows.close(
+      Number.NEGATIVE_INFINITY,
+      (window) => window.startMs + 2 * window.seconds * 1000 <= nowMs,
+    );
+    for (const window of windows) {
+      this.#closedBeforeMs = Math.max(this.#closedBeforeMs, window.startMs + window.seconds * 1000);
+    }
+    return this.#detect(windows);
+  }
+
   #detect(windows: readonly WindowUsage[]): Alert[] {
     const alerts: Alert[] = [];
     const config = this.#config;

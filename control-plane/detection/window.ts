@@ -115,10 +115,13 @@ export class WindowAssembler {
     }
   }
 
-  /** Windows that started before `beforeMs`, oldest first, removed from the open set. */
-  close(beforeMs = Number.POSITIVE_INFINITY): WindowUsage[] {
+  /** Windows that started before `beforeMs` (or that `due` says are over), oldest first, removed from the open set. */
+  close(
+    beforeMs = Number.POSITIVE_INFINITY,
+    due: (window: WindowUsage) => boolean = () => false,
+  ): WindowUsage[] {
     const closed = [...this.#open.values()]
-      .filter((window) => window.startMs < beforeMs)
+      .filter((window) => window.startMs < beforeMs || due(window))
       .sort((a, b) => a.startMs - b.startMs);
     for (const window of closed) this.#open.delete(window.startMs);
     return closed;

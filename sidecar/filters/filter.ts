@@ -24,6 +24,8 @@ export interface Exchange {
   certificateThumbprint?: string;
   /** The policy decision (inbound; authorize filter). */
   decision?: Decision;
+  /** Bytes of the response body relayed to the client (inbound, once forwarded). */
+  responseBytes?: number;
   /** [name, value, ...] added to the response the app sends back (inbound; rate-limit filter's RateLimit). */
   responseHeaders?: string[];
   /** Where the request goes (outbound; route-destination filter). */

@@ -7,6 +7,8 @@ import { type LocalReply, sendLocalReply } from './local-reply.ts';
 
 export interface ForwardResult {
   readonly status: number;
+  /** Response body bytes relayed to the client. */
+  readonly responseBytes: number;
   /** Set when the sidecar answered with its own error instead of the upstream's response. */
   readonly failure?: LocalReply;
 }
@@ -102,6 +104,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #extraHeaders: readonly string[] | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
+  #bytes = 0;
 
   constructor(
     res: ServerResponse,
@@ -140,6 +143,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#bytes += chunk.length;
     if (!this.#res.write(chunk)) {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
@@ -148,7 +152,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#res.end();
-    this.#done({ status: this.#status });
+    this.#done({ status: this.#status, responseBytes: this.#bytes });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -156,12 +160,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     if (res.headersSent) {
       // Mid-body: cutting the connection is the only honest answer.
       res.destroy();
-      this.#done({ status: this.#status });
+      this.#done({ status: this.#status, responseBytes: this.#bytes });
       return;
     }
     const failure = upstreamFailure(error);
     if (!res.destroyed) sendLocalReply(res, failure);
-    this.#done({ status: failure.status, failure });
+    this.#done({ status: failure.status, responseBytes: 0, failure });
   }
 }
 

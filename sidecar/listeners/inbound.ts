@@ -38,6 +38,7 @@ import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
+import { type UsageRecorder, usageRecord } from '../telemetry/usage-recorder.ts';
 import { routeByFirstByte } from './first-byte.ts';
 import { type ExchangeHandlers, failTunnel, serveExchanges } from './serve-exchanges.ts';
 
@@ -53,6 +54,8 @@ export interface InboundOptions {
   readonly buckets: LocalBuckets;
   /** Where global rate limits count (Redis, or this replica's share). */
   readonly global: GlobalLimiter;
+  /** Where each request's usage record goes (absent: none kept). */
+  readonly usage?: UsageRecorder;
   /** Connection cap and timeouts for callers that have not proven anything yet. */
   readonly limits: ConnectionLimits;
   /** --headers-with-underscores; allow when not given. */
@@ -188,6 +191,7 @@ export class InboundListener {
       chain,
       metrics,
       logger,
+      ...(options.usage ? { answered: usageRecord(options.usage) } : {}),
       forward: async (exchange, res) => {
         const req = exchange.req;
         const target = exchange.target!;
@@ -199,7 +203,7 @@ export class InboundListener {
           identityHeaders(exchange),
           exchange.dropHeaders,
         );
-        const forwarded = forwardRequest(
+        const forwarded = await forwardRequest(
           this.#pool,
           req,
           res,
@@ -207,7 +211,8 @@ export class InboundListener {
           headers,
           exchange.responseHeaders,
         );
-        return (await forwarded).status;
+        exchange.responseBytes = forwarded.responseBytes;
+        return forwarded.status;
       },
       tunnel: (exchange, socket, head) => {
         scrubRequestHeadersInPlace(

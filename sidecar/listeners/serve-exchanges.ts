@@ -27,6 +27,8 @@ export interface ExchangeHandlers {
   forward(exchange: Exchange, res: ServerResponse): Promise<number>;
   /** Tunnels an Upgrade request the chain let through. */
   tunnel(exchange: Exchange, socket: Duplex, head: Buffer): void;
+  /** Told of every request once it is answered (usage records). */
+  answered?(exchange: Exchange, status: number): void;
 }
 
 /**
@@ -53,6 +55,7 @@ function newExchange(req: IncomingMessage): Exchange {
     certificateThumbprint: undefined,
     decision: undefined,
     responseHeaders: undefined,
+    responseBytes: undefined,
     destination: undefined,
   };
 }
@@ -82,6 +85,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     const decision = exchange.decision ? (exchange.decision.allowed ? 'allow' : 'deny') : 'none';
     metrics.requests.inc(direction, decision, status);
     metrics.duration.observe((performance.now() - exchange.startedAt) / 1000, direction);
+    handlers.answered?.(exchange, status);
   });
 
   server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -167,10 +167,13 @@ export function compilePolicies(
     const defaultAction: Action = policy.spec.defaultAction ?? 'deny';
     for (const route of policy.spec.routes) {
       const limit = route.rateLimit ?? policy.spec.rateLimit;
+      const template = route.match?.path?.template?.split('/');
+      const resourceSegment = template?.findIndex((segment) => segment.startsWith('{'));
       const base = {
         mode,
         policy: policyId(policy),
         route: route.name,
+        ...(resourceSegment !== undefined && resourceSegment > 0 ? { resourceSegment } : {}),
         ...(limit
           ? { rateLimit: compileRateLimit(limit, policyId(policy), route.name, mode) }
           : {}),

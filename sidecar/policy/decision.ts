@@ -33,6 +33,8 @@ export interface Decision {
   readonly bindingRequired?: boolean;
   /** The deciding route's rate limit (its own or its policy's default), which the rate-limit filter applies next. */
   readonly rateLimit?: CompiledRateLimit;
+  /** For a template route (/orders/{id}): the path segment holding the resource id, for usage records. */
+  readonly resourceSegment?: number;
 }
 
 export function decision(fields: Decision): Decision {

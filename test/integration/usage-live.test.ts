@@ -1,0 +1,70 @@
+import t from 'tap';
+import { request } from 'undici';
+import {
+  clientCredentials,
+  eventually,
+  mtlsAgent,
+  startEchoApp,
+  startTestMesh,
+  untilReady,
+} from '../helpers.ts';
+
+const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+const OPERATOR = 'spiffe://cluster.local/ns/postern-system/sa/operator';
+
+t.test(
+  'requests through a sidecar become usage reports, and the control plane alerts on them',
+  async (t) => {
+    // No learning, 1 s windows: a first caller is news within seconds.
+    const mesh = await startTestMesh(
+      t,
+      `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  routes:
+    - name: get-order
+      match: { methods: [GET], path: { template: "/orders/{id}" } }
+      allow: [{ principals: ["${TESTER}"] }]
+`,
+      { controlPlane: { detectionLearningMs: 0 } },
+    );
+    const app = await startEchoApp(t);
+    const sidecar = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+      usageWindowSeconds: 1,
+    });
+    await untilReady(sidecar.adminPort);
+    const tester = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
+    const operator = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, OPERATOR));
+    t.teardown(() => Promise.all([tester.close(), operator.close()]));
+    for (const id of ['17', '18', '17']) {
+      const response = await request(`https://127.0.0.1:${sidecar.inboundPort}/orders/${id}`, {
+        dispatcher: tester,
+      });
+      await response.body.dump();
+      t.equal(response.statusCode, 200);
+    }
+
+    let alerts: { detector: string; principal: string; evidence: Record<string, unknown> }[] = [];
+    await eventually(async () => {
+      const response = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
+      alerts = ((await response.body.json()) as { alerts: typeof alerts }).alerts;
+      return alerts.length > 0;
+    }, 15_000);
+    t.match(alerts, [
+      {
+        detector: 'novelty',
+        principal: TESTER,
+        workload: 'shop/orders',
+        route: 'get-order',
+        evidence: { requests: 3 },
+      },
+    ]);
+    t.ok((alerts[0]!.evidence.responseBytes as number) > 0, 'response bytes counted');
+  },
+);

@@ -56,7 +56,7 @@ export interface SidecarOptions {
   readonly headersWithUnderscores?: UnderscoreAction;
   /** How long a global rate-limit check may wait for Redis (default DEFAULT_REDIS_TIMEOUT_MS). */
   readonly redisTimeoutMs?: number;
-  /** Usage reports: one per window of this length (default 60 s). */
+  /** Usage reports: one per window of this length (default 60 s); 0 keeps no usage record. */
   readonly usageWindowSeconds?: number;
   /** This replica's name in usage reports (the pod's; default host name and process id). */
   readonly pod?: string;
@@ -249,22 +249,26 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const adminPort = await listen(admin, options.adminPort, '127.0.0.1');
 
   // Every request's usage record, summed per window and sent to the control plane.
-  const usage = new UsageRecorder({
-    source: {
-      workload: options.workload,
-      namespace: options.namespace,
-      pod: options.pod ?? `${hostname()}-${process.pid}`,
-    },
-    windowSeconds: options.usageWindowSeconds ?? 60,
-    now,
-    send: (report) => client.reportUsage(report),
-    logger,
-  });
+  const usageWindowSeconds = options.usageWindowSeconds ?? 60;
+  const usage =
+    usageWindowSeconds > 0
+      ? new UsageRecorder({
+          source: {
+            workload: options.workload,
+            namespace: options.namespace,
+            pod: options.pod ?? `${hostname()}-${process.pid}`,
+          },
+          windowSeconds: usageWindowSeconds,
+          now,
+          send: (report) => client.reportUsage(report),
+          logger,
+        })
+      : undefined;
 
   const closeAll = async () => {
     clearInterval(sweep);
     globalLimits.close();
-    await usage.close();
+    await usage?.close();
     certificate.close();
     await watch?.close();
     await Promise.all([inbound?.close(), outbound?.close(), closeServer(admin)]);
@@ -284,7 +288,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     now,
     buckets,
     global: globalLimits,
-    usage,
+    ...(usage ? { usage } : {}),
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
   outbound = new OutboundListener({ svid, state, logger, metrics });

@@ -67,6 +67,11 @@ export const sidecar: Command = {
       default: '1m',
     },
     {
+      name: 'usage-reports',
+      help: 'on | off: off keeps no usage record (and the exfiltration detectors see nothing of this workload)',
+      default: 'on',
+    },
+    {
       name: 'redis-timeout',
       help: "how long a global rate-limit check waits for Redis before this replica's share decides",
       default: '50ms',
@@ -107,9 +112,19 @@ export const sidecar: Command = {
       headersWithUnderscores: underscores,
       inboundLimits: { maxConnections: countFlag(values, 'max-inbound-connections') },
       redisTimeoutMs: durationFlag(values, 'redis-timeout'),
-      usageWindowSeconds: Math.max(1, Math.round(durationFlag(values, 'usage-window') / 1000)),
+      usageWindowSeconds: usageWindow(values),
       ...(values.pod ? { pod: values.pod } : {}),
     });
     return untilSignalled(() => running.close());
   },
 };
+
+/** --usage-window in whole seconds, or 0 for --usage-reports off. */
+function usageWindow(values: Readonly<Record<string, string | undefined>>): number {
+  const reports = values['usage-reports'];
+  if (reports !== 'on' && reports !== 'off') {
+    throw new ConfigError(`--usage-reports must be on or off; found ${JSON.stringify(reports)}`);
+  }
+  if (reports === 'off') return 0;
+  return Math.max(1, Math.round(durationFlag(values, 'usage-window') / 1000));
+}

@@ -1,6 +1,7 @@
 import type { RoutePolicy } from '../../common/policy/schema.ts';
 import { parseBytes, parseDuration } from '../../common/units.ts';
 import type { Alert } from '../../common/usage.ts';
+import { callerAlert } from './caller-alert.ts';
 import { windowsIn } from './config.ts';
 import type { History } from './history.ts';
 import type { CallerUsage } from './window.ts';
@@ -22,20 +23,12 @@ export function capAlert(
   const span = windowsIn(cap.perSeconds, history.windowSeconds);
   const total = usage.responseBytes + history.bytes.sumAgo(1, span - 1);
   if (total <= cap.bytes) return undefined;
-  return {
-    detector: 'cap',
-    severity: 'high',
-    principal: usage.principal,
-    workload: usage.workload,
-    route: usage.route,
-    windowStart: new Date(startMs).toISOString(),
-    evidence: {
-      responseBytes: total,
-      capBytes: cap.bytes,
-      perSeconds: cap.perSeconds,
-      action: cap.action,
-    },
-  };
+  return callerAlert(usage, 'cap', 'high', startMs, {
+    responseBytes: total,
+    capBytes: cap.bytes,
+    perSeconds: cap.perSeconds,
+    action: cap.action,
+  });
 }
 
 /**

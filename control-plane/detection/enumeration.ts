@@ -1,4 +1,5 @@
 import type { Alert } from '../../common/usage.ts';
+import { callerAlert } from './caller-alert.ts';
 import type { DetectionConfig } from './config.ts';
 import type { History } from './history.ts';
 import type { CallerUsage } from './window.ts';
@@ -24,18 +25,10 @@ export function enumerationAlert(
   if (distinct < config.enumerationFloor || distinct <= config.enumerationFactor * baseline) {
     return undefined;
   }
-  return {
-    detector: 'enumeration',
-    severity: 'high',
-    principal: usage.principal,
-    workload: usage.workload,
-    route: usage.route,
-    windowStart: new Date(startMs).toISOString(),
-    evidence: {
-      distinctResources: distinct,
-      baselineP99: baseline,
-      sampleIds: [...usage.resourceIds].slice(0, 10),
-      requests: usage.requests,
-    },
-  };
+  return callerAlert(usage, 'enumeration', 'high', startMs, {
+    distinctResources: distinct,
+    baselineP99: baseline,
+    sampleIds: [...usage.resourceIds].slice(0, 10),
+    requests: usage.requests,
+  });
 }

@@ -1,4 +1,5 @@
 import type { Alert } from '../../common/usage.ts';
+import { callerAlert } from './caller-alert.ts';
 import type { DetectionConfig } from './config.ts';
 import type { CallerUsage } from './window.ts';
 
@@ -15,18 +16,10 @@ export function noveltyAlert(
   startMs: number,
 ): Alert | undefined {
   if (startMs - workloadFirstSeenMs < config.learningSeconds * 1000) return undefined;
-  return {
-    detector: 'novelty',
-    severity: 'medium',
-    principal: usage.principal,
-    workload: usage.workload,
-    route: usage.route,
-    windowStart: new Date(startMs).toISOString(),
-    evidence: {
-      firstCall: true,
-      workloadWatchedSince: new Date(workloadFirstSeenMs).toISOString(),
-      requests: usage.requests,
-      responseBytes: usage.responseBytes,
-    },
-  };
+  return callerAlert(usage, 'novelty', 'medium', startMs, {
+    firstCall: true,
+    workloadWatchedSince: new Date(workloadFirstSeenMs).toISOString(),
+    requests: usage.requests,
+    responseBytes: usage.responseBytes,
+  });
 }

@@ -1,4 +1,5 @@
 import type { Alert } from '../../common/usage.ts';
+import { callerAlert } from './caller-alert.ts';
 import { type DetectionConfig, windowsIn } from './config.ts';
 import type { History } from './history.ts';
 import type { CallerUsage } from './window.ts';
@@ -27,18 +28,10 @@ export function slowVolumeAlert(
   }
   const threshold = Math.max(config.volumeFloorBytes, config.slowFactor * yesterday);
   if (recent <= threshold) return undefined;
-  return {
-    detector: 'slow-volume',
-    severity: 'medium',
-    principal: usage.principal,
-    workload: usage.workload,
-    route: usage.route,
-    windowStart: new Date(startMs).toISOString(),
-    evidence: {
-      spanSeconds: span * history.windowSeconds,
-      responseBytes: recent,
-      sameTimeYesterdayBytes: yesterday,
-      thresholdBytes: threshold,
-    },
-  };
+  return callerAlert(usage, 'slow-volume', 'medium', startMs, {
+    spanSeconds: span * history.windowSeconds,
+    responseBytes: recent,
+    sameTimeYesterdayBytes: yesterday,
+    thresholdBytes: threshold,
+  });
 }

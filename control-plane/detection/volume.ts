@@ -1,4 +1,5 @@
 import type { Alert } from '../../common/usage.ts';
+import { callerAlert } from './caller-alert.ts';
 import type { DetectionConfig } from './config.ts';
 import type { History } from './history.ts';
 import type { CallerUsage } from './window.ts';
@@ -24,21 +25,13 @@ export function volumeAlert(
   let largestPod = 0;
   for (const bytes of usage.byPod.values()) largestPod = Math.max(largestPod, bytes);
   const spread = usage.byPod.size >= config.spreadPods && largestPod <= threshold;
-  return {
-    detector: spread ? 'spread' : 'volume',
-    severity: 'high',
-    principal: usage.principal,
-    workload: usage.workload,
-    route: usage.route,
-    windowStart: new Date(startMs).toISOString(),
-    evidence: {
-      responseBytes: usage.responseBytes,
-      baselineP99Bytes: baseline,
-      thresholdBytes: threshold,
-      requests: usage.requests,
-      replicas: usage.byPod.size,
-      largestReplicaBytes: largestPod,
-      windowSeconds: history.windowSeconds,
-    },
-  };
+  return callerAlert(usage, spread ? 'spread' : 'volume', 'high', startMs, {
+    responseBytes: usage.responseBytes,
+    baselineP99Bytes: baseline,
+    thresholdBytes: threshold,
+    requests: usage.requests,
+    replicas: usage.byPod.size,
+    largestReplicaBytes: largestPod,
+    windowSeconds: history.windowSeconds,
+  });
 }

@@ -4,7 +4,8 @@ import { BUCKET_SCENARIOS } from './bucket-scenarios.ts';
 import { compileRateLimit } from './limit.ts';
 import { RedisBuckets } from './redis-buckets.ts';
 
-t.test('the Redis script keeps the same bucket as the local one, on a real Redis', async (t) => {
+/** A RedisBuckets on a Redis of its own, once it is ready. */
+async function connected(t: { teardown(fn: () => unknown): void }): Promise<RedisBuckets> {
   const server = await startRedis(t);
   let ready!: () => void;
   const up = new Promise<void>((resolve) => {
@@ -18,6 +19,11 @@ t.test('the Redis script keeps the same bucket as the local one, on a real Redis
   });
   t.teardown(() => redis.close());
   await up;
+  return redis;
+}
+
+t.test('the Redis script keeps the same bucket as the local one, on a real Redis', async (t) => {
+  const redis = await connected(t);
   for (const [n, scenario] of BUCKET_SCENARIOS.entries()) {
     const limit = compileRateLimit(
       {
@@ -45,21 +51,9 @@ t.test('the Redis script keeps the same bucket as the local one, on a real Redis
 });
 
 t.test(
-  'a refused take says how long until a token is back; Redis keeps an idle bucket no longer than it takes to fill',
+  'a refused take says how long until a token is back, and when the bucket is full again',
   async (t) => {
-    const server = await startRedis(t);
-    let ready!: () => void;
-    const up = new Promise<void>((resolve) => {
-      ready = resolve;
-    });
-    const redis = new RedisBuckets({
-      url: server.url,
-      commandTimeoutMs: 1000,
-      onReady: () => ready(),
-      onTrouble: () => {},
-    });
-    t.teardown(() => redis.close());
-    await up;
+    const redis = await connected(t);
     const limit = compileRateLimit(
       { requests: 2, per: '1s', scope: 'global' },
       'test/p',

@@ -1,0 +1,21 @@
+import type { Alert } from '../../common/usage.ts';
+import type { CallerUsage } from './window.ts';
+
+/** An alert about one caller on one route of a workload, in the window starting at `startMs`. */
+export function callerAlert(
+  usage: CallerUsage,
+  detector: Alert['detector'],
+  severity: Alert['severity'],
+  startMs: number,
+  evidence: Alert['evidence'],
+): Alert {
+  return {
+    detector,
+    severity,
+    principal: usage.principal,
+    workload: usage.workload,
+    route: usage.route,
+    windowStart: new Date(startMs).toISOString(),
+    evidence,
+  };
+}

@@ -291,7 +291,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     ...(usage ? { usage } : {}),
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
-  outbound = new OutboundListener({ svid, state, logger, metrics });
+  outbound = new OutboundListener({ svid, state, logger, metrics, ...(usage ? { usage } : {}) });
   const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
   const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');
 

@@ -28,6 +28,8 @@ export interface Exchange {
   responseBytes?: number;
   /** [name, value, ...] added to the response the app sends back (inbound; rate-limit filter's RateLimit). */
   responseHeaders?: string[];
+  /** A host outside the mesh registry the app asked for, `host:port` (outbound; route-destination filter refused it). */
+  unknownDestination?: string;
   /** Where the request goes (outbound; route-destination filter). */
   destination?: Endpoint;
 }

@@ -6,6 +6,12 @@ import type { Filter } from './filter.ts';
  * target an explicit proxy client sends (`GET http://orders/x`) or else the
  * Host header, and sets the canonical origin-form target to forward.
  */
+/** Longer authorities are cut: an app's typo or an attacker's payload must not grow usage records. */
+const MAX_AUTHORITY = 255;
+
+/** `host` as `host:80` (what a plain http:// call without a port reaches). */
+const withPort = (authority: string) => (/:\d+$/.test(authority) ? authority : `${authority}:80`);
+
 export function routeDestination(state: SnapshotState): Filter {
   return {
     name: 'route-destination',
@@ -43,6 +49,8 @@ export function routeDestination(state: SnapshotState): Filter {
         };
       const destination = applied.directory.resolve(authority);
       if (!destination) {
+        // Egress outside the mesh is refused, and recorded: the detectors watch where apps try to send.
+        exchange.unknownDestination = withPort(authority.toLowerCase().slice(0, MAX_AUTHORITY));
         return {
           status: 502,
           code: 'POSTERN_UNKNOWN_DESTINATION',

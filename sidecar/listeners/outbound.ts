@@ -17,6 +17,7 @@ import { MeshConnections } from '../outbound/mesh-connections.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
+import { egressRecord, type UsageRecorder } from '../telemetry/usage-recorder.ts';
 import { failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 export interface OutboundOptions {
@@ -24,6 +25,8 @@ export interface OutboundOptions {
   readonly state: SnapshotState;
   readonly logger: Logger;
   readonly metrics: SidecarMetrics;
+  /** Where attempts to leave the mesh are recorded (absent: not recorded). */
+  readonly usage?: UsageRecorder;
 }
 
 /**
@@ -54,6 +57,7 @@ export class OutboundListener {
       chain,
       metrics,
       logger,
+      ...(options.usage ? { answered: egressRecord(options.usage) } : {}),
       forward: async (exchange, res) => {
         const { req } = exchange;
         const target = exchange.target!;

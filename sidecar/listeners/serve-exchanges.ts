@@ -56,6 +56,7 @@ function newExchange(req: IncomingMessage): Exchange {
     decision: undefined,
     responseHeaders: undefined,
     responseBytes: undefined,
+    unknownDestination: undefined,
     destination: undefined,
   };
 }

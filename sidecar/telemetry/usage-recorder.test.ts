@@ -96,6 +96,25 @@ t.test('a report the control plane did not take is sent again with the next', as
   await usage.close();
 });
 
+t.test("the app's attempts to leave the mesh are counted per host", async (t) => {
+  const { usage, sent, advance } = recorder();
+  usage.outbound('paste.evil.example:443', 5000, 0);
+  usage.outbound('paste.evil.example:443', 7000, 0);
+  advance(60_000);
+  usage.outbound('api.partner.example:80', 1, 0);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(sent[0]!.entries, [
+    {
+      direction: 'outbound',
+      destination: 'paste.evil.example:443',
+      requests: 2,
+      requestBytes: 12_000,
+      responseBytes: 0,
+    },
+  ]);
+  await usage.close();
+});
+
 t.test('a path segment is found without splitting the path', async (t) => {
   t.equal(pathSegment('/orders/17', 2), '17');
   t.equal(pathSegment('/orders/17/items', 2), '17');

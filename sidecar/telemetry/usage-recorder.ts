@@ -43,6 +43,8 @@ export class UsageRecorder {
   readonly #windowMs: number;
   #startMs: number;
   #inbound = new Map<string, InboundTotals>();
+  /** Egress attempts by `host:port` outside the mesh. */
+  #outbound = new Map<string, { requests: number; requestBytes: number; responseBytes: number }>();
   readonly #pending: UsageReport[] = [];
   /** The queue being sent, while it is. */
   #inFlight: Promise<void> | undefined;
@@ -101,6 +103,20 @@ export class UsageRecorder {
     }
   }
 
+  /** One request of the app to a host outside the mesh (refused: egress is not allowed). */
+  outbound(destination: string, requestBytes: number, responseBytes: number): void {
+    this.#roll();
+    let totals = this.#outbound.get(destination);
+    if (!totals) {
+      if (this.#outbound.size >= MAX_ENTRIES) return;
+      totals = { requests: 0, requestBytes: 0, responseBytes: 0 };
+      this.#outbound.set(destination, totals);
+    }
+    totals.requests++;
+    totals.requestBytes += requestBytes;
+    totals.responseBytes += responseBytes;
+  }
+
   #roll(): void {
     const start = this.#windowOf(this.#options.now());
     if (start === this.#startMs) return;
@@ -111,8 +127,8 @@ export class UsageRecorder {
   /** Ends the current window: its report joins the queue, and the queue is sent. */
   #seal(): void {
     // Sent while the window's totals are built anew, never awaited here.
-    if (this.#inbound.size) {
-      const entries = [...this.#inbound.values()].map((t) => ({
+    if (this.#inbound.size || this.#outbound.size) {
+      const inbound = [...this.#inbound.values()].map((t) => ({
         direction: 'inbound' as const,
         ...(t.principal === undefined ? {} : { principal: t.principal }),
         ...(t.subject === undefined ? {} : { subject: t.subject }),
@@ -126,14 +142,20 @@ export class UsageRecorder {
           ? { distinctResources: t.ids.size, resourceIds: [...t.ids].slice(0, SAMPLED_IDS) }
           : {}),
       }));
+      const outbound = [...this.#outbound].map(([destination, t]) => ({
+        direction: 'outbound' as const,
+        destination,
+        ...t,
+      }));
       this.#inbound = new Map();
+      this.#outbound = new Map();
       this.#pending.push({
         source: this.#options.source,
         window: {
           start: new Date(this.#startMs).toISOString(),
           seconds: this.#options.windowSeconds,
         },
-        entries,
+        entries: [...inbound, ...outbound],
       });
       if (this.#pending.length > MAX_PENDING) this.#pending.shift();
     }
@@ -206,5 +228,15 @@ export function usageRecord(usage: UsageRecorder): (exchange: Exchange, status: 
         ? pathSegment(exchange.target.path, segment)
         : undefined,
     );
+  };
+}
+
+/** What an outbound exchange adds to the usage record: an attempt to leave the mesh. */
+export function egressRecord(usage: UsageRecorder): (exchange: Exchange, status: number) => void {
+  return (exchange) => {
+    const destination = exchange.unknownDestination;
+    if (destination === undefined) return;
+    const length = Number(exchange.req.headers['content-length'] ?? 0);
+    usage.outbound(destination, Number.isFinite(length) ? length : 0, 0);
   };
 }

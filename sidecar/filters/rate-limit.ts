@@ -93,7 +93,11 @@ export function rateLimitRequest(deps: {
       const key = bucketKey(limit.key, {
         principal: exchange.principal,
         claims: exchange.claims,
-        sourceAddress: unmappedAddress(exchange.req.socket.remoteAddress),
+        // Only a source-ip key reads the socket's address.
+        sourceAddress:
+          limit.key.kind === 'source-ip'
+            ? unmappedAddress(exchange.req.socket.remoteAddress)
+            : undefined,
       });
       if (limit.scope === 'local')
         return applyTake(exchange, limit, buckets.take(limit, key, now()), metrics);

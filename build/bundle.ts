@@ -49,8 +49,11 @@ export async function bundle(): Promise<void> {
     outdir: DIST,
     // Each role's own code in its own chunk, loaded by the command's import().
     splitting: true,
-    // Loaded only by the control plane in cluster mode, and large: left to node_modules.
-    external: ['@kubernetes/client-node'],
+    // Loaded only where switched on, and large, so left to node_modules: the
+    // Kubernetes client (control plane in cluster mode), the OpenTelemetry SDK
+    // and API (OTEL_* exporters; one copy, so the API the sidecar calls is the
+    // one the SDK registers with), pino (an access log).
+    external: ['@kubernetes/client-node', '@opentelemetry/*', 'pino'],
     metafile: true,
   });
   // Which sources went in: cli/processes.ts runs the bundle only while it is newer than all of them.

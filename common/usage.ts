@@ -21,6 +21,10 @@ const InboundEntry = Type.Object({
   responseBytes: Count,
   distinctResources: Type.Optional(Count),
   resourceIds: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })),
+  /** The addresses the caller connected from (a sample): where its identity was presented. */
+  addresses: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 16 })),
+  /** Trace ids of some of these requests (when the sidecar traces): evidence an alert can link to. */
+  traceIds: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9a-f]{32}$' }), { maxItems: 8 })),
 });
 
 const OutboundEntry = Type.Object({
@@ -36,6 +40,9 @@ export const UsageReportSchema = Type.Object({
     workload: Type.String({ minLength: 1 }),
     namespace: Type.String({ minLength: 1 }),
     pod: Type.Optional(Type.String()),
+    /** The reporting sidecar's SPIFFE ID and pod address: where that identity runs (the control plane states both). */
+    principal: Type.Optional(Type.String({ minLength: 1 })),
+    address: Type.Optional(Type.String({ minLength: 1 })),
   }),
   window: Type.Object({
     start: Type.String({ minLength: 1 }),
@@ -57,7 +64,8 @@ export interface Alert {
     | 'enumeration'
     | 'novelty'
     | 'egress'
-    | 'spread';
+    | 'spread'
+    | 'off-workload';
   readonly severity: 'low' | 'medium' | 'high';
   /** The caller (inbound) or the calling workload's `namespace/name` (egress). */
   readonly principal: string;

@@ -7,6 +7,7 @@ import { Logger } from '../common/log.ts';
 import { compilePrincipals } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import { isRevokedCertificate, revocationOf } from '../common/revocation.ts';
+import { startOpenTelemetry } from '../common/telemetry/open-telemetry.ts';
 import { TLS_POLICY } from '../common/tls-policy.ts';
 import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
@@ -112,12 +113,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       : {}),
     ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
   });
+  // OTel only when OTEL_* names an exporter: alerts then also go out as log records.
+  const openTelemetry = await startOpenTelemetry({
+    serviceName: 'postern-control-plane',
+    attributes: { 'postern.role': 'control-plane' },
+  });
   // Routes' exfiltration caps follow the policies; the detectors read them per window.
   let caps = policyCaps([]);
   const detection = new LiveDetection({
     caps: (workload, route) => caps(workload, route),
+    registered: (principal) => hub.addressesOf(principal),
     logger,
     now: Date.now,
+    ...(openTelemetry
+      ? { onAlert: (await import('./detection/alert-telemetry.ts')).alertTelemetry() }
+      : {}),
     ...(options.detectionLearningMs !== undefined
       ? { config: { learningSeconds: options.detectionLearningMs / 1000 } }
       : {}),
@@ -250,6 +260,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       detection.close();
       await policies.close();
       await closeServer(server);
+      await openTelemetry?.shutdown();
     },
   };
 }

@@ -191,6 +191,8 @@ export class SnapshotHub {
   #endpoints: Endpoint[] | undefined;
   /** Registered sidecars per `namespace/workload`, built with #endpoints. */
   #replicas: Map<string, number> | undefined;
+  /** Registered pod addresses per SPIFFE ID, built with #endpoints. */
+  #hosts: Map<string, string[]> | undefined;
   readonly #redisUrl: string | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #lastFanOut = Number.NEGATIVE_INFINITY;
@@ -360,6 +362,12 @@ export class SnapshotHub {
     return waiting;
   }
 
+  /** The pod addresses (hosts, without ports) where sidecars of `spiffeId` are registered. */
+  addressesOf(spiffeId: string): readonly string[] | undefined {
+    this.#registry();
+    return this.#hosts!.get(spiffeId);
+  }
+
   /** Every registered endpoint with the callers its policies admit; rebuilt after each change. */
   #registry(): readonly Endpoint[] {
     if (!this.#endpoints) {
@@ -380,9 +388,13 @@ export class SnapshotHub {
         (a.entry.service + a.entry.address).localeCompare(b.entry.service + b.entry.address),
       );
       this.#replicas = new Map();
+      this.#hosts = new Map();
       for (const { entry } of endpoints) {
         const key = `${entry.namespace}/${entry.service}`;
         this.#replicas.set(key, (this.#replicas.get(key) ?? 0) + 1);
+        const hosts = this.#hosts.get(entry.spiffeId) ?? [];
+        hosts.push(hostOfHostPort(entry.address));
+        this.#hosts.set(entry.spiffeId, hosts);
       }
     }
     return this.#endpoints;
@@ -455,6 +467,7 @@ export class SnapshotHub {
     this.#counter++;
     this.#endpoints = undefined;
     this.#replicas = undefined;
+    this.#hosts = undefined;
     if (this.#flushTimer) return;
     const wait = Math.max(0, this.#lastFanOut + this.#minFanOutIntervalMs - performance.now());
     this.#flushTimer = setTimeout(() => this.#fanOut(), wait);

@@ -36,10 +36,32 @@ function time(record: (usage: UsageRecorder, i: number) => void): number {
 }
 
 const hot = time((usage) =>
-  usage.inbound(FRONTEND, 'alice', 'list-orders', 'GET', 200, 0, 1024, undefined),
+  usage.inbound(
+    FRONTEND,
+    'alice',
+    'list-orders',
+    'GET',
+    200,
+    0,
+    1024,
+    undefined,
+    '10.0.1.5',
+    undefined,
+  ),
 );
 const ids = time((usage, i) =>
-  usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 1024, String(i % 10_000)),
+  usage.inbound(
+    FRONTEND,
+    'alice',
+    'get-order',
+    'GET',
+    200,
+    0,
+    1024,
+    String(i % 10_000),
+    '10.0.1.5',
+    undefined,
+  ),
 );
 process.stdout.write(
   `| record | ns per request |\n| --- | --- |\n| a caller and route already in the window | ${hot.toFixed(0)} |\n| a template route, its id in a set of 10,000 | ${ids.toFixed(0)} |\n`,

@@ -9,6 +9,7 @@ import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limi
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
+import { startOpenTelemetry } from '../common/telemetry/open-telemetry.ts';
 import { type Snapshot, trustBundleId } from '../common/wire.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
 import type { UnderscoreAction } from './http/headers.ts';
@@ -24,8 +25,9 @@ import { SnapshotWatch } from './policy/snapshot-watch.ts';
 import { GlobalLimiter } from './rate-limit/global-limiter.ts';
 import { describeRateLimit } from './rate-limit/limit.ts';
 import { BUCKET_SWEEP_MS, DEFAULT_MAX_BUCKETS, LocalBuckets } from './rate-limit/local-buckets.ts';
+import type { ExchangeObserver } from './telemetry/exchange-observer.ts';
 import { SidecarMetrics } from './telemetry/metrics.ts';
-import { UsageRecorder } from './telemetry/usage-recorder.ts';
+import { egressRecord, UsageRecorder, usageRecord } from './telemetry/usage-recorder.ts';
 
 const ADVERTISE_LOOKUP_TIMEOUT_MS = 2_000;
 
@@ -60,6 +62,8 @@ export interface SidecarOptions {
   readonly usageWindowSeconds?: number;
   /** This replica's name in usage reports (the pod's; default host name and process id). */
   readonly pod?: string;
+  /** Where the access log goes: stdout, stderr or a file (absent: no access log). */
+  readonly accessLog?: string;
 }
 
 /** The snapshot as /config shows it: a password in the Redis URL is not for the admin port. */
@@ -249,21 +253,48 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const adminPort = await listen(admin, options.adminPort, '127.0.0.1');
 
   // Every request's usage record, summed per window and sent to the control plane.
+  const pod = options.pod ?? `${hostname()}-${process.pid}`;
   const usageWindowSeconds = options.usageWindowSeconds ?? 60;
   const usage =
     usageWindowSeconds > 0
       ? new UsageRecorder({
-          source: {
-            workload: options.workload,
-            namespace: options.namespace,
-            pod: options.pod ?? `${hostname()}-${process.pid}`,
-          },
+          source: { workload: options.workload, namespace: options.namespace, pod },
           windowSeconds: usageWindowSeconds,
           now,
           send: (report) => client.reportUsage(report),
           logger,
         })
       : undefined;
+
+  // Telemetry loads only what is switched on: the OTel SDK when OTEL_* names an
+  // exporter, pino when there is an access log (see their modules).
+  const openTelemetry = await startOpenTelemetry({
+    serviceName: options.workload,
+    attributes: {
+      'k8s.namespace.name': options.namespace,
+      'k8s.pod.name': pod,
+      'postern.role': 'sidecar',
+    },
+  });
+  const tracing = openTelemetry ? await import('./telemetry/otel-exchange.ts') : undefined;
+  const accessLog = options.accessLog
+    ? (await import('./telemetry/access-log.ts')).openAccessLog(options.accessLog, {
+        workload: options.workload,
+        pod,
+      })
+    : undefined;
+  const observers = (direction: 'inbound' | 'outbound'): ExchangeObserver[] => {
+    const list: ExchangeObserver[] = [];
+    if (tracing)
+      list.push(
+        direction === 'inbound'
+          ? tracing.inboundTracing(options.workload)
+          : tracing.outboundTracing(),
+      );
+    if (usage) list.push(direction === 'inbound' ? usageRecord(usage) : egressRecord(usage));
+    if (accessLog) list.push(accessLog.observer(direction));
+    return list;
+  };
 
   const closeAll = async () => {
     clearInterval(sweep);
@@ -273,6 +304,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     await watch?.close();
     await Promise.all([inbound?.close(), outbound?.close(), closeServer(admin)]);
     await client.close();
+    accessLog?.close();
+    // Last: the spans of the requests just drained are in its final batch.
+    await openTelemetry?.shutdown();
   };
 
   const svid = await certificate.obtain();
@@ -288,10 +322,18 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     now,
     buckets,
     global: globalLimits,
-    ...(usage ? { usage } : {}),
+    observers: observers('inbound'),
+    traced: tracing !== undefined,
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
   });
-  outbound = new OutboundListener({ svid, state, logger, metrics, ...(usage ? { usage } : {}) });
+  outbound = new OutboundListener({
+    svid,
+    state,
+    logger,
+    metrics,
+    observers: observers('outbound'),
+    traced: tracing !== undefined,
+  });
   const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
   const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');
 

@@ -97,8 +97,15 @@ export function workloadCredentials(
  * the hostname check is replaced by a no-op here; the SPIFFE check of the
  * data path itself has its own tests.
  */
-export function mtlsAgent(credentials: Partial<PemCredentials> & { ca: string }): Agent {
-  return new Agent({ connect: { ...credentials, checkServerIdentity: () => undefined } });
+export function mtlsAgent(
+  credentials: Partial<PemCredentials> & { ca: string },
+  /** Where the client connects from (127.0.0.2: another host on loopback). */
+  options: { localAddress?: string } = {},
+): Agent {
+  return new Agent({
+    connect: { ...credentials, checkServerIdentity: () => undefined },
+    ...options,
+  });
 }
 
 export interface EchoApp {
@@ -404,6 +411,8 @@ export async function startOutboundListener(
     state,
     logger: testLogger('outbound'),
     metrics: new SidecarMetrics(),
+    observers: [],
+    traced: false,
   });
   const port = await outbound.listen(0, '127.0.0.1');
   t.teardown(() => outbound.close());

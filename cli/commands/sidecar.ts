@@ -72,6 +72,11 @@ export const sidecar: Command = {
       default: 'on',
     },
     {
+      name: 'access-log',
+      help: 'one JSON line per request: off | stdout | stderr | a file path (appended to)',
+      default: 'off',
+    },
+    {
       name: 'redis-timeout',
       help: "how long a global rate-limit check waits for Redis before this replica's share decides",
       default: '50ms',
@@ -114,6 +119,7 @@ export const sidecar: Command = {
       redisTimeoutMs: durationFlag(values, 'redis-timeout'),
       usageWindowSeconds: usageWindow(values),
       ...(values.pod ? { pod: values.pod } : {}),
+      ...(values['access-log'] !== 'off' ? { accessLog: values['access-log']! } : {}),
     });
     return untilSignalled(() => running.close());
   },

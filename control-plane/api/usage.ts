@@ -1,3 +1,4 @@
+import { unmappedAddress } from '../../common/address.ts';
 import { ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError, readJsonBody, sendJson } from '../../common/http-json.ts';
 import { parseUsageReport } from '../../common/usage.ts';
@@ -34,7 +35,17 @@ export function usageRoutes(ctx: ApiContext): Routes {
         `the certificate of ${caller.spiffeId} was issued for ${caller.namespace}/${caller.workload}; it cannot report for ${source.namespace}/${source.workload}`,
       );
     }
-    detection.report(parsed.report);
+    // Who reports and from where are the connection's to state, not the
+    // report's: they tell the off-workload detector where this identity runs.
+    const address = unmappedAddress(req.socket.remoteAddress);
+    detection.report({
+      ...parsed.report,
+      source: {
+        ...source,
+        principal: caller.spiffeId,
+        ...(address ? { address } : {}),
+      },
+    });
     res.writeHead(204).end();
   };
 

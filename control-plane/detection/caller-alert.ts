@@ -1,7 +1,11 @@
 import type { Alert } from '../../common/usage.ts';
 import type { CallerUsage } from './window.ts';
 
-/** An alert about one caller on one route of a workload, in the window starting at `startMs`. */
+/**
+ * An alert about one caller on one route of a workload, in the window
+ * starting at `startMs`; the evidence also names a few of the window's
+ * trace ids when the sidecars traced, so the requests can be looked at.
+ */
 export function callerAlert(
   usage: CallerUsage,
   detector: Alert['detector'],
@@ -16,6 +20,6 @@ export function callerAlert(
     workload: usage.workload,
     route: usage.route,
     windowStart: new Date(startMs).toISOString(),
-    evidence,
+    evidence: usage.traceIds.size ? { ...evidence, sampleTraceIds: [...usage.traceIds] } : evidence,
   };
 }

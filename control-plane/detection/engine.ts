@@ -13,9 +13,14 @@ import { egressAlert } from './egress.ts';
 import { distinctOf, enumerationAlert } from './enumeration.ts';
 import { History } from './history.ts';
 import { noveltyAlert } from './novelty.ts';
+import { offWorkloadAlert } from './off-workload.ts';
 import { slowVolumeAlert } from './slow-volume.ts';
 import { volumeAlert } from './volume.ts';
 import { WindowAssembler, type WindowUsage } from './window.ts';
+import { WorkloadAddresses } from './workload-addresses.ts';
+
+/** A pod address vouches for its identity this long after the pod last reported (event time). */
+const POD_ADDRESS_RETENTION_MS = 3600_000;
 
 /** The policy caps of a workload's route (`namespace/workload`, route name). */
 export type CapLookup = (workload: string, route: string) => readonly ResponseCap[];
@@ -26,6 +31,7 @@ export class DetectionEngine {
   readonly #windows = new WindowAssembler();
   readonly #callers = new Map<string, History>();
   readonly #egress = new Map<string, History>();
+  readonly #pods: WorkloadAddresses;
   /** When each workload first reported: the learning period of novelty runs from here. */
   readonly #workloadSince = new Map<string, number>();
   #latestMs = Number.NEGATIVE_INFINITY;
@@ -34,9 +40,17 @@ export class DetectionEngine {
   /** Reports dropped for arriving after their window closed. */
   lateReports = 0;
 
-  constructor(options: { config?: Partial<DetectionConfig>; caps?: CapLookup } = {}) {
+  constructor(
+    options: {
+      config?: Partial<DetectionConfig>;
+      caps?: CapLookup;
+      /** Live: where the registry says an identity's pods run (pod addresses), beside what reports say. */
+      registered?: (principal: string) => Iterable<string> | undefined;
+    } = {},
+  ) {
     this.#config = Object.freeze({ ...DEFAULT_DETECTION, ...options.config });
     this.#caps = options.caps ?? (() => []);
+    this.#pods = new WorkloadAddresses(POD_ADDRESS_RETENTION_MS, options.registered);
   }
 
   /**
@@ -93,6 +107,7 @@ export class DetectionEngine {
       for (const workload of window.workloads) {
         if (!this.#workloadSince.has(workload)) this.#workloadSince.set(workload, startMs);
       }
+      this.#pods.saw(window.pods, startMs);
       for (const [key, usage] of window.callers) {
         let history = this.#callers.get(key);
         // What the window adds to the baseline: an anomalous window enters it
@@ -127,6 +142,7 @@ export class DetectionEngine {
           emit(history, walk);
           if (walk) distinct = walk.evidence.baselineP99 as number;
         }
+        emit(history, offWorkloadAlert(usage, this.#pods.of(usage.principal, startMs), startMs));
         for (const cap of this.#caps(usage.workload, usage.route)) {
           emit(history, capAlert(usage, history, cap, startMs));
         }

@@ -14,15 +14,22 @@ export class LiveDetection {
   readonly alerts = new AlertLog();
   readonly #logger: Logger;
   readonly #timer: NodeJS.Timeout;
+  readonly #onAlert: ((alert: Alert) => void) | undefined;
 
   constructor(options: {
     readonly config?: Partial<DetectionConfig>;
     readonly caps: CapLookup;
+    /** Where the registry says an identity's pods run (the off-workload detector's context). */
+    readonly registered?: (principal: string) => Iterable<string> | undefined;
     readonly logger: Logger;
     readonly now: () => number;
+    /** Also told of each alert (OpenTelemetry, when exported). */
+    readonly onAlert?: (alert: Alert) => void;
   }) {
+    this.#onAlert = options.onAlert;
     this.engine = new DetectionEngine({
       caps: options.caps,
+      ...(options.registered ? { registered: options.registered } : {}),
       ...(options.config ? { config: options.config } : {}),
     });
     this.#logger = options.logger;
@@ -48,6 +55,7 @@ export class LiveDetection {
         windowStart: alert.windowStart,
         evidence: alert.evidence,
       });
+      this.#onAlert?.(alert);
     }
   }
 

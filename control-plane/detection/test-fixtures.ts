@@ -24,6 +24,8 @@ export function usage(
     distinctResources: 0,
     resourceIds: new Set(),
     byPod: new Map(Object.entries(pods ?? { 'orders-1': responseBytes })),
+    addresses: new Set(),
+    traceIds: new Set(),
     ...rest,
   };
 }

@@ -23,6 +23,10 @@ export interface CallerUsage {
   readonly resourceIds: Set<string>;
   /** Response bytes per reporting pod: how the caller spread its volume. */
   readonly byPod: Map<string, number>;
+  /** Addresses the caller connected from (what the reports sampled, merged). */
+  readonly addresses: Set<string>;
+  /** Trace ids of some of its requests, for the evidence. */
+  readonly traceIds: Set<string>;
 }
 
 export interface EgressUsage {
@@ -42,6 +46,8 @@ export interface WindowUsage {
   readonly egress: Map<string, EgressUsage>;
   /** Workloads that reported this window. */
   readonly workloads: Set<string>;
+  /** Where each reporting identity runs: SPIFFE ID → pod addresses (from reports that state them). */
+  readonly pods: Map<string, Set<string>>;
 }
 
 export const callerKey = (workload: string, principal: string, route: string) =>
@@ -49,6 +55,16 @@ export const callerKey = (workload: string, principal: string, route: string) =>
 export const egressKey = (source: string, destination: string) => `${source}\n${destination}`;
 
 const RESOURCE_SAMPLE = 64;
+const ADDRESS_SAMPLE = 16;
+const TRACE_SAMPLE = 8;
+
+function addSampled<T>(into: Set<T>, values: readonly T[] | undefined, max: number): void {
+  if (!values) return;
+  for (const value of values) {
+    if (into.size >= max) return;
+    into.add(value);
+  }
+}
 
 /** Merges reports into windows; a window closes once reports have moved past it by the allowed lateness. */
 export class WindowAssembler {
@@ -64,12 +80,19 @@ export class WindowAssembler {
         callers: new Map(),
         egress: new Map(),
         workloads: new Set(),
+        pods: new Map(),
       };
       this.#open.set(startMs, window);
     }
     const workload = `${report.source.namespace}/${report.source.workload}`;
     const pod = report.source.pod ?? workload;
     window.workloads.add(workload);
+    const { principal: sourceId, address: sourceAddress } = report.source;
+    if (sourceId && sourceAddress) {
+      const addresses = window.pods.get(sourceId) ?? new Set();
+      addresses.add(sourceAddress);
+      window.pods.set(sourceId, addresses);
+    }
     for (const entry of report.entries) {
       if (entry.direction === 'outbound') {
         const key = egressKey(workload, entry.destination);
@@ -100,6 +123,8 @@ export class WindowAssembler {
           distinctResources: 0,
           resourceIds: new Set(),
           byPod: new Map(),
+          addresses: new Set(),
+          traceIds: new Set(),
         };
         window.callers.set(key, usage);
       }
@@ -107,10 +132,9 @@ export class WindowAssembler {
       usage.requestBytes += entry.requestBytes;
       usage.responseBytes += entry.responseBytes;
       usage.distinctResources += entry.distinctResources ?? 0;
-      for (const id of entry.resourceIds ?? []) {
-        if (usage.resourceIds.size >= RESOURCE_SAMPLE) break;
-        usage.resourceIds.add(id);
-      }
+      addSampled(usage.resourceIds, entry.resourceIds, RESOURCE_SAMPLE);
+      addSampled(usage.addresses, entry.addresses, ADDRESS_SAMPLE);
+      addSampled(usage.traceIds, entry.traceIds, TRACE_SAMPLE);
       usage.byPod.set(pod, (usage.byPod.get(pod) ?? 0) + entry.responseBytes);
     }
   }

@@ -1,14 +1,27 @@
 // Demo app "frontend": calls orders by its service name, through its
 // sidecar's outbound listener (HTTP_PROXY), in plain HTTP. The sidecars add
 // mTLS and identity; this code contains none of it.
-import { createServer } from 'node:http';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { EnvHttpProxyAgent, request } from 'undici';
 
 const proxy = new EnvHttpProxyAgent();
 const ORDERS_URL = process.env.ORDERS_URL ?? 'http://orders';
 
-async function callOrders(path: string): Promise<{ status: number; body: unknown }> {
-  const response = await request(`${ORDERS_URL}${path}`, { dispatcher: proxy });
+// The W3C trace context of the request being served goes on to orders, as an
+// OpenTelemetry-instrumented app's HTTP client does; then the trace the
+// sidecars export runs client -> frontend -> orders in one piece.
+const TRACE_CONTEXT = ['traceparent', 'tracestate'] as const;
+
+async function callOrders(
+  path: string,
+  incoming: IncomingHttpHeaders,
+): Promise<{ status: number; body: unknown }> {
+  const headers: Record<string, string> = {};
+  for (const name of TRACE_CONTEXT) {
+    const value = incoming[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  const response = await request(`${ORDERS_URL}${path}`, { dispatcher: proxy, headers });
   const text = await response.body.text();
   try {
     return { status: response.statusCode, body: JSON.parse(text) };
@@ -29,7 +42,7 @@ const server = createServer(async (req, res) => {
     return;
   }
   try {
-    const orders = await callOrders(upstreamPath);
+    const orders = await callOrders(upstreamPath, req.headers);
     // Relay orders' status, so a denial by orders' sidecar shows as the 403 it is.
     res.writeHead(orders.status, { 'content-type': 'application/json' });
     res.end(

@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
+import type { Span } from '@opentelemetry/api';
 import type { RequestTarget } from '../../common/canonical-path.ts';
 import type { LocalReply } from '../http/local-reply.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
 import type { Decision } from '../policy/decision.ts';
+import type { RateLimitOutcome } from '../rate-limit/limit.ts';
 
 /** What the filters of one request learn, in the order the chain fills it in. */
 export interface Exchange {
@@ -32,6 +34,12 @@ export interface Exchange {
   unknownDestination?: string;
   /** Where the request goes (outbound; route-destination filter). */
   destination?: Endpoint;
+  /** What the route's rate limit made of the request (inbound; rate-limit filter). */
+  rateLimit?: RateLimitOutcome;
+  /** This request's span, when the process exports traces (telemetry/otel-exchange.ts). */
+  span?: Span;
+  /** [name, value, ...]: the span's trace context, sent on in place of the one that arrived. */
+  traceHeaders?: string[];
 }
 
 /**

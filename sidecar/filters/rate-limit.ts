@@ -38,10 +38,13 @@ export function applyTake(
   metrics: SidecarMetrics,
 ): LocalReply | undefined {
   if (!take.allowed && limit.mode === 'enforce') {
+    exchange.rateLimit = 'limited';
     metrics.rateLimits.inc(limit.name, limit.keyName, 'limited');
     return limited(limit, take);
   }
-  metrics.rateLimits.inc(limit.name, limit.keyName, take.allowed ? 'allowed' : 'would-limit');
+  const outcome = take.allowed ? 'allowed' : 'would-limit';
+  exchange.rateLimit = outcome;
+  metrics.rateLimits.inc(limit.name, limit.keyName, outcome);
   exchange.responseHeaders = [
     'ratelimit-policy',
     limit.policyHeader,
@@ -80,6 +83,7 @@ export function rateLimitRequest(deps: {
   const { state, buckets, global, metrics, now } = deps;
   const decide = (exchange: Exchange, limit: CompiledRateLimit, take: GlobalTake) => {
     if ('failedClosed' in take) {
+      exchange.rateLimit = 'failed-closed';
       metrics.rateLimits.inc(limit.name, limit.keyName, 'failed-closed');
       return FAILED_CLOSED_REPLY(limit);
     }

@@ -124,6 +124,13 @@ export function clientAddressOf(
 /** How a listener treats request headers (its request-headers filter and its forwarding); built once per listener. */
 export interface RequestHeaderRules {
   readonly underscores: UnderscoreAction;
+  /**
+   * The listener traces requests: the W3C trace context that arrived
+   * (traceparent, tracestate) is dropped, and the exchange's own span
+   * context is added in its place (telemetry/otel-exchange.ts). Without
+   * tracing both pass untouched, so apps' own traces still join up.
+   */
+  readonly replaceTraceContext?: boolean;
 }
 
 /**
@@ -145,6 +152,8 @@ function fateOf(
   drop: ReadonlySet<string> | undefined,
 ): Fate {
   if (named?.has(lowerName) || drop?.has(lowerName)) return 'drop';
+  if (rules.replaceTraceContext && (lowerName === 'traceparent' || lowerName === 'tracestate'))
+    return 'drop';
   if (lowerName.includes('_')) {
     if (drop?.has(lowerName.replaceAll('_', '-'))) return 'drop';
     return underscoreVerdict(lowerName, rules.underscores) === 'keep' ? 'keep' : 'drop';

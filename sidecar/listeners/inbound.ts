@@ -37,8 +37,8 @@ import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
+import type { ExchangeObserver } from '../telemetry/exchange-observer.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import { type UsageRecorder, usageRecord } from '../telemetry/usage-recorder.ts';
 import { routeByFirstByte } from './first-byte.ts';
 import { type ExchangeHandlers, failTunnel, serveExchanges } from './serve-exchanges.ts';
 
@@ -54,8 +54,10 @@ export interface InboundOptions {
   readonly buckets: LocalBuckets;
   /** Where global rate limits count (Redis, or this replica's share). */
   readonly global: GlobalLimiter;
-  /** Where each request's usage record goes (absent: none kept). */
-  readonly usage?: UsageRecorder;
+  /** What records each request (usage, access log, tracing). */
+  readonly observers: readonly ExchangeObserver[];
+  /** Requests are traced here: the trace context sent to the app is this sidecar's span's. */
+  readonly traced: boolean;
   /** Connection cap and timeouts for callers that have not proven anything yet. */
   readonly limits: ConnectionLimits;
   /** --headers-with-underscores; allow when not given. */
@@ -96,6 +98,7 @@ export class InboundListener {
     const { state, logger, metrics, now } = options;
     const headerRules: RequestHeaderRules = Object.freeze({
       underscores: options.headersWithUnderscores ?? DEFAULT_UNDERSCORE_ACTION,
+      replaceTraceContext: options.traced,
     });
     this.#ownId = options.svid.spiffeId;
     this.#identities = new PeerIdentityCache(parseSpiffeId(this.#ownId).trustDomain);
@@ -176,6 +179,7 @@ export class InboundListener {
       if (exchange.principal) headers.push(IDENTITY_HEADER, exchange.principal);
       const decision = exchange.decision;
       if (exchange.addHeaders) for (const item of exchange.addHeaders) headers.push(item);
+      if (exchange.traceHeaders) for (const item of exchange.traceHeaders) headers.push(item);
       // Only an audit-mode denial reaches the app: tell it what enforcement would do.
       if (decision && !decision.allowed) {
         headers.push(
@@ -191,7 +195,7 @@ export class InboundListener {
       chain,
       metrics,
       logger,
-      ...(options.usage ? { answered: usageRecord(options.usage) } : {}),
+      observers: options.observers,
       forward: async (exchange, res) => {
         const req = exchange.req;
         const target = exchange.target!;

@@ -8,6 +8,7 @@ import { outboundChain } from '../filters/chains.ts';
 import { forwardRequest } from '../http/forward.ts';
 import {
   OUTBOUND_HEADER_RULES,
+  type RequestHeaderRules,
   scrubRequestHeadersInPlace,
   upstreamRequestHeaders,
 } from '../http/headers.ts';
@@ -16,17 +17,21 @@ import type { Svid } from '../identity/svid.ts';
 import { MeshConnections } from '../outbound/mesh-connections.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
+import type { ExchangeObserver } from '../telemetry/exchange-observer.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
-import { egressRecord, type UsageRecorder } from '../telemetry/usage-recorder.ts';
 import { failTunnel, serveExchanges } from './serve-exchanges.ts';
+
+const NO_HEADERS: readonly string[] = Object.freeze([]);
 
 export interface OutboundOptions {
   readonly svid: Svid;
   readonly state: SnapshotState;
   readonly logger: Logger;
   readonly metrics: SidecarMetrics;
-  /** Where attempts to leave the mesh are recorded (absent: not recorded). */
-  readonly usage?: UsageRecorder;
+  /** What records each request (attempts to leave the mesh, tracing). */
+  readonly observers: readonly ExchangeObserver[];
+  /** Requests are traced here: the trace context sent on is this sidecar's span's. */
+  readonly traced: boolean;
 }
 
 /**
@@ -46,6 +51,9 @@ export class OutboundListener {
       state.current?.revoked.get(spiffeId),
     );
     const chain = outboundChain({ state });
+    const headerRules: RequestHeaderRules = options.traced
+      ? Object.freeze({ ...OUTBOUND_HEADER_RULES, replaceTraceContext: true })
+      : OUTBOUND_HEADER_RULES;
     this.#proxy = httpProxy.createProxyServer({ ws: true });
     this.#proxy.on('error', (error, _req, socket) =>
       failTunnel(socket as Duplex, error, logger, 'outbound'),
@@ -57,7 +65,7 @@ export class OutboundListener {
       chain,
       metrics,
       logger,
-      ...(options.usage ? { answered: egressRecord(options.usage) } : {}),
+      observers: options.observers,
       forward: async (exchange, res) => {
         const { req } = exchange;
         const target = exchange.target!;
@@ -66,12 +74,13 @@ export class OutboundListener {
         const headers = upstreamRequestHeaders(
           req.rawHeaders,
           req.headers.connection,
-          OUTBOUND_HEADER_RULES,
+          headerRules,
           undefined,
-          [],
+          exchange.traceHeaders ?? NO_HEADERS,
         );
         const pool = this.#connections.poolFor(destination);
         const result = await forwardRequest(pool, req, res, target.path + target.search, headers);
+        exchange.responseBytes = result.responseBytes;
         if (result.failure) {
           logger.warn('outbound request failed', {
             destination: destination.address,
@@ -84,7 +93,12 @@ export class OutboundListener {
       },
       tunnel: (exchange, socket, head) => {
         const destination = exchange.destination!;
-        scrubRequestHeadersInPlace(exchange.req.headers, OUTBOUND_HEADER_RULES, undefined, []);
+        scrubRequestHeadersInPlace(
+          exchange.req.headers,
+          headerRules,
+          undefined,
+          exchange.traceHeaders ?? NO_HEADERS,
+        );
         this.#proxy.ws(exchange.req, socket, head, {
           target: `https://${destination.address}`,
           agent: this.#connections.agentFor(destination),

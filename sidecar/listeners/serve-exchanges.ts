@@ -4,6 +4,7 @@ import type { Logger } from '../../common/log.ts';
 import { type Exchange, type Filter, runFilters } from '../filters/filter.ts';
 import { upstreamFailure } from '../http/forward.ts';
 import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
+import { type ExchangeObserver, requestBodyBytes } from '../telemetry/exchange-observer.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 
 const INTERNAL_ERROR = {
@@ -27,8 +28,8 @@ export interface ExchangeHandlers {
   forward(exchange: Exchange, res: ServerResponse): Promise<number>;
   /** Tunnels an Upgrade request the chain let through. */
   tunnel(exchange: Exchange, socket: Duplex, head: Buffer): void;
-  /** Told of every request once it is answered (usage records). */
-  answered?(exchange: Exchange, status: number): void;
+  /** Told of every request as it arrives and once it is answered (usage records, access log, tracing). */
+  readonly observers: readonly ExchangeObserver[];
 }
 
 /**
@@ -58,16 +59,31 @@ function newExchange(req: IncomingMessage): Exchange {
     responseBytes: undefined,
     unknownDestination: undefined,
     destination: undefined,
+    rateLimit: undefined,
+    span: undefined,
+    traceHeaders: undefined,
   };
 }
 
 export function serveExchanges(server: Server, handlers: ExchangeHandlers): void {
-  const { direction, chain, metrics } = handlers;
+  const { direction, chain, metrics, observers, logger } = handlers;
+  const beginning = observers.filter((observer) => observer.begin);
+  const begin = (exchange: Exchange) => {
+    for (let i = 0; i < beginning.length; i++) beginning[i]!.begin!(exchange);
+  };
+  const end = (exchange: Exchange, status: number) => {
+    try {
+      for (let i = 0; i < observers.length; i++) observers[i]!.end(exchange, status);
+    } catch (error) {
+      logger.error('recording a request failed', { direction, error });
+    }
+  };
 
   server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
     const exchange = newExchange(req);
     let status: number;
     try {
+      begin(exchange);
       const result = runFilters(chain, exchange);
       const reply = result instanceof Promise ? await result : result;
       if (reply) {
@@ -79,14 +95,27 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     } catch (error) {
       // A bug must cost one request, never the process and every other request.
       status = 500;
-      handlers.logger.error('request handling failed', { direction, error });
+      logger.error('request handling failed', { direction, error });
       if (!res.headersSent) sendLocalReply(res, INTERNAL_ERROR);
       else res.destroy();
     }
-    const decision = exchange.decision ? (exchange.decision.allowed ? 'allow' : 'deny') : 'none';
-    metrics.requests.inc(direction, decision, status);
-    metrics.duration.observe((performance.now() - exchange.startedAt) / 1000, direction);
-    handlers.answered?.(exchange, status);
+    const decided = exchange.decision;
+    metrics.requests.inc(
+      direction,
+      decided ? (decided.allowed ? 'allow' : 'deny') : 'none',
+      status,
+    );
+    const policy = decided?.policy ?? 'none';
+    const route = decided?.route ?? 'none';
+    metrics.duration.observe(
+      (performance.now() - exchange.startedAt) / 1000,
+      direction,
+      policy,
+      route,
+    );
+    metrics.requestSize.observe(requestBodyBytes(exchange), direction, policy, route);
+    metrics.responseSize.observe(exchange.responseBytes ?? 0, direction, policy, route);
+    end(exchange, status);
   });
 
   server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -100,19 +129,25 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       return;
     }
     const exchange = newExchange(req);
+    // An upgrade is recorded as answered once its tunnel starts (101) or it is refused.
+    let status = 101;
     try {
+      begin(exchange);
       const result = runFilters(chain, exchange);
       const reply = result instanceof Promise ? await result : result;
       if (reply) {
         writeLocalReplyToSocket(socket, reply);
-        return;
+        status = reply.status;
+      } else {
+        req.url = exchange.target!.path + exchange.target!.search;
+        handlers.tunnel(exchange, socket, head);
       }
-      req.url = exchange.target!.path + exchange.target!.search;
-      handlers.tunnel(exchange, socket, head);
     } catch (error) {
-      handlers.logger.error('upgrade handling failed', { direction, error });
+      logger.error('upgrade handling failed', { direction, error });
       writeLocalReplyToSocket(socket, INTERNAL_ERROR);
+      status = INTERNAL_ERROR.status;
     }
+    end(exchange, status);
   });
 }
 

@@ -7,6 +7,9 @@ import { parseDuration } from '../../common/units.ts';
 import type { Mode } from '../policy/decision.ts';
 import type { BucketShape } from './token-bucket.ts';
 
+/** What a route's rate limit made of one request (would-limit: audit mode let it through). */
+export type RateLimitOutcome = 'allowed' | 'limited' | 'would-limit' | 'failed-closed';
+
 export type RateLimitKey =
   | { readonly kind: 'principal' | 'subject' | 'source-ip' | 'consumer' | 'route' }
   | { readonly kind: 'claim'; readonly claim: string };

@@ -119,6 +119,8 @@ export class Histogram {
   }
 }
 
+const BODY_SIZE_BUCKETS = [100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
 /** The sidecar's metrics. Names follow the OpenTelemetry HTTP conventions as Prometheus exports them. */
 export class SidecarMetrics {
   readonly requests = new Counter(
@@ -126,11 +128,24 @@ export class SidecarMetrics {
     'Requests handled, by direction, decision and status code.',
     ['direction', 'decision', 'code'],
   );
+  // Labelled by policy and route name, never the path, so the series are as many as the routes.
   readonly duration = new Histogram(
     'http_server_request_duration_seconds',
-    'Duration of requests through the sidecar, from first byte received to response end.',
-    ['direction'],
+    'Duration of requests through the sidecar, from first byte received to response end, by direction, policy and route (none: no route decided).',
+    ['direction', 'policy', 'route'],
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+  readonly requestSize = new Histogram(
+    'http_server_request_body_size_bytes',
+    'Request body sizes as Content-Length states them, by direction, policy and route.',
+    ['direction', 'policy', 'route'],
+    BODY_SIZE_BUCKETS,
+  );
+  readonly responseSize = new Histogram(
+    'http_server_response_body_size_bytes',
+    'Response body bytes relayed, by direction, policy and route.',
+    ['direction', 'policy', 'route'],
+    BODY_SIZE_BUCKETS,
   );
   readonly snapshots = new Counter(
     'postern_snapshots_total',
@@ -184,6 +199,8 @@ export class SidecarMetrics {
       this.requests.render() +
       this.plaintextRequests.render() +
       this.duration.render() +
+      this.requestSize.render() +
+      this.responseSize.render() +
       this.snapshots.render() +
       this.decisions.render() +
       this.rateLimits.render() +

@@ -28,17 +28,30 @@ function recorder(options: { fail?: () => boolean } = {}) {
   };
 }
 
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+
 t.test(
   "a window's requests are summed per caller, route, method and status, and sent when it ends",
   async (t) => {
     const { usage, sent, advance } = recorder();
-    usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 500, '17');
-    usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 700, '18');
-    usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 500, '17');
-    usage.inbound(undefined, undefined, '(no route)', 'POST', 403, 20, 0, undefined);
+    usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 500, '17', '10.0.1.5', TRACE);
+    usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 700, '18', '10.0.1.6', undefined);
+    usage.inbound(FRONTEND, 'alice', 'get-order', 'GET', 200, 0, 500, '17', '10.0.1.5', undefined);
+    usage.inbound(
+      undefined,
+      undefined,
+      '(no route)',
+      'POST',
+      403,
+      20,
+      0,
+      undefined,
+      undefined,
+      undefined,
+    );
     t.same(sent, [], 'nothing before the window ends');
     advance(60_000);
-    usage.inbound(FRONTEND, undefined, 'get-order', 'GET', 200, 0, 1, '19');
+    usage.inbound(FRONTEND, undefined, 'get-order', 'GET', 200, 0, 1, '19', undefined, undefined);
     await new Promise((resolve) => setImmediate(resolve));
     t.same(sent, [
       {
@@ -57,6 +70,8 @@ t.test(
             responseBytes: 1700,
             distinctResources: 2,
             resourceIds: ['17', '18'],
+            addresses: ['10.0.1.5', '10.0.1.6'],
+            traceIds: [TRACE],
           },
           {
             direction: 'inbound',
@@ -79,14 +94,14 @@ t.test(
 t.test('a report the control plane did not take is sent again with the next', async (t) => {
   let away = true;
   const { usage, sent, advance } = recorder({ fail: () => away });
-  usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined);
+  usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined, undefined, undefined);
   advance(60_000);
-  usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined);
+  usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined, undefined, undefined);
   await new Promise((resolve) => setImmediate(resolve));
   t.same(sent, []);
   away = false;
   advance(60_000);
-  usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined);
+  usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined, undefined, undefined);
   await new Promise((resolve) => setImmediate(resolve));
   t.same(
     sent.map((r) => r.window.start),

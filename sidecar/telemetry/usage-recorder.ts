@@ -6,9 +6,11 @@
  * work. A report the control plane did not take is kept and sent again, up
  * to MAX_PENDING windows.
  */
+import { unmappedAddress } from '../../common/address.ts';
 import type { Logger } from '../../common/log.ts';
 import type { UsageReport } from '../../common/usage.ts';
-import type { Exchange } from '../filters/filter.ts';
+import type { ExchangeObserver } from './exchange-observer.ts';
+import { requestBodyBytes } from './exchange-observer.ts';
 
 /** Windows kept while the control plane is away; the oldest go first. */
 const MAX_PENDING = 30;
@@ -17,6 +19,10 @@ const MAX_ENTRIES = 5000;
 /** Distinct resource ids counted per entry (a count, not a list, past the 64 sampled). */
 const MAX_DISTINCT = 10_000;
 const SAMPLED_IDS = 64;
+/** Caller addresses kept per entry (an identity's pods; more would be the news itself). */
+const SAMPLED_ADDRESSES = 16;
+/** Trace ids kept per entry, as evidence for an alert. */
+const SAMPLED_TRACES = 4;
 
 interface InboundTotals {
   readonly principal: string | undefined;
@@ -28,6 +34,8 @@ interface InboundTotals {
   requestBytes: number;
   responseBytes: number;
   ids: Set<string> | undefined;
+  readonly addresses: Set<string>;
+  traceIds: string[] | undefined;
 }
 
 export interface UsageRecorderOptions {
@@ -74,6 +82,10 @@ export class UsageRecorder {
     requestBytes: number,
     responseBytes: number,
     resourceId: string | undefined,
+    /** The address the caller connected from. */
+    address: string | undefined,
+    /** The request's trace id, when it was traced. */
+    traceId: string | undefined,
   ): void {
     this.#roll();
     const full = this.#inbound.size >= MAX_ENTRIES;
@@ -91,8 +103,16 @@ export class UsageRecorder {
         requestBytes: 0,
         responseBytes: 0,
         ids: undefined,
+        addresses: new Set(),
+        traceIds: undefined,
       };
       this.#inbound.set(key, totals);
+    }
+    if (address !== undefined && totals.addresses.size < SAMPLED_ADDRESSES)
+      totals.addresses.add(address);
+    if (traceId !== undefined) {
+      totals.traceIds ??= [];
+      if (totals.traceIds.length < SAMPLED_TRACES) totals.traceIds.push(traceId);
     }
     totals.requests++;
     totals.requestBytes += requestBytes;
@@ -141,6 +161,8 @@ export class UsageRecorder {
         ...(t.ids
           ? { distinctResources: t.ids.size, resourceIds: [...t.ids].slice(0, SAMPLED_IDS) }
           : {}),
+        ...(t.addresses.size ? { addresses: [...t.addresses] } : {}),
+        ...(t.traceIds ? { traceIds: t.traceIds } : {}),
       }));
       const outbound = [...this.#outbound].map(([destination, t]) => ({
         direction: 'outbound' as const,
@@ -209,34 +231,37 @@ export function pathSegment(path: string, index: number): string | undefined {
 }
 
 /** What an inbound exchange adds to the usage record, once answered. */
-export function usageRecord(usage: UsageRecorder): (exchange: Exchange, status: number) => void {
-  return (exchange, status) => {
-    const req = exchange.req;
-    const decision = exchange.decision;
-    const sub = exchange.claims?.sub;
-    const segment = decision?.resourceSegment;
-    const length = Number(req.headers['content-length'] ?? 0);
-    usage.inbound(
-      exchange.principal,
-      typeof sub === 'string' ? sub : undefined,
-      decision?.route ?? '(no route)',
-      req.method ?? '',
-      status,
-      Number.isFinite(length) ? length : 0,
-      exchange.responseBytes ?? 0,
-      segment !== undefined && exchange.target
-        ? pathSegment(exchange.target.path, segment)
-        : undefined,
-    );
+export function usageRecord(usage: UsageRecorder): ExchangeObserver {
+  return {
+    end(exchange, status) {
+      const req = exchange.req;
+      const decision = exchange.decision;
+      const sub = exchange.claims?.sub;
+      const segment = decision?.resourceSegment;
+      usage.inbound(
+        exchange.principal,
+        typeof sub === 'string' ? sub : undefined,
+        decision?.route ?? '(no route)',
+        req.method ?? '',
+        status,
+        requestBodyBytes(exchange),
+        exchange.responseBytes ?? 0,
+        segment !== undefined && exchange.target
+          ? pathSegment(exchange.target.path, segment)
+          : undefined,
+        unmappedAddress(req.socket.remoteAddress),
+        exchange.span?.spanContext().traceId,
+      );
+    },
   };
 }
 
 /** What an outbound exchange adds to the usage record: an attempt to leave the mesh. */
-export function egressRecord(usage: UsageRecorder): (exchange: Exchange, status: number) => void {
-  return (exchange) => {
-    const destination = exchange.unknownDestination;
-    if (destination === undefined) return;
-    const length = Number(exchange.req.headers['content-length'] ?? 0);
-    usage.outbound(destination, Number.isFinite(length) ? length : 0, 0);
+export function egressRecord(usage: UsageRecorder): ExchangeObserver {
+  return {
+    end(exchange) {
+      const destination = exchange.unknownDestination;
+      if (destination !== undefined) usage.outbound(destination, requestBodyBytes(exchange), 0);
+    },
   };
 }

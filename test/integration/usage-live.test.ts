@@ -97,3 +97,68 @@ spec:
     });
   },
 );
+
+t.test(
+  "frontend's identity presented from an address where no frontend pod runs is an off-workload alert",
+  async (t) => {
+    const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
+    const mesh = await startTestMesh(
+      t,
+      `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  routes:
+    - name: list-orders
+      match: { path: { exact: /orders } }
+      allow: [{ principals: ["${FRONTEND}"] }]
+`,
+      { controlPlane: { detectionLearningMs: 0 } },
+    );
+    const app = await startEchoApp(t);
+    const orders = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+      usageWindowSeconds: 1,
+    });
+    // frontend's pod runs, and registers, on 127.0.0.1.
+    const frontend = await mesh.startSidecar({
+      workload: 'frontend',
+      namespace: 'shop',
+      appPort: app.port,
+      usageWindowSeconds: 1,
+    });
+    await Promise.all([untilReady(orders.adminPort), untilReady(frontend.adminPort)]);
+    // frontend's key, taken, and used from 127.0.0.2: loopback too, but no frontend pod is there.
+    const stolen = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, FRONTEND), {
+      localAddress: '127.0.0.2',
+    });
+    const operator = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, OPERATOR));
+    t.teardown(() => Promise.all([stolen.close(), operator.close()]));
+    const response = await request(`https://127.0.0.1:${orders.inboundPort}/orders`, {
+      dispatcher: stolen,
+    });
+    await response.body.dump();
+    t.equal(response.statusCode, 200, 'the certificate is valid: policy lets it in');
+
+    let alerts: { detector: string; evidence: Record<string, unknown> }[] = [];
+    await eventually(async () => {
+      const listed = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
+      alerts = ((await listed.body.json()) as { alerts: typeof alerts }).alerts;
+      return alerts.some((alert) => alert.detector === 'off-workload');
+    }, 15_000);
+    t.match(
+      alerts.find((alert) => alert.detector === 'off-workload'),
+      {
+        principal: FRONTEND,
+        workload: 'shop/orders',
+        route: 'list-orders',
+        severity: 'high',
+        evidence: { presentedFrom: ['127.0.0.2'], registeredAt: ['127.0.0.1'] },
+      },
+    );
+  },
+);

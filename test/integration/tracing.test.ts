@@ -168,8 +168,11 @@ t.test(
     });
     t.match(inFrontend.attributes, { 'postern.peer.principal': TESTER, 'http.route': 'site' });
 
+    // Each sidecar process exports its metrics on its own schedule.
     await eventually(
-      () => receiver.points('http.server.request.duration').some((p) => p.service === 'orders'),
+      () =>
+        receiver.points('http.server.request.duration').some((p) => p.service === 'orders') &&
+        receiver.points('http.client.request.duration').some((p) => p.service === 'frontend'),
       15_000,
     );
     const duration = receiver

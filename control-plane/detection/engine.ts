@@ -14,7 +14,7 @@ import { distinctOf, enumerationAlert } from './enumeration.ts';
 import { History } from './history.ts';
 import { noveltyAlert } from './novelty.ts';
 import { offWorkloadAlert } from './off-workload.ts';
-import { slowVolumeAlert } from './slow-volume.ts';
+import { meshGrowth, type SlowGrowth, slowGrowth, slowVolumeAlert } from './slow-volume.ts';
 import { volumeAlert } from './volume.ts';
 import { WindowAssembler, type WindowUsage } from './window.ts';
 import { WorkloadAddresses } from './workload-addresses.ts';
@@ -108,6 +108,18 @@ export class DetectionEngine {
         if (!this.#workloadSince.has(workload)) this.#workloadSince.set(workload, startMs);
       }
       this.#pods.saw(window.pods, startMs);
+      // Every known caller's history first catches up to this window and
+      // says how it grew over the same time yesterday: the mesh's growth,
+      // their median, is what slow-volume measures each caller against.
+      const growths = new Map<string, SlowGrowth>();
+      for (const [key, usage] of window.callers) {
+        const history = this.#callers.get(key);
+        if (!history) continue;
+        history.catchUp(startMs);
+        const growth = slowGrowth(usage, history, config, startMs);
+        if (growth) growths.set(key, growth);
+      }
+      const mesh = meshGrowth([...growths.values()]);
       for (const [key, usage] of window.callers) {
         let history = this.#callers.get(key);
         // What the window adds to the baseline: an anomalous window enters it
@@ -129,14 +141,13 @@ export class DetectionEngine {
             ),
           );
         } else {
-          history.catchUp(startMs);
           // volume and spread are one finding told two ways: one cooldown. The
           // slow detector is for what they miss, so it stays quiet while they speak.
           const bulk = volumeAlert(usage, history, config, startMs);
           emit(history, bulk, 'volume');
           if (bulk) bytes = bulk.evidence.baselineP99Bytes as number;
           else if (!history.quiet('volume', startMs)) {
-            emit(history, slowVolumeAlert(usage, history, config, startMs));
+            emit(history, slowVolumeAlert(usage, growths.get(key), mesh, config, startMs));
           }
           const walk = enumerationAlert(usage, history, config, startMs);
           emit(history, walk);

@@ -53,6 +53,36 @@ export interface Snapshot {
    * this workload are registered, which sizes each one's local share.
    */
   readonly rateLimit?: GlobalRateLimitConfig;
+  /**
+   * Callers an exfiltration alert blocked on routes of this workload (the
+   * route's policy says `exfiltration.action: block`), refused until an
+   * operator clears them. Absent when none.
+   */
+  readonly blocked?: readonly Block[];
+}
+
+/** One caller refused on one route of a workload after an exfiltration alert. */
+export interface Block {
+  readonly principal: string;
+  /** The route's name (usage records and alerts name routes so). */
+  readonly route: string;
+  /** When the alert blocked it (RFC 3339). */
+  readonly since: string;
+  /** The detector whose alert did. */
+  readonly detector: string;
+}
+
+export function isBlockList(value: unknown): value is Block[] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (b: Partial<Block> | null) =>
+        typeof b?.principal === 'string' &&
+        typeof b.route === 'string' &&
+        typeof b.since === 'string' &&
+        typeof b.detector === 'string',
+    )
+  );
 }
 
 export interface GlobalRateLimitConfig {
@@ -82,6 +112,7 @@ export function hashSnapshotContent(content: SnapshotContent): string {
         content.revoked,
         content.trustBundle,
         content.rateLimit,
+        content.blocked,
       ]),
     )
     .digest('hex');

@@ -11,7 +11,8 @@ import { startOpenTelemetry } from '../common/telemetry/open-telemetry.ts';
 import { TLS_POLICY } from '../common/tls-policy.ts';
 import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
-import { policyCaps } from './detection/cap.ts';
+import { BlockList } from './detection/blocks.ts';
+import { policyActions, policyCaps } from './detection/cap.ts';
 import { LiveDetection } from './detection/live-detection.ts';
 import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
@@ -118,16 +119,26 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     serviceName: 'postern-control-plane',
     attributes: { 'postern.role': 'control-plane' },
   });
-  // Routes' exfiltration caps follow the policies; the detectors read them per window.
+  // Routes' exfiltration caps and actions follow the policies; the detectors read them per window.
   let caps = policyCaps([]);
+  let actions = policyActions([]);
+  // Callers an alert blocked, kept across restarts, in their workload's snapshots.
+  const blocks = await BlockList.open(paths.blocks, (byWorkload) => hub.setBlocks(byWorkload));
+  const alertTelemetry = openTelemetry
+    ? (await import('./detection/alert-telemetry.ts')).alertTelemetry()
+    : undefined;
   const detection = new LiveDetection({
     caps: (workload, route) => caps(workload, route),
     registered: (principal) => hub.addressesOf(principal),
     logger,
     now: Date.now,
-    ...(openTelemetry
-      ? { onAlert: (await import('./detection/alert-telemetry.ts')).alertTelemetry() }
-      : {}),
+    onAlert: (alert) => {
+      alertTelemetry?.(alert);
+      if (!alert.workload || !alert.route) return;
+      const blocked = blocks.consider(alert, actions(alert.workload, alert.route));
+      if (blocked)
+        logger.warn('caller blocked on route after an exfiltration alert', { ...blocked });
+    },
     ...(options.detectionLearningMs !== undefined
       ? { config: { learningSeconds: options.detectionLearningMs / 1000 } }
       : {}),
@@ -135,6 +146,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const onChange = (next: readonly RoutePolicy[]) => {
     if (!options.redisUrl) warnOfGlobalLimitsWithoutRedis(next, logger);
     caps = policyCaps(next);
+    actions = policyActions(next);
     hub.setPolicies(next);
   };
   // The Kubernetes client is loaded only in cluster mode: it costs every
@@ -148,7 +160,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       )
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setTrustBundle(ca.bundlePem);
-  hub.setPolicies(await policies.start());
+  // The first set goes the way every later one does: the detectors' caps and
+  // actions came only with the first change after start until this did.
+  onChange(await policies.start());
 
   const tokens = new TokenStore(paths.tokens, ca.trustDomain);
   // `postern token revoke` (another process) rewrites the token file: end the
@@ -206,6 +220,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     keepAliveMs,
     stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),
     detection,
+    blocks,
     tls: serving,
     limits: { ...CONTROL_PLANE_LIMITS, ...options.limits },
   });
@@ -258,6 +273,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       tokens.close();
       hub.close();
       detection.close();
+      await blocks.saved();
       await policies.close();
       await closeServer(server);
       await openTelemetry?.shutdown();

@@ -6,6 +6,7 @@ import {
 } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import {
+  type Block,
   formatLabels,
   hashSnapshotContent,
   type MeshDefault,
@@ -191,6 +192,7 @@ export class SnapshotHub {
   #endpoints: Endpoint[] | undefined;
   /** Registered sidecars per `namespace/workload`, built with #endpoints. */
   #replicas: Map<string, number> | undefined;
+  #blocks: ReadonlyMap<string, readonly Block[]> = new Map();
   /** Registered pod addresses per SPIFFE ID, built with #endpoints. */
   #hosts: Map<string, string[]> | undefined;
   readonly #redisUrl: string | undefined;
@@ -229,6 +231,12 @@ export class SnapshotHub {
   setRevocations(revoked: readonly Revocation[]): void {
     if (JSON.stringify(revoked) === JSON.stringify(this.#revoked)) return;
     this.#revoked = revoked;
+    this.#changed();
+  }
+
+  /** Callers blocked after exfiltration alerts, by `namespace/workload`; each workload's snapshot carries its own. */
+  setBlocks(blocks: ReadonlyMap<string, readonly Block[]>): void {
+    this.#blocks = blocks;
     this.#changed();
   }
 
@@ -447,6 +455,11 @@ export class SnapshotHub {
     return [...found].sort((a, b) => this.#order.get(a)! - this.#order.get(b)!);
   }
 
+  #blockedFor(subscriber: Subscriber): { blocked?: readonly Block[] } {
+    const blocked = this.#blocks.get(`${subscriber.namespace}/${subscriber.workload}`);
+    return blocked?.length ? { blocked } : {};
+  }
+
   /** The snapshot a subscriber would receive now. */
   #snapshotFor(subscriber: Subscriber): Snapshot {
     const policies = this.#group(subscriber).policies;
@@ -459,6 +472,7 @@ export class SnapshotHub {
       revoked: this.#revoked,
       ...(this.#trustBundle === undefined ? {} : { trustBundle: this.#trustBundle }),
       ...this.#rateLimitFor(subscriber, policies),
+      ...this.#blockedFor(subscriber),
     };
     return { version: this.version, hash: hashSnapshotContent(content), ...content };
   }

@@ -16,6 +16,7 @@ import { writeFileAtomic } from '../common/private-file.ts';
 export const statePaths = (dir: string) => ({
   ca: join(dir, 'ca'),
   tokens: join(dir, 'tokens.json'),
+  blocks: join(dir, 'blocks.json'),
   epoch: join(dir, 'epoch'),
   kubernetesLastValid: join(dir, 'kubernetes-last-valid.json'),
 });

@@ -12,6 +12,7 @@ import { formatSpiffeId } from '../common/spiffe.ts';
 import { startOpenTelemetry } from '../common/telemetry/open-telemetry.ts';
 import { type Snapshot, trustBundleId } from '../common/wire.ts';
 import { ControlPlaneClient } from './control-plane-client.ts';
+import { ByteBudgets, DEFAULT_MAX_BUDGETS } from './exfiltration/byte-budgets.ts';
 import type { UnderscoreAction } from './http/headers.ts';
 import { JwtProviders } from './identity/jwt-providers.ts';
 import type { Svid } from './identity/svid.ts';
@@ -179,7 +180,12 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   // Local rate-limit buckets live as long as the process, across snapshots:
   // a policy edit elsewhere must not hand every caller a full bucket.
   const buckets = new LocalBuckets(DEFAULT_MAX_BUCKETS, () => metrics.rateLimitEvictions.inc());
-  const sweep = setInterval(() => buckets.sweep(now()), BUCKET_SWEEP_MS);
+  // Likewise what callers read of capped routes.
+  const budgets = new ByteBudgets(DEFAULT_MAX_BUDGETS, () => metrics.budgetEvictions.inc());
+  const sweep = setInterval(() => {
+    buckets.sweep(now());
+    budgets.sweep(now());
+  }, BUCKET_SWEEP_MS);
   sweep.unref();
   const globalLimits = new GlobalLimiter({
     buckets,
@@ -322,6 +328,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     now,
     buckets,
     global: globalLimits,
+    budgets,
     observers: observers('inbound'),
     traced: tracing !== undefined,
     limits: { ...INBOUND_LIMITS, ...options.inboundLimits },

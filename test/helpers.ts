@@ -135,6 +135,14 @@ export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Pr
       res.write(Buffer.alloc(size >> 1, 'b'), () => res.destroy());
       return;
     }
+    // &chunked=1: the same bytes in 8 KiB chunks, without a Content-Length.
+    if (size && query.get('chunked')) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      for (let sent = 0; sent < size; sent += 8192)
+        res.write(Buffer.alloc(Math.min(8192, size - sent), 'x'));
+      res.end();
+      return;
+    }
     if (size) {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
       res.end(Buffer.alloc(size, 'x'));

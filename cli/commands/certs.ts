@@ -1,13 +1,10 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-// Static on purpose: in the bundle, import() of a CommonJS package yields only
-// its default export (esbuild splitting), so `Agent` came back undefined.
-import { Agent, request } from 'undici';
-import { ConfigError, ControlPlaneError } from '../../common/errors.ts';
+import { ConfigError } from '../../common/errors.ts';
 import { writeFileAtomic } from '../../common/private-file.ts';
 import { DEFAULT_TRUST_DOMAIN, parseSpiffeId } from '../../common/spiffe.ts';
-import { TLS_POLICY } from '../../common/tls-policy.ts';
 import type { RotationStatus } from '../../common/wire.ts';
+import { asOperator, OPERATOR_FLAGS } from '../operator-api.ts';
 import { type Command, durationFlag } from './command.ts';
 
 // The CA and its certificate library load when a certs command runs, not at
@@ -73,49 +70,6 @@ export const certsIssue: Command = {
   },
 };
 
-/** One call to the control plane's operator API, as the operator whose credentials are in `values.credentials`. */
-async function asOperator(
-  values: Readonly<Record<string, string | undefined>>,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-): Promise<RotationStatus> {
-  const dir = values.credentials!;
-  const [cert, key, ca] = await Promise.all(
-    ['cert.pem', 'key.pem', 'bundle.pem'].map((name) =>
-      readFile(join(dir, name), 'utf8').catch((error: Error) => {
-        throw new ConfigError(`--credentials: ${error.message}`);
-      }),
-    ),
-  );
-  const agent = new Agent({ connect: { cert, key, ca, ...TLS_POLICY } });
-  const url = `${values['control-plane']!.replace(/\/+$/, '')}${path}`;
-  try {
-    const response = await request(url, {
-      method,
-      dispatcher: agent,
-      ...(body === undefined
-        ? {}
-        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
-    }).catch((error: Error) => {
-      throw new ControlPlaneError(`${method} ${url} failed: ${error.message}`, { cause: error });
-    });
-    // An answer that is not JSON (something else on that port) still ends in a clear error.
-    const answer = (await response.body.json().catch(() => ({}))) as RotationStatus & {
-      error?: { message: string };
-    };
-    if (response.statusCode >= 300) {
-      throw new ControlPlaneError(
-        `${method} ${path} answered ${response.statusCode}: ${answer.error?.message ?? 'no reason given'}`,
-        { status: response.statusCode },
-      );
-    }
-    return answer;
-  } finally {
-    await agent.close();
-  }
-}
-
 const ROTATE_ACTIONS = ['start', 'status', 'activate'] as const;
 
 export const certsRotate: Command = {
@@ -124,16 +78,7 @@ export const certsRotate: Command = {
     'Rotates the mesh root CA of a running control plane: a new root joins the trust bundle, signs once every connected sidecar trusts it, and leaves the old root in the bundle until what it signed has expired. `certs rotate status` shows where a rotation stands; `certs rotate activate` makes the new root sign without waiting.',
   positional: '[start|status|activate]',
   flags: [
-    {
-      name: 'control-plane',
-      help: 'the control plane API, e.g. https://localhost:15010',
-      required: true,
-    },
-    {
-      name: 'credentials',
-      help: "folder with an operator's cert.pem, key.pem and bundle.pem (as `certs issue` writes them); the identity must be one of the control plane's --operators",
-      required: true,
-    },
+    ...OPERATOR_FLAGS,
     {
       name: 'propagation',
       help: "start: the least time the new root is announced before it signs, e.g. 10m (default: the control plane's, 5m)",
@@ -147,12 +92,17 @@ export const certsRotate: Command = {
       );
     }
     if (action === 'status') {
-      const status = await asOperator(values, 'GET', '/v1/trust-bundle/rotation');
+      const status = await asOperator<RotationStatus>(values, 'GET', '/v1/trust-bundle/rotation');
       process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       return 0;
     }
     if (action === 'activate') {
-      const status = await asOperator(values, 'POST', '/v1/trust-bundle/rotation/activate', {});
+      const status = await asOperator<RotationStatus>(
+        values,
+        'POST',
+        '/v1/trust-bundle/rotation/activate',
+        {},
+      );
       process.stdout.write(
         `the new root signs: ${status.roots[0]?.subject}; the old root leaves the trust bundle at ${status.retireAt}\n`,
       );
@@ -160,7 +110,7 @@ export const certsRotate: Command = {
     }
     // Checked here, so that a typo is reported against the flag; the control plane reads the same notation.
     if (values.propagation !== undefined) durationFlag(values, 'propagation');
-    const status = await asOperator(
+    const status = await asOperator<RotationStatus>(
       values,
       'POST',
       '/v1/trust-bundle/rotation',

@@ -1,5 +1,6 @@
 /** Every `postern` command, one module per command group, in the order `postern --help` lists them. */
 import { NotImplementedError } from '../../common/errors.ts';
+import { blocksClear, blocksList } from './blocks.ts';
 import { certsInit, certsIssue, certsRotate } from './certs.ts';
 import type { Command } from './command.ts';
 import { controlPlane } from './control-plane.ts';
@@ -35,4 +36,6 @@ export const COMMANDS: readonly Command[] = [
   policyValidate,
   notBuilt('inject', 'Offline sidecar injection into Pod/Deployment manifests', 'postern inject'),
   usageReplay,
+  blocksList,
+  blocksClear,
 ];

@@ -709,9 +709,6 @@ function semanticProblems(
     } else names.set(route.name, r);
     if (route.match?.path) checkPath(found, `${at}.match.path`, route.match.path);
     if (route.rateLimit) checkRateLimit(found, `${at}.rateLimit`, route.rateLimit, hasProviders);
-    // Accepted now so that policies written today stay valid; said plainly so nobody relies on them yet.
-    if (route.exfiltration)
-      found.warn(`${at}.exfiltration`, 'exfiltration guards are not enforced yet');
     route.match?.headers?.forEach((header, h) => {
       exactlyOne(found, `${at}.match.headers[${h}]`, header, ['exact', 'prefix', 'present']);
       checkHeaderName(found, `${at}.match.headers[${h}].name`, header.name);

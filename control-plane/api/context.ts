@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../common/log.ts';
 import type { PrincipalMatcher } from '../../common/policy/principals.ts';
+import type { BlockList } from '../detection/blocks.ts';
 import type { LiveDetection } from '../detection/live-detection.ts';
 import type { MeshAuthority } from '../mesh-authority.ts';
 import type { RootRotation } from '../root-rotation.ts';
@@ -29,6 +30,8 @@ export interface ApiContext {
   readonly stalledStreamMs: number;
   /** Usage reports in, alerts out (POST /v1/usage, GET /v1/alerts). */
   readonly detection: LiveDetection;
+  /** Callers blocked after alerts (GET, DELETE /v1/blocks). */
+  readonly blocks: BlockList;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;

@@ -10,6 +10,7 @@ import { BadRequestBodyError, sendError } from '../../common/http-json.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { NoPreparedRootError, RotationInProgressError } from '../root-phases.ts';
 import { ackRoutes } from './acks.ts';
+import { blockRoutes } from './blocks.ts';
 import { certificateRoutes } from './certificates.ts';
 import type { ApiContext, Routes } from './context.ts';
 import { NoWatchError, WatchLimitError } from './errors.ts';
@@ -40,7 +41,7 @@ function statusOf(error: unknown): number {
 
 /**
  * The control plane's HTTPS API (port 15010), one module per resource:
- * certificates.ts, snapshots.ts, acks.ts, rotation.ts, usage.ts. Each route authenticates its
+ * certificates.ts, snapshots.ts, acks.ts, rotation.ts, usage.ts, blocks.ts. Each route authenticates its
  * caller itself (see caller.ts).
  */
 export function createApiServer(options: ApiServerOptions): Server {
@@ -51,6 +52,7 @@ export function createApiServer(options: ApiServerOptions): Server {
     ...ackRoutes(options),
     ...rotationRoutes(options),
     ...usageRoutes(options),
+    ...blockRoutes(options),
   };
 
   const server = createServer(

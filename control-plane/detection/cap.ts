@@ -32,6 +32,25 @@ export function capAlert(
 }
 
 /**
+ * What an alert on a route does (`exfiltration.action`), found as caps are:
+ * by the workload's namespace and the route's name; block where any policy
+ * there says block.
+ */
+export function policyActions(
+  policies: readonly RoutePolicy[],
+): (workload: string, route: string) => 'alert' | 'block' {
+  const blocking = new Set<string>();
+  for (const policy of policies) {
+    for (const route of policy.spec.routes) {
+      if (route.exfiltration?.action === 'block')
+        blocking.add(`${policy.metadata.namespace ?? 'default'}\n${route.name}`);
+    }
+  }
+  return (workload, route) =>
+    blocking.has(`${workload.slice(0, workload.indexOf('/'))}\n${route}`) ? 'block' : 'alert';
+}
+
+/**
  * The caps policies set, found by a usage record's workload and route. A
  * usage record names the workload, not its labels, so a cap applies to the
  * routes of that name in the policy's namespace; where several policies

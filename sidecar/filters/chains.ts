@@ -28,7 +28,12 @@
  *   6. rate-limit: after authorize, so a request authorization refuses never
  *      spends a caller's budget; and it needs the route authorize chose and
  *      the verified identity (principal, subject, claims) its keys count by.
- *   (the exfiltration guard will follow.)
+ *   7. exfiltration-guard: last, on the route and caller the steps before
+ *      settled: a caller an exfiltration alert blocked on this route is
+ *      refused (403) whatever policy allows, and a capped route's caller gets
+ *      what is left of its cap (the response is cut there). After
+ *      rate-limit, so a refused request spends no cap, and a limited one
+ *      costs no cap lookup.
  *
  * Outbound (the local app → this sidecar → a peer sidecar):
  *   1. request-headers: the same removal, for the same reason (the
@@ -43,6 +48,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
+import type { ByteBudgets } from '../exfiltration/byte-budgets.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
@@ -52,6 +58,7 @@ import { authenticateJwt } from './authenticate-jwt.ts';
 import { authenticatePeer, type PeerCredential } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
+import { exfiltrationGuard } from './exfiltration-guard.ts';
 import type { Filter } from './filter.ts';
 import { rateLimitRequest } from './rate-limit.ts';
 import { requestHeaders } from './request-headers.ts';
@@ -68,6 +75,7 @@ export function inboundChain(deps: {
   headerRules: RequestHeaderRules;
   buckets: LocalBuckets;
   global: GlobalLimiter;
+  budgets: ByteBudgets;
 }): readonly Filter[] {
   return Object.freeze([
     requestHeaders(deps.headerRules),
@@ -76,6 +84,7 @@ export function inboundChain(deps: {
     authenticateJwt(deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
     rateLimitRequest(deps),
+    exfiltrationGuard(deps),
   ]);
 }
 

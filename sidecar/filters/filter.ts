@@ -5,6 +5,7 @@ import type { LocalReply } from '../http/local-reply.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
 import type { Decision } from '../policy/decision.ts';
 import type { RateLimitOutcome } from '../rate-limit/limit.ts';
+import type { ExfiltrationVerdict } from './exfiltration-guard.ts';
 
 /** What the filters of one request learn, in the order the chain fills it in. */
 export interface Exchange {
@@ -36,6 +37,10 @@ export interface Exchange {
   destination?: Endpoint;
   /** What the route's rate limit made of the request (inbound; rate-limit filter). */
   rateLimit?: RateLimitOutcome;
+  /** Response bytes this request may still read under its route's cap (inbound; exfiltration-guard filter). */
+  responseLimit?: number;
+  /** What the exfiltration guard did: refused a blocked caller, refused a capped one, cut the response at the cap. */
+  exfiltration?: ExfiltrationVerdict;
   /** This request's span, when the process exports traces (telemetry/otel-exchange.ts). */
   span?: Span;
   /** [name, value, ...]: the span's trace context, sent on in place of the one that arrived. */

@@ -11,7 +11,16 @@ export interface ForwardResult {
   readonly responseBytes: number;
   /** Set when the sidecar answered with its own error instead of the upstream's response. */
   readonly failure?: LocalReply;
+  /** The response went past `maxResponseBytes`: refused before it started, or cut there. */
+  readonly overCap?: 'refused' | 'cut';
 }
+
+/** A response longer than the route's cap allows this caller, refused before its first byte. */
+const OVER_CAP: LocalReply = {
+  status: 403,
+  code: 'POSTERN_EXFILTRATION_CAP',
+  message: "the response is longer than what is left of this caller's cap on the route",
+};
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -76,6 +85,8 @@ export function forwardRequest(
   headers: string[],
   /** [name, value, ...] set on the response on top of the upstream's (replacing its own of those names). */
   responseHeaders?: readonly string[],
+  /** At most this many response body bytes reach the client (an exfiltration cap); the rest is cut. */
+  maxResponseBytes?: number,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     dispatcher.dispatch(
@@ -85,7 +96,7 @@ export function forwardRequest(
         headers,
         body: hasBody(req) ? req : null,
       },
-      new ResponseRelay(res, resolve, responseHeaders),
+      new ResponseRelay(res, resolve, responseHeaders, maxResponseBytes),
     );
   });
 }
@@ -102,18 +113,22 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #done: (result: ForwardResult) => void;
   readonly #extraHeaders: readonly string[] | undefined;
+  readonly #limit: number;
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
   #bytes = 0;
+  #overCap: 'refused' | 'cut' | undefined;
 
   constructor(
     res: ServerResponse,
     done: (result: ForwardResult) => void,
     extraHeaders: readonly string[] | undefined,
+    limit: number | undefined,
   ) {
     this.#res = res;
     this.#done = done;
     this.#extraHeaders = extraHeaders;
+    this.#limit = limit ?? Number.POSITIVE_INFINITY;
     // on, not once: 'close' fires once, and once() would wrap the listener per request.
     res.on('close', this.#onClientClose);
   }
@@ -129,12 +144,18 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(
-    _controller: Dispatcher.DispatchController,
+    controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: IncomingHttpHeaders,
   ): void {
     // 1xx: Node's server answers Expect: 100-continue itself; others are not relayed.
     if (statusCode < 200) return;
+    // A response that says it is longer than the cap allows is refused whole, not cut.
+    if (Number(headers['content-length'] ?? 0) > this.#limit) {
+      this.#overCap = 'refused';
+      controller.abort(new OverCapError());
+      return;
+    }
     this.#status = statusCode;
     const out = downstreamResponseHeaders(headers);
     const extra = this.#extraHeaders;
@@ -143,6 +164,17 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#bytes + chunk.length > this.#limit) {
+      // The cap is reached mid-stream: relay up to it, then cut the
+      // connection, so the client cannot take the part for the whole.
+      const allowed = Math.max(0, this.#limit - this.#bytes);
+      this.#bytes += allowed;
+      this.#overCap = 'cut';
+      // Destroyed once what is allowed is on its way, or the client gets none of it.
+      this.#res.write(chunk.subarray(0, allowed), () => this.#res.destroy());
+      controller.abort(new OverCapError());
+      return;
+    }
     this.#bytes += chunk.length;
     if (!this.#res.write(chunk)) {
       controller.pause();
@@ -157,15 +189,33 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     const res = this.#res;
+    const overCap = this.#overCap;
     if (res.headersSent) {
-      // Mid-body: cutting the connection is the only honest answer.
-      res.destroy();
-      this.#done({ status: this.#status, responseBytes: this.#bytes });
+      // Mid-body: cutting the connection is the only honest answer (at the
+      // cap, once the allowed part is written: onResponseData does it).
+      if (overCap !== 'cut') res.destroy();
+      this.#done({
+        status: this.#status,
+        responseBytes: this.#bytes,
+        ...(overCap ? { overCap } : {}),
+      });
+      return;
+    }
+    if (overCap) {
+      if (!res.destroyed) sendLocalReply(res, OVER_CAP);
+      this.#done({ status: OVER_CAP.status, responseBytes: 0, failure: OVER_CAP, overCap });
       return;
     }
     const failure = upstreamFailure(error);
     if (!res.destroyed) sendLocalReply(res, failure);
     this.#done({ status: failure.status, responseBytes: 0, failure });
+  }
+}
+
+/** Why an upstream request was aborted: its response went past the caller's cap. */
+class OverCapError extends PosternError {
+  constructor() {
+    super('POSTERN_EXFILTRATION_CAP', "the response went past the caller's cap on the route");
   }
 }
 

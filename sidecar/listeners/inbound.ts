@@ -16,8 +16,10 @@ import type { Logger } from '../../common/log.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
 import { parseSpiffeId } from '../../common/spiffe.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
+import type { ByteBudgets } from '../exfiltration/byte-budgets.ts';
 import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
+import { spendResponse } from '../filters/exfiltration-guard.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest } from '../http/forward.ts';
 import {
@@ -54,6 +56,8 @@ export interface InboundOptions {
   readonly buckets: LocalBuckets;
   /** Where global rate limits count (Redis, or this replica's share). */
   readonly global: GlobalLimiter;
+  /** What each caller read of capped routes (the sidecar's, kept across snapshots). */
+  readonly budgets: ByteBudgets;
   /** What records each request (usage, access log, tracing). */
   readonly observers: readonly ExchangeObserver[];
   /** Requests are traced here: the trace context sent to the app is this sidecar's span's. */
@@ -117,6 +121,7 @@ export class InboundListener {
       headerRules,
       buckets: options.buckets,
       global: options.global,
+      budgets: options.budgets,
     });
 
     this.server = createServer({
@@ -214,8 +219,14 @@ export class InboundListener {
           target.path + target.search,
           headers,
           exchange.responseHeaders,
+          exchange.responseLimit,
         );
         exchange.responseBytes = forwarded.responseBytes;
+        if (forwarded.overCap) {
+          exchange.exfiltration = forwarded.overCap === 'cut' ? 'cut' : 'capped';
+          metrics.exfiltration.inc(exchange.decision!.route!, exchange.exfiltration);
+        }
+        spendResponse(exchange, options.budgets, now());
         return forwarded.status;
       },
       tunnel: (exchange, socket, head) => {

@@ -60,6 +60,8 @@ function newExchange(req: IncomingMessage): Exchange {
     unknownDestination: undefined,
     destination: undefined,
     rateLimit: undefined,
+    responseLimit: undefined,
+    exfiltration: undefined,
     span: undefined,
     traceHeaders: undefined,
   };

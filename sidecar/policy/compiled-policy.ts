@@ -9,6 +9,7 @@ import { parseCidr } from '../../common/policy/cidr.ts';
 import { authorizedMethods } from '../../common/policy/methods.ts';
 import { compilePrincipals, type PrincipalMatcher } from '../../common/policy/principals.ts';
 import type { HeaderMatch, PathMatch, RoutePolicy, Rule } from '../../common/policy/schema.ts';
+import { parseBytes, parseDuration } from '../../common/units.ts';
 import type { MeshDefault, Snapshot } from '../../common/wire.ts';
 import { type CompiledRateLimit, compileRateLimit } from '../rate-limit/limit.ts';
 import { type Action, type Decision, decision, type Mode } from './decision.ts';
@@ -169,11 +170,21 @@ export function compilePolicies(
       const limit = route.rateLimit ?? policy.spec.rateLimit;
       const template = route.match?.path?.template?.split('/');
       const resourceSegment = template?.findIndex((segment) => segment.startsWith('{'));
+      const cap = route.exfiltration?.maxResponseBytes;
       const base = {
         mode,
         policy: policyId(policy),
         route: route.name,
         ...(resourceSegment !== undefined && resourceSegment > 0 ? { resourceSegment } : {}),
+        ...(cap && route.exfiltration?.action === 'block'
+          ? {
+              responseCap: Object.freeze({
+                route: `${policyId(policy)}/${route.name}`,
+                bytes: parseBytes(cap.bytes),
+                perMs: parseDuration(cap.per),
+              }),
+            }
+          : {}),
         ...(limit
           ? { rateLimit: compileRateLimit(limit, policyId(policy), route.name, mode) }
           : {}),

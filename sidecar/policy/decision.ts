@@ -35,6 +35,15 @@ export interface Decision {
   readonly rateLimit?: CompiledRateLimit;
   /** For a template route (/orders/{id}): the path segment holding the resource id, for usage records. */
   readonly resourceSegment?: number;
+  /** The route's `exfiltration.maxResponseBytes` when its action is block: the exfiltration guard enforces it. */
+  readonly responseCap?: ResponseCapLimit;
+}
+
+/** At most `bytes` of responses to one caller per `perMs` on one route (`policy/route`), counted by this sidecar. */
+export interface ResponseCapLimit {
+  readonly route: string;
+  readonly bytes: number;
+  readonly perMs: number;
 }
 
 export function decision(fields: Decision): Decision {

@@ -1,6 +1,11 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
-import { isGlobalRateLimitConfig, type Revocation, type Snapshot } from '../../common/wire.ts';
+import {
+  isBlockList,
+  isGlobalRateLimitConfig,
+  type Revocation,
+  type Snapshot,
+} from '../../common/wire.ts';
 import type { CompiledJwt, JwtProviders } from '../identity/jwt-providers.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
@@ -12,9 +17,13 @@ export interface AppliedSnapshot {
   readonly directory: ServiceDirectory;
   /** Revoked identities → the last notBefore (epoch ms) of their refused certificates. */
   readonly revoked: ReadonlyMap<string, number>;
+  /** Callers blocked on routes after exfiltration alerts, by blockKey(principal, route name). */
+  readonly blocked: ReadonlySet<string>;
   /** The JWT providers of the policies in force; undefined when no policy accepts JWTs. */
   readonly jwt: CompiledJwt | undefined;
 }
+
+export const blockKey = (principal: string, route: string) => `${principal}\n${route}`;
 
 export type ApplyResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
@@ -60,24 +69,28 @@ export class SnapshotState {
       !Array.isArray(snapshot.registry) ||
       (snapshot.revoked !== undefined && !isRevocationList(snapshot.revoked)) ||
       (snapshot.rateLimit !== undefined && !isGlobalRateLimitConfig(snapshot.rateLimit)) ||
+      (snapshot.blocked !== undefined && !isBlockList(snapshot.blocked)) ||
       (snapshot.meshDefault !== 'deny' && snapshot.meshDefault !== 'allow-authenticated')
     ) {
       return {
         ok: false,
         reason:
-          'not a snapshot: expected version, hash, meshDefault, policies[], registry[], revoked[]?: {spiffeId, notBeforeUpTo}, rateLimit?: {redis?: redis:// URL, replicas >= 1}',
+          'not a snapshot: expected version, hash, meshDefault, policies[], registry[], revoked[]?: {spiffeId, notBeforeUpTo}, rateLimit?: {redis?: redis:// URL, replicas >= 1}, blocked[]?: {principal, route, since, detector}',
       };
     }
     const revoked: ReadonlyMap<string, number> = new Map(
       (snapshot.revoked ?? []).map((r) => [r.spiffeId, Date.parse(r.notBeforeUpTo)]),
     );
+    const blocked: ReadonlySet<string> = new Set(
+      (snapshot.blocked ?? []).map((b) => blockKey(b.principal, b.route)),
+    );
     const rejected = this.#rejectedPolicies(snapshot);
     if (rejected) {
-      // Revocations do not wait for policies this sidecar cannot apply
-      // (version skew, a stricter validator): a well-formed list takes
+      // Revocations and blocks do not wait for policies this sidecar cannot
+      // apply (version skew, a stricter validator): well-formed lists take
       // effect at once, beside the last good policies. The snapshot is
       // still nacked.
-      if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked });
+      if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked, blocked });
       return rejected;
     }
     try {
@@ -87,9 +100,10 @@ export class SnapshotState {
         directory: new ServiceDirectory(snapshot.registry, this.#namespace),
         revoked,
         jwt: this.#jwt?.compile(snapshot.policies),
+        blocked,
       });
     } catch (error) {
-      if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked });
+      if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked, blocked });
       return { ok: false, reason: `compilation failed: ${(error as Error).message}` };
     }
     return { ok: true };

@@ -57,6 +57,7 @@ export function openAccessLog(
           reason: decision?.reason,
           mode: decision?.mode,
           rateLimit: exchange.rateLimit,
+          exfiltration: exchange.exfiltration,
           upstream: exchange.destination?.address ?? exchange.unknownDestination,
           traceId: span?.traceId,
           spanId: span?.spanId,

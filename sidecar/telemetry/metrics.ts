@@ -162,6 +162,16 @@ export class SidecarMetrics {
     'Requests a rate limit counted, by route ("policy/route"), key kind and outcome: allowed, limited (429), would-limit (audit mode: let through).',
     ['route', 'key', 'outcome'],
   );
+  readonly exfiltration = new Counter(
+    'postern_exfiltration_guard_total',
+    'Requests the exfiltration guard stopped, by route and verdict: blocked (a caller an alert blocked), capped (refused: nothing left of the route cap), cut (response cut at the cap).',
+    ['route', 'verdict'],
+  );
+  readonly budgetEvictions = new Counter(
+    'postern_exfiltration_budget_evictions_total',
+    "Callers' cap counts dropped to keep their number bounded (those callers start again from a whole cap).",
+    [],
+  );
   readonly rateLimitEvictions = new Counter(
     'postern_rate_limit_evictions_total',
     'Buckets dropped before they were full to keep the bucket count bounded (their callers start again from a full bucket).',
@@ -204,6 +214,8 @@ export class SidecarMetrics {
       this.snapshots.render() +
       this.decisions.render() +
       this.rateLimits.render() +
+      this.exfiltration.render() +
+      this.budgetEvictions.render() +
       this.rateLimitEvictions.render() +
       this.redisErrors.render() +
       this.rateLimitStore.render() +

@@ -22,6 +22,7 @@ import {
   SpanKind,
   SpanStatusCode,
   type TextMapSetter,
+  type Tracer,
   trace,
 } from '@opentelemetry/api';
 import type { Exchange } from '../filters/filter.ts';
@@ -81,6 +82,30 @@ function instruments(side: 'server' | 'client'): DirectionInstruments {
   };
 }
 
+/**
+ * Starts the exchange's span as a child of the trace context that arrived,
+ * and keeps its own context as the headers the request is sent on with.
+ */
+function startSpan(
+  tracer: Tracer,
+  exchange: Exchange,
+  kind: SpanKind,
+  attributes: Attributes,
+): void {
+  const parent = propagation.extract(ROOT_CONTEXT, exchange.req.headers);
+  const span = tracer.startSpan(exchange.req.method ?? 'HTTP', { kind, attributes }, parent);
+  exchange.span = span;
+  const headers: string[] = [];
+  propagation.inject(trace.setSpan(parent, span), headers, headerListSetter);
+  exchange.traceHeaders = headers;
+}
+
+function record(measure: DirectionInstruments, exchange: Exchange, attributes: Attributes): void {
+  measure.duration.record((performance.now() - exchange.startedAt) / 1000, attributes);
+  measure.requestSize.record(requestBodyBytes(exchange), attributes);
+  measure.responseSize.record(exchange.responseBytes ?? 0, attributes);
+}
+
 /** The span's postern.* and HTTP attributes that are known only once the chain has run. */
 function decisionAttributes(span: Span, exchange: Exchange): void {
   const decision = exchange.decision;
@@ -95,6 +120,14 @@ function decisionAttributes(span: Span, exchange: Exchange): void {
     span.setAttribute('postern.authz.reason', decision.reason);
   }
   if (exchange.rateLimit) span.setAttribute('postern.rate_limit.decision', exchange.rateLimit);
+  // The exfiltration guard's verdict is an event too: the moment a caller was stopped.
+  if (exchange.exfiltration) {
+    span.setAttribute('postern.exfiltration.verdict', exchange.exfiltration);
+    span.addEvent('postern.exfiltration', {
+      'postern.exfiltration.verdict': exchange.exfiltration,
+      'http.response.body.size': exchange.responseBytes ?? 0,
+    });
+  }
 }
 
 /**
@@ -107,25 +140,12 @@ export function inboundTracing(serverAddress: string): ExchangeObserver {
   const measure = instruments('server');
   return {
     begin(exchange) {
-      const req = exchange.req;
-      const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-      const span = tracer.startSpan(
-        req.method ?? 'HTTP',
-        {
-          kind: SpanKind.SERVER,
-          attributes: {
-            'http.request.method': methodOf(exchange),
-            'url.scheme': 'https',
-            'server.address': serverAddress,
-            'network.peer.address': req.socket.remoteAddress ?? '',
-          },
-        },
-        parent,
-      );
-      exchange.span = span;
-      const headers: string[] = [];
-      propagation.inject(trace.setSpan(parent, span), headers, headerListSetter);
-      exchange.traceHeaders = headers;
+      startSpan(tracer, exchange, SpanKind.SERVER, {
+        'http.request.method': methodOf(exchange),
+        'url.scheme': 'https',
+        'server.address': serverAddress,
+        'network.peer.address': exchange.req.socket.remoteAddress ?? '',
+      });
     },
     end(exchange, status) {
       const span = exchange.span;
@@ -136,9 +156,7 @@ export function inboundTracing(serverAddress: string): ExchangeObserver {
         'http.response.status_code': status,
       };
       if (route) attributes['http.route'] = route;
-      measure.duration.record((performance.now() - exchange.startedAt) / 1000, attributes);
-      measure.requestSize.record(requestBodyBytes(exchange), attributes);
-      measure.responseSize.record(exchange.responseBytes ?? 0, attributes);
+      record(measure, exchange, attributes);
       if (!span) return;
       if (route) {
         span.updateName(`${method} ${route}`);
@@ -160,17 +178,7 @@ export function outboundTracing(): ExchangeObserver {
   const measure = instruments('client');
   return {
     begin(exchange) {
-      const req = exchange.req;
-      const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-      const span = tracer.startSpan(
-        req.method ?? 'HTTP',
-        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': methodOf(exchange) } },
-        parent,
-      );
-      exchange.span = span;
-      const headers: string[] = [];
-      propagation.inject(trace.setSpan(parent, span), headers, headerListSetter);
-      exchange.traceHeaders = headers;
+      startSpan(tracer, exchange, SpanKind.CLIENT, { 'http.request.method': methodOf(exchange) });
     },
     end(exchange, status) {
       const span = exchange.span;
@@ -180,9 +188,7 @@ export function outboundTracing(): ExchangeObserver {
       };
       const destination = exchange.destination;
       if (destination) attributes['server.address'] = destination.service;
-      measure.duration.record((performance.now() - exchange.startedAt) / 1000, attributes);
-      measure.requestSize.record(requestBodyBytes(exchange), attributes);
-      measure.responseSize.record(exchange.responseBytes ?? 0, attributes);
+      record(measure, exchange, attributes);
       if (!span) return;
       span.setAttribute('http.response.status_code', status);
       if (destination) {

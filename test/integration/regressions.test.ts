@@ -10,8 +10,12 @@ import { Agent, request } from 'undici';
 import { CertificateAuthority } from '../../certs/authority.ts';
 import {
   clientCredentials,
+  eventually,
+  mtlsAgent,
+  startEchoApp,
   startOutboundListener,
   startTestMesh,
+  untilReady,
   workloadCredentials,
 } from '../helpers.ts';
 
@@ -147,3 +151,53 @@ t.test('the outbound listener refuses targets it cannot route, with the reason',
   );
   t.match(connectMethod, /^HTTP\/1\.1 405 POSTERN_CONNECT_NOT_SUPPORTED/);
 });
+
+t.test(
+  "the policies loaded at start never reached the detectors: a route's exfiltration cap alerted only after the next policy change",
+  async (t) => {
+    const frontend = 'spiffe://cluster.local/ns/shop/sa/frontend';
+    const mesh = await startTestMesh(
+      t,
+      `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  routes:
+    - name: export
+      match: { path: { prefix: /export } }
+      allow: [{ principals: ["${frontend}"] }]
+      exfiltration: { maxResponseBytes: { bytes: "1000", per: 1h } }
+`,
+      { controlPlane: { detectionLearningMs: 0 } },
+    );
+    const app = await startEchoApp(t);
+    const orders = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+      usageWindowSeconds: 1,
+    });
+    await untilReady(orders.adminPort);
+    const caller = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, frontend));
+    const operator = mtlsAgent(
+      await clientCredentials(
+        mesh.controlPlane.ca,
+        'spiffe://cluster.local/ns/postern-system/sa/operator',
+      ),
+    );
+    t.teardown(() => Promise.all([caller.close(), operator.close()]));
+    const read = await request(`https://127.0.0.1:${orders.inboundPort}/export?size=1600`, {
+      dispatcher: caller,
+    });
+    await read.body.dump();
+    t.equal(read.statusCode, 200, 'action alert: the sidecar lets it through');
+    await eventually(async () => {
+      const listed = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
+      const { alerts } = (await listed.body.json()) as { alerts: { detector: string }[] };
+      return alerts.some((alert) => alert.detector === 'cap');
+    }, 15_000);
+    t.pass('the cap alerted on the first window');
+  },
+);

@@ -13,13 +13,15 @@ import type { MeshDefault, Revocation } from '../common/wire.ts';
 import { createApiServer } from './api/server.ts';
 import { BlockList } from './detection/blocks.ts';
 import { policyActions, policyCaps } from './detection/cap.ts';
+import { localInput } from './detection/input.ts';
 import { LiveDetection } from './detection/live-detection.ts';
+import type { SharedDetectionLog } from './detection/shared-log.ts';
 import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
 import { PolicyDirectory } from './policy-source.ts';
 import { RootRotation } from './root-rotation.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
-import { nextEpoch, statePaths } from './state.ts';
+import { meshId, nextEpoch, statePaths } from './state.ts';
 import { TokenStore } from './tokens.ts';
 
 /** Connections the kernel may queue before the control plane accepts them. */
@@ -122,6 +124,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Routes' exfiltration caps and actions follow the policies; the detectors read them per window.
   let caps = policyCaps([]);
   let actions = policyActions([]);
+  // With --redis, replicas share detection's input through a Redis stream (shared-log.ts).
+  let shared: SharedDetectionLog | undefined;
   // Callers an alert blocked, kept across restarts, in their workload's snapshots.
   const blocks = await BlockList.open(paths.blocks, (byWorkload) => hub.setBlocks(byWorkload));
   const alertTelemetry = openTelemetry
@@ -133,7 +137,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
     now: Date.now,
     onAlert: (alert) => {
-      alertTelemetry?.(alert);
+      // Every replica raises the same alerts (shared-log.ts); one of them exports each.
+      if (alertTelemetry) {
+        if (!shared) alertTelemetry(alert);
+        else
+          void shared
+            .claimAlert(alert)
+            .then((mine) => mine && alertTelemetry(alert))
+            .catch(() => alertTelemetry(alert));
+      }
       if (!alert.workload || !alert.route) return;
       const blocked = blocks.consider(alert, actions(alert.workload, alert.route));
       if (blocked)
@@ -149,6 +161,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     actions = policyActions(next);
     hub.setPolicies(next);
   };
+  if (options.redisUrl) {
+    const { SharedDetectionLog } = await import('./detection/shared-log.ts');
+    shared = new SharedDetectionLog({
+      url: options.redisUrl,
+      key: `postern:detection:${await meshId(options.stateDir)}`,
+      apply: (entry) =>
+        entry.kind === 'report' ? detection.report(entry.report) : blocks.clear(entry.target),
+      logger,
+    });
+    shared.start();
+  }
+  const detectionInput = shared ? shared.input(blocks) : localInput(detection, blocks);
   // The Kubernetes client is loaded only in cluster mode: it costs every
   // other process tens of megabytes it would never use.
   const policies = options.kubernetes
@@ -221,6 +245,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     stalledStreamMs: Math.max(60_000, 4 * keepAliveMs),
     detection,
     blocks,
+    detectionInput,
     tls: serving,
     limits: { ...CONTROL_PLANE_LIMITS, ...options.limits },
   });
@@ -273,6 +298,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       tokens.close();
       hub.close();
       detection.close();
+      await shared?.close();
       await blocks.saved();
       await policies.close();
       await closeServer(server);

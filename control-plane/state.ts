@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/private-file.ts';
@@ -12,11 +13,15 @@ import { writeFileAtomic } from '../common/private-file.ts';
  *   revocations.json   when each revoked identity was revoked (peers refuse its older certificates)
  *   epoch         how many times the control plane has started (snapshot versions' epoch)
  *   kubernetes-last-valid.json   in cluster mode, each RoutePolicy's last valid version
+ *   blocks.json   callers blocked after exfiltration alerts, until an operator clears them
+ *   mesh-id       a random name for this mesh, made once: replicas sharing the state share
+ *                 it, and it keys their shared detection log in Redis
  */
 export const statePaths = (dir: string) => ({
   ca: join(dir, 'ca'),
   tokens: join(dir, 'tokens.json'),
   blocks: join(dir, 'blocks.json'),
+  meshId: join(dir, 'mesh-id'),
   epoch: join(dir, 'epoch'),
   kubernetesLastValid: join(dir, 'kubernetes-last-valid.json'),
 });
@@ -33,4 +38,19 @@ export async function nextEpoch(stateDir: string): Promise<number> {
   }
   await writeFileAtomic(path, `${previous + 1}\n`, 0o644);
   return previous + 1;
+}
+
+/** This mesh's id (see above), made on first use. */
+export async function meshId(stateDir: string): Promise<string> {
+  const path = statePaths(stateDir).meshId;
+  try {
+    const kept = (await readFile(path, 'utf8')).trim();
+    if (kept) return kept;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const made = randomUUID();
+  await mkdir(stateDir, { recursive: true });
+  await writeFileAtomic(path, `${made}\n`, 0o644);
+  return made;
 }

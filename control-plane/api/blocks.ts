@@ -32,7 +32,7 @@ export function blockRoutes(ctx: ApiContext): Routes {
       string,
       string,
     ];
-    if (!blocks.clear({ principal, workload, route })) {
+    if (!(await ctx.detectionInput.clear({ principal, workload, route }))) {
       sendJson(res, 404, {
         error: {
           code: 'POSTERN_NO_SUCH_BLOCK',
@@ -41,7 +41,6 @@ export function blockRoutes(ctx: ApiContext): Routes {
       });
       return;
     }
-    await blocks.saved();
     logger.warn('block cleared by an operator', { operator, principal, workload, route });
     res.writeHead(204).end();
   };

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../common/log.ts';
 import type { PrincipalMatcher } from '../../common/policy/principals.ts';
 import type { BlockList } from '../detection/blocks.ts';
+import type { DetectionInput } from '../detection/input.ts';
 import type { LiveDetection } from '../detection/live-detection.ts';
 import type { MeshAuthority } from '../mesh-authority.ts';
 import type { RootRotation } from '../root-rotation.ts';
@@ -32,6 +33,8 @@ export interface ApiContext {
   readonly detection: LiveDetection;
   /** Callers blocked after alerts (GET, DELETE /v1/blocks). */
   readonly blocks: BlockList;
+  /** Where reports and clears go: this replica's detection, or every replica's through Redis. */
+  readonly detectionInput: DetectionInput;
 }
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;

@@ -38,14 +38,26 @@ export function usageRoutes(ctx: ApiContext): Routes {
     // Who reports and from where are the connection's to state, not the
     // report's: they tell the off-workload detector where this identity runs.
     const address = unmappedAddress(req.socket.remoteAddress);
-    detection.report({
-      ...parsed.report,
-      source: {
-        ...source,
-        principal: caller.spiffeId,
-        ...(address ? { address } : {}),
-      },
-    });
+    try {
+      await ctx.detectionInput.report({
+        ...parsed.report,
+        source: {
+          ...source,
+          principal: caller.spiffeId,
+          ...(address ? { address } : {}),
+        },
+      });
+    } catch (error) {
+      // The shared log (Redis) did not take it: the sidecar keeps the report and sends it again.
+      ctx.logger.warn('usage report not taken: the shared detection log failed', { error });
+      sendJson(res, 503, {
+        error: {
+          code: 'POSTERN_DETECTION_UNAVAILABLE',
+          message: 'the shared detection log did not take the report; send it again later',
+        },
+      });
+      return;
+    }
     res.writeHead(204).end();
   };
 

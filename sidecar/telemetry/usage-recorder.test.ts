@@ -137,3 +137,16 @@ t.test('a path segment is found without splitting the path', async (t) => {
   t.equal(pathSegment('/orders', 2), undefined);
   t.equal(pathSegment('/orders/', 2), undefined, 'an empty segment is no id');
 });
+
+t.test(
+  'a window without requests is reported too, empty: it says where this pod runs',
+  async (t) => {
+    const { usage, sent, advance } = recorder();
+    advance(60_000);
+    // A request of the next window ends the quiet one.
+    usage.inbound(FRONTEND, undefined, 'r', 'GET', 200, 0, 1, undefined, undefined, undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.match(sent, [{ window: { start: '2026-11-26T10:00:00.000Z' }, entries: [] }]);
+    await usage.close();
+  },
+);

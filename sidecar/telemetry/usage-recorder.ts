@@ -146,41 +146,42 @@ export class UsageRecorder {
 
   /** Ends the current window: its report joins the queue, and the queue is sent. */
   #seal(): void {
-    // Sent while the window's totals are built anew, never awaited here.
-    if (this.#inbound.size || this.#outbound.size) {
-      const inbound = [...this.#inbound.values()].map((t) => ({
-        direction: 'inbound' as const,
-        ...(t.principal === undefined ? {} : { principal: t.principal }),
-        ...(t.subject === undefined ? {} : { subject: t.subject }),
-        route: t.route,
-        method: t.method,
-        status: t.status,
-        requests: t.requests,
-        requestBytes: t.requestBytes,
-        responseBytes: t.responseBytes,
-        ...(t.ids
-          ? { distinctResources: t.ids.size, resourceIds: [...t.ids].slice(0, SAMPLED_IDS) }
-          : {}),
-        ...(t.addresses.size ? { addresses: [...t.addresses] } : {}),
-        ...(t.traceIds ? { traceIds: t.traceIds } : {}),
-      }));
-      const outbound = [...this.#outbound].map(([destination, t]) => ({
-        direction: 'outbound' as const,
-        destination,
-        ...t,
-      }));
-      this.#inbound = new Map();
-      this.#outbound = new Map();
-      this.#pending.push({
-        source: this.#options.source,
-        window: {
-          start: new Date(this.#startMs).toISOString(),
-          seconds: this.#options.windowSeconds,
-        },
-        entries: [...inbound, ...outbound],
-      });
-      if (this.#pending.length > MAX_PENDING) this.#pending.shift();
-    }
+    // Sent while the window's totals are built anew, never awaited here. A
+    // window without requests is reported too, empty: it says where this pod
+    // runs (the off-workload detector's context), even for a workload that
+    // only calls others.
+    const inbound = [...this.#inbound.values()].map((t) => ({
+      direction: 'inbound' as const,
+      ...(t.principal === undefined ? {} : { principal: t.principal }),
+      ...(t.subject === undefined ? {} : { subject: t.subject }),
+      route: t.route,
+      method: t.method,
+      status: t.status,
+      requests: t.requests,
+      requestBytes: t.requestBytes,
+      responseBytes: t.responseBytes,
+      ...(t.ids
+        ? { distinctResources: t.ids.size, resourceIds: [...t.ids].slice(0, SAMPLED_IDS) }
+        : {}),
+      ...(t.addresses.size ? { addresses: [...t.addresses] } : {}),
+      ...(t.traceIds ? { traceIds: t.traceIds } : {}),
+    }));
+    const outbound = [...this.#outbound].map(([destination, t]) => ({
+      direction: 'outbound' as const,
+      destination,
+      ...t,
+    }));
+    this.#inbound = new Map();
+    this.#outbound = new Map();
+    this.#pending.push({
+      source: this.#options.source,
+      window: {
+        start: new Date(this.#startMs).toISOString(),
+        seconds: this.#options.windowSeconds,
+      },
+      entries: [...inbound, ...outbound],
+    });
+    if (this.#pending.length > MAX_PENDING) this.#pending.shift();
     void this.#sendPending();
   }
 

@@ -8,6 +8,8 @@
  *   npm run bench -- --full --smoke   # the full run's code path, each point for 0.5 s
  *   npm run bench -- --out DIR    # reports elsewhere than load-tests/reports/
  *   npm run bench -- --sidecar-node-args='--max-semi-space-size=1'   # try a Node setting
+ *   npm run bench -- --sidecar-env POSTERN_ACCESS_LOG=/tmp/access.log --out DIR   # a feature a variable switches on
+ *   npm run bench -- --otlp-sink --out DIR   # sidecars export OTel (traces, metrics) to a sink here
  *
  * Starts the app, a control plane, a Postern sidecar in front of the app,
  * the Node floor (bench/node-floor.ts: the least a Node mTLS proxy can do) and
@@ -27,9 +29,11 @@
  * bench-full.json and bench-full.md, leaving the quick run's reports alone.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { listen } from '../common/listen.ts';
 import { BENCH_HEADERS } from './bench/bench-token.ts';
 import { type BenchResults, budgetLines, type Rss } from './bench/budget.ts';
 import { fullRun } from './bench/full-run.ts';
@@ -55,6 +59,12 @@ const { values } = parseArgs({
     'sidecar-node-args': { type: 'string', default: '' },
     // Another build of bin/postern.ts to run the sidecar from (a bundle, say).
     'sidecar-bin': { type: 'string' },
+    // More environment for the sidecars, K=V,K2=V2: to measure a feature switched on by a
+    // variable (POSTERN_ACCESS_LOG=FILE, OTEL_EXPORTER_OTLP_ENDPOINT=URL) against the default.
+    'sidecar-env': { type: 'string', default: '' },
+    // The sidecars export traces, metrics and logs over OTLP/HTTP to a sink in this
+    // process that takes and drops them: the cost of OpenTelemetry export on the path.
+    'otlp-sink': { type: 'boolean', default: false },
     // The rest of the matrix (bench/matrix.ts) instead of the quick run.
     full: { type: 'boolean', default: false },
     // Interleaved rounds of the steady runs; the report gives medians and the spread.
@@ -198,13 +208,36 @@ async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Pr
   ].reduce((sum, m) => sum + m.errors, 0);
 }
 
+/** An OTLP/HTTP endpoint that reads each export and answers 200, as a collector would. */
+async function startOtlpSink(): Promise<{ url: string; close(): void; exports: () => number }> {
+  let exports = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      exports++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  const port = await listen(server, 0, '127.0.0.1');
+  return { url: `http://127.0.0.1:${port}`, close: () => server.close(), exports: () => exports };
+}
+
 async function main(): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
+  const sink = values['otlp-sink'] ? await startOtlpSink() : undefined;
   const startedAt = new Date().toISOString();
   const withNginx = !smoke && nginxAvailable(say);
   const bench = await startBench(dir, {
     responseBytes: 1024,
     sidecarNodeArgs: values['sidecar-node-args']!.split(' ').filter(Boolean),
+    sidecarEnv: {
+      ...Object.fromEntries(
+        values['sidecar-env']!.split(',')
+          .filter(Boolean)
+          .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+      ),
+      ...(sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } : {}),
+    },
     ...(sidecarBin ? { sidecarBin } : {}),
   });
   try {
@@ -224,9 +257,11 @@ async function main(): Promise<number> {
         })
       : await quickRun(bench, startedAt, withNginx);
     if (errors) say(`${errors} request(s) failed; see ${dir}/*.log (--keep keeps them)`);
+    if (sink) say(`the OTLP sink took ${sink.exports()} exports`);
     return errors ? 1 : 0;
   } finally {
     await bench.stop();
+    sink?.close();
     if (values.keep) say(`kept ${dir}`);
     else await rm(dir, { recursive: true, force: true });
   }

@@ -214,6 +214,8 @@ export async function startBench(
     sidecarNodeArgs?: readonly string[];
     /** Another build of the `postern` binary to run the sidecar from (experiments: a bundle). */
     sidecarBin?: string;
+    /** More environment for the sidecars (features switched on by variables: an access log, OTEL_* export). */
+    sidecarEnv?: Readonly<Record<string, string>>;
   },
 ): Promise<Bench> {
   const children: Child[] = [];
@@ -305,6 +307,7 @@ export async function startBench(
           POSTERN_INBOUND_PORT: String(inboundPort),
           POSTERN_OUTBOUND_PORT: String(outboundPort),
           POSTERN_ADMIN_PORT: String(adminPort),
+          ...options.sidecarEnv,
         },
         join(dir, `sidecar-${workload}.log`),
         PROXY_CPU,

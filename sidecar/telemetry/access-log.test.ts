@@ -74,3 +74,18 @@ t.test('each request is one JSON line with what the sidecar decided', async (t) 
   );
   t.notOk('principal' in lines[1], 'absent facts are left out, not null');
 });
+
+t.test(
+  'lines are batched, and a quiet log still reaches its file within a second or so',
+  async (t) => {
+    const file = join(t.testdir(), 'access.log');
+    const log = openAccessLog(file, { workload: 'orders', pod: 'orders-1' });
+    t.teardown(() => log.close());
+    log.observer('inbound').end(exchange({}), 204);
+    await eventually(
+      async () => (await readFile(file, 'utf8').catch(() => '')).includes('"status":204'),
+      5_000,
+    );
+    t.pass('written without a close');
+  },
+);

@@ -1,13 +1,19 @@
 /**
  * The access log: one JSON line per request (pino), like Envoy's access log
- * in JSON format. pino serialises the line on the request path (about a
- * microsecond); writing is asynchronous (sonic-boom, sync: false), so a
- * slow disk or pipe never holds a request. Loaded only when a sidecar
+ * in JSON format. pino serialises the line on the request path (a few
+ * microseconds); writing is asynchronous (sonic-boom, sync: false), so a
+ * slow disk or pipe never holds a request, and batched: lines gather up to
+ * BATCH_BYTES or FLUSH_MS, whichever comes first (a write per line cost the
+ * sidecar 19 µs of CPU a request at saturation). Loaded only when a sidecar
  * keeps one (--access-log).
  */
 import pino from 'pino';
 import type { ExchangeObserver } from './exchange-observer.ts';
 import { requestBodyBytes } from './exchange-observer.ts';
+
+// Below sonic-boom's 16 KiB maximum write, which it must be.
+const BATCH_BYTES = 8 * 1024;
+const FLUSH_MS = 1000;
 
 export interface AccessLog {
   /** The observer of one listener's requests. */
@@ -25,7 +31,16 @@ export function openAccessLog(
     dest: target === 'stdout' ? 1 : target === 'stderr' ? 2 : target,
     sync: false,
     mkdir: true,
+    minLength: BATCH_BYTES,
   });
+  // A quiet sidecar's last lines still reach the file within FLUSH_MS.
+  const flusher = setInterval(() => {
+    // Not before the file is open: sonic-boom throws until it is.
+    try {
+      destination.flush();
+    } catch {}
+  }, FLUSH_MS);
+  flusher.unref();
   const log = pino(
     {
       base,
@@ -65,6 +80,7 @@ export function openAccessLog(
       },
     }),
     close() {
+      clearInterval(flusher);
       // end() writes what is queued, once the file is open if it is not yet.
       destination.end();
     },

@@ -213,6 +213,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     return result;
   };
 
+  let telemetry: { openTelemetry: boolean; accessLog: string } | undefined;
   const admin = createAdminServer({
     notReadyBecause: () => [
       ...(certificate.current ? [] : ['no workload certificate yet']),
@@ -242,6 +243,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
           ...(route.rateLimit ? { rateLimit: describeRateLimit(route.rateLimit) } : {}),
         })) ?? [],
       rateLimitBuckets: buckets.size,
+      // What this sidecar records beyond metrics and usage: OTel export is on only when OTEL_* named an exporter.
+      telemetry,
       globalRateLimits: state.current?.snapshot.rateLimit && {
         replicas: state.current.snapshot.rateLimit.replicas,
         countedIn: globalLimits.mode,
@@ -289,6 +292,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         pod,
       })
     : undefined;
+  telemetry = { openTelemetry: !!openTelemetry, accessLog: options.accessLog ?? 'off' };
   const observers = (direction: 'inbound' | 'outbound'): ExchangeObserver[] => {
     const list: ExchangeObserver[] = [];
     if (tracing)

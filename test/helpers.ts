@@ -463,6 +463,7 @@ export interface AdminConfig {
   readonly version: string | null;
   readonly certificate?: { readonly notAfter: string };
   readonly snapshot: { readonly hash: string; readonly registry: readonly unknown[] } | null;
+  readonly telemetry?: { readonly openTelemetry: boolean; readonly accessLog: string };
 }
 
 /** The sidecar's Prometheus text from its admin port. */

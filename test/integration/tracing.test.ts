@@ -3,6 +3,7 @@ import t from 'tap';
 import { ProxyAgent, request } from 'undici';
 import { listen } from '../../common/listen.ts';
 import {
+  adminConfig,
   clientCredentials,
   eventually,
   mtlsAgent,
@@ -113,6 +114,7 @@ t.test(
     await sidecarProcess(t, mesh, 'orders', orders.port, env);
     const frontend = await sidecarProcess(t, mesh, 'frontend', frontendPort, env);
     frontendOutbound = frontend.outboundPort;
+    t.match(await adminConfig(frontend.adminPort), { telemetry: { openTelemetry: true } });
 
     const tester = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
     t.teardown(() => tester.close());
@@ -215,6 +217,11 @@ t.test(
       headers: { traceparent, tracestate: 'vendor=x' },
     });
     const echoed = (await response.body.json()) as { headers: IncomingHttpHeaders };
+    t.match(
+      await adminConfig(sidecar.adminPort),
+      { telemetry: { openTelemetry: false, accessLog: 'off' } },
+      'the SDK was not started',
+    );
     t.equal(echoed.headers.traceparent, traceparent);
     t.equal(echoed.headers.tracestate, 'vendor=x');
     const metrics = await (

@@ -191,9 +191,11 @@ export class SharedDetectionLog {
 
   async close(): Promise<void> {
     this.#closed = true;
-    // disconnect, not quit: a Redis that hangs would never answer QUIT.
+    // disconnect, not quit: a Redis that hangs would never answer QUIT. The
+    // reading loop is not awaited: an XREAD queued while ioredis reconnects
+    // to a Redis that went away is never settled by disconnect(), and the
+    // loop ends by itself (#closed) if it ever is.
     this.#reader.disconnect();
     this.#writer.disconnect();
-    await this.#reading;
   }
 }

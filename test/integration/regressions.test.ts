@@ -18,6 +18,7 @@ import {
   untilReady,
   workloadCredentials,
 } from '../helpers.ts';
+import { startRedis } from '../redis.ts';
 
 /** Writes raw bytes to a TCP or TLS socket and collects the reply until the peer closes. */
 function exchange(socket: import('node:net').Socket, text: string): Promise<string> {
@@ -199,5 +200,22 @@ spec:
       return alerts.some((alert) => alert.detector === 'cap');
     }, 15_000);
     t.pass('the cap alerted on the first window');
+  },
+);
+
+t.test(
+  "closing a control plane whose Redis had gone away hung: the shared detection log's reader waited on a read ioredis never settles",
+  async (t) => {
+    const redis = await startRedis(t);
+    const mesh = await startTestMesh(t, '', { controlPlane: { redisUrl: redis.url } });
+    // Let the reader start its blocking read, then take Redis away under it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await redis.kill();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const closed = await Promise.race([
+      mesh.controlPlane.close().then(() => 'closed'),
+      new Promise((resolve) => setTimeout(() => resolve('hung'), 5_000)),
+    ]);
+    t.equal(closed, 'closed');
   },
 );

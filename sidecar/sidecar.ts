@@ -242,6 +242,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
           mode: route.mode,
           ...(route.rateLimit ? { rateLimit: describeRateLimit(route.rateLimit) } : {}),
         })) ?? [],
+      // The endpoints this sidecar calls, as its balancer sees them (active or ejected, load, failures).
+      endpoints:
+        (state.current && outbound?.describeEndpoints(state.current.directory.endpoints)) ?? [],
       rateLimitBuckets: buckets.size,
       // What this sidecar records beyond metrics and usage: OTel export is on only when OTEL_* named an exporter.
       telemetry,
@@ -344,6 +347,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     metrics,
     observers: observers('outbound'),
     traced: tracing !== undefined,
+    now,
   });
   const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
   const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');

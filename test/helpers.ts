@@ -464,6 +464,12 @@ export interface AdminConfig {
   readonly certificate?: { readonly notAfter: string };
   readonly snapshot: { readonly hash: string; readonly registry: readonly unknown[] } | null;
   readonly telemetry?: { readonly openTelemetry: boolean; readonly accessLog: string };
+  /** The endpoints the sidecar calls, as its balancer sees them. */
+  readonly endpoints?: readonly {
+    readonly address: string;
+    readonly state: 'active' | 'ejected';
+    readonly ejections: number;
+  }[];
 }
 
 /** The sidecar's Prometheus text from its admin port. */

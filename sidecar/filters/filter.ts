@@ -33,7 +33,9 @@ export interface Exchange {
   responseHeaders?: string[];
   /** A host outside the mesh registry the app asked for, `host:port` (outbound; route-destination filter refused it). */
   unknownDestination?: string;
-  /** Where the request goes (outbound; route-destination filter). */
+  /** The endpoints of the service the request is for (outbound; route-destination filter). */
+  service?: readonly Endpoint[];
+  /** The endpoint it went to, the last one when it was retried (outbound; chosen by the balancer). */
   destination?: Endpoint;
   /** What the route's rate limit made of the request (inbound; rate-limit filter). */
   rateLimit?: RateLimitOutcome;

@@ -47,8 +47,8 @@ export function routeDestination(state: SnapshotState): Filter {
           code: 'POSTERN_NOT_READY',
           message: 'the sidecar has no service registry yet',
         };
-      const destination = applied.directory.resolve(authority);
-      if (!destination) {
+      const service = applied.directory.resolve(authority);
+      if (!service) {
         // Egress outside the mesh is refused, and recorded: the detectors watch where apps try to send.
         exchange.unknownDestination = withPort(authority.toLowerCase().slice(0, MAX_AUTHORITY));
         return {
@@ -59,7 +59,7 @@ export function routeDestination(state: SnapshotState): Filter {
           message: `${authority} is not in this workload's mesh registry: no such mesh service, or none of its policies admits this workload; egress outside the mesh is not allowed`,
         };
       }
-      exchange.destination = destination;
+      exchange.service = service;
       return undefined;
     },
   };

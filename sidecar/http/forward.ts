@@ -13,7 +13,29 @@ export interface ForwardResult {
   readonly failure?: LocalReply;
   /** The response went past `maxResponseBytes`: refused before it started, or cut there. */
   readonly overCap?: 'refused' | 'cut';
+  /**
+   * With `retryable`: the attempt failed before anything reached the client
+   * (no connection, or the upstream answered 503), and `failure` is the
+   * reply the client has not been sent: retry, or send it.
+   */
+  readonly retry?: boolean;
 }
+
+export interface ForwardOptions {
+  /** [name, value, ...] set on the response on top of the upstream's (replacing its own of those names). */
+  readonly responseHeaders?: readonly string[];
+  /** At most this many response body bytes reach the client (an exfiltration cap); the rest is cut. */
+  readonly maxResponseBytes?: number;
+  /** The caller may retry this attempt elsewhere: a failure before any byte is relayed is returned, not replied. */
+  readonly retryable?: boolean;
+}
+
+/** What the client is told when the upstream answered 503 and no retry was made. */
+const UPSTREAM_503: LocalReply = {
+  status: 503,
+  code: 'POSTERN_UPSTREAM_UNAVAILABLE',
+  message: 'the upstream answered 503 Service Unavailable',
+};
 
 /** A response longer than the route's cap allows this caller, refused before its first byte. */
 const OVER_CAP: LocalReply = {
@@ -77,16 +99,15 @@ export function upstreamFailure(error: unknown): LocalReply {
  * per stage. Those were half of the sidecar's allocation per request at
  * 1,000 rps (sampling heap profile), and allocation is its GC cost.
  */
+const NO_OPTIONS: ForwardOptions = Object.freeze({});
+
 export function forwardRequest(
   dispatcher: Dispatcher,
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
   headers: string[],
-  /** [name, value, ...] set on the response on top of the upstream's (replacing its own of those names). */
-  responseHeaders?: readonly string[],
-  /** At most this many response body bytes reach the client (an exfiltration cap); the rest is cut. */
-  maxResponseBytes?: number,
+  options: ForwardOptions = NO_OPTIONS,
 ): Promise<ForwardResult> {
   return new Promise((resolve) => {
     dispatcher.dispatch(
@@ -96,7 +117,7 @@ export function forwardRequest(
         headers,
         body: hasBody(req) ? req : null,
       },
-      new ResponseRelay(res, resolve, responseHeaders, maxResponseBytes),
+      new ResponseRelay(res, resolve, options),
     );
   });
 }
@@ -114,21 +135,20 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #done: (result: ForwardResult) => void;
   readonly #extraHeaders: readonly string[] | undefined;
   readonly #limit: number;
+  readonly #retryable: boolean;
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
   #bytes = 0;
   #overCap: 'refused' | 'cut' | undefined;
+  /** The upstream answered 503 to a retryable attempt: aborted, for the caller to retry. */
+  #unavailable = false;
 
-  constructor(
-    res: ServerResponse,
-    done: (result: ForwardResult) => void,
-    extraHeaders: readonly string[] | undefined,
-    limit: number | undefined,
-  ) {
+  constructor(res: ServerResponse, done: (result: ForwardResult) => void, options: ForwardOptions) {
     this.#res = res;
     this.#done = done;
-    this.#extraHeaders = extraHeaders;
-    this.#limit = limit ?? Number.POSITIVE_INFINITY;
+    this.#extraHeaders = options.responseHeaders;
+    this.#limit = options.maxResponseBytes ?? Number.POSITIVE_INFINITY;
+    this.#retryable = options.retryable ?? false;
     // on, not once: 'close' fires once, and once() would wrap the listener per request.
     res.on('close', this.#onClientClose);
   }
@@ -150,6 +170,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   ): void {
     // 1xx: Node's server answers Expect: 100-continue itself; others are not relayed.
     if (statusCode < 200) return;
+    if (statusCode === 503 && this.#retryable) {
+      this.#unavailable = true;
+      controller.abort(new UpstreamUnavailableError());
+      return;
+    }
     // A response that says it is longer than the cap allows is refused whole, not cut.
     if (Number(headers['content-length'] ?? 0) > this.#limit) {
       this.#overCap = 'refused';
@@ -206,9 +231,21 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       this.#done({ status: OVER_CAP.status, responseBytes: 0, failure: OVER_CAP, overCap });
       return;
     }
-    const failure = upstreamFailure(error);
+    const failure = this.#unavailable ? UPSTREAM_503 : upstreamFailure(error);
+    // Unavailable (no connection, or a 503), nothing sent yet: the caller may try elsewhere.
+    if (this.#retryable && failure.code === 'POSTERN_UPSTREAM_UNAVAILABLE' && !res.destroyed) {
+      this.#done({ status: failure.status, responseBytes: 0, failure, retry: true });
+      return;
+    }
     if (!res.destroyed) sendLocalReply(res, failure);
     this.#done({ status: failure.status, responseBytes: 0, failure });
+  }
+}
+
+/** Why an upstream request was aborted: it answered 503 and may be retried elsewhere. */
+class UpstreamUnavailableError extends PosternError {
+  constructor() {
+    super('POSTERN_UPSTREAM_UNAVAILABLE', 'the upstream answered 503 Service Unavailable');
   }
 }
 

@@ -218,8 +218,7 @@ export class InboundListener {
           res,
           target.path + target.search,
           headers,
-          exchange.responseHeaders,
-          exchange.responseLimit,
+          { responseHeaders: exchange.responseHeaders, maxResponseBytes: exchange.responseLimit },
         );
         exchange.responseBytes = forwarded.responseBytes;
         if (forwarded.overCap) {

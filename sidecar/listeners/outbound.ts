@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import httpProxy from 'http-proxy';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
@@ -12,8 +13,9 @@ import {
   scrubRequestHeadersInPlace,
   upstreamRequestHeaders,
 } from '../http/headers.ts';
-import { writeLocalReplyToSocket } from '../http/local-reply.ts';
+import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
+import { Balancer, RetryBudget } from '../outbound/balancer.ts';
 import { MeshConnections } from '../outbound/mesh-connections.ts';
 import type { Endpoint } from '../outbound/service-directory.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
@@ -32,6 +34,36 @@ export interface OutboundOptions {
   readonly observers: readonly ExchangeObserver[];
   /** Requests are traced here: the trace context sent on is this sidecar's span's. */
   readonly traced: boolean;
+  /** The clock of ejections and the retry budget (default Date.now). */
+  readonly now?: () => number;
+}
+
+/** A request that failed this way may go to another endpoint: the endpoint, not the request, failed. */
+const GATEWAY_FAILURES = new Set([502, 503, 504]);
+/** Attempts after the first. */
+const MAX_RETRIES = 2;
+const BACKOFF_BASE_MS = 25;
+
+/** Full jitter (AWS's): anywhere up to 25 ms, then 50 ms, so retries of one outage do not march in step. */
+const backoffMs = (attempt: number) => Math.random() * BACKOFF_BASE_MS * 2 ** attempt;
+
+/**
+ * Retried only when sending it twice is harmless and possible: an
+ * idempotent method (RFC 9110 9.2.2) and no body (a streamed body is gone
+ * once sent).
+ */
+function isReplayable(req: IncomingMessage): boolean {
+  const method = req.method;
+  if (
+    method !== 'GET' &&
+    method !== 'HEAD' &&
+    method !== 'OPTIONS' &&
+    method !== 'DELETE' &&
+    method !== 'PUT'
+  )
+    return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
 }
 
 /**
@@ -44,6 +76,8 @@ export class OutboundListener {
   readonly server: Server;
   readonly #connections: MeshConnections;
   readonly #proxy: httpProxy;
+  readonly #balancer: Balancer;
+  readonly #budget: RetryBudget;
 
   constructor(options: OutboundOptions) {
     const { state, logger, metrics } = options;
@@ -51,6 +85,8 @@ export class OutboundListener {
       state.current?.revoked.get(spiffeId),
     );
     const chain = outboundChain({ state });
+    this.#balancer = new Balancer({ ...(options.now ? { now: options.now } : {}) });
+    this.#budget = new RetryBudget({ ...(options.now ? { now: options.now } : {}) });
     const headerRules: RequestHeaderRules = options.traced
       ? Object.freeze({ ...OUTBOUND_HEADER_RULES, replaceTraceContext: true })
       : OUTBOUND_HEADER_RULES;
@@ -69,7 +105,8 @@ export class OutboundListener {
       forward: async (exchange, res) => {
         const { req } = exchange;
         const target = exchange.target!;
-        const destination = exchange.destination!;
+        const service = exchange.service!;
+        const serviceName = `${service[0]!.namespace}/${service[0]!.service}`;
         // No client address: the app's own X-Forwarded-For and the like pass as it wrote them.
         const headers = upstreamRequestHeaders(
           req.rawHeaders,
@@ -78,21 +115,57 @@ export class OutboundListener {
           undefined,
           exchange.traceHeaders ?? NO_HEADERS,
         );
-        const pool = this.#connections.poolFor(destination);
-        const result = await forwardRequest(pool, req, res, target.path + target.search, headers);
-        exchange.responseBytes = result.responseBytes;
-        if (result.failure) {
-          logger.warn('outbound request failed', {
-            destination: destination.address,
-            expected: destination.spiffeId,
-            code: result.failure.code,
-            reason: result.failure.message,
-          });
+        const replayable = isReplayable(req);
+        this.#budget.request();
+        let avoid: Endpoint | undefined;
+        for (let attempt = 0; ; attempt++) {
+          const destination = this.#balancer.pick(service, avoid);
+          exchange.destination = destination;
+          this.#balancer.started(destination);
+          const result = await forwardRequest(
+            this.#connections.poolFor(destination),
+            req,
+            res,
+            target.path + target.search,
+            headers,
+            { retryable: replayable && attempt < MAX_RETRIES },
+          );
+          const failed = GATEWAY_FAILURES.has(result.status);
+          metrics.upstreamRequests.inc(serviceName, destination.address, failed ? 'failed' : 'ok');
+          if (this.#balancer.finished(destination, failed, service)) {
+            metrics.upstreamEjections.inc(serviceName, destination.address);
+            logger.warn('endpoint ejected after consecutive failures', {
+              service: serviceName,
+              endpoint: destination.address,
+              ...this.#balancer.describe([destination])[0],
+            });
+          }
+          if (result.retry) {
+            if (this.#budget.tryRetry()) {
+              metrics.upstreamRetries.inc(serviceName, 'retried');
+              avoid = destination;
+              await sleep(backoffMs(attempt));
+              continue;
+            }
+            metrics.upstreamRetries.inc(serviceName, 'budget-exhausted');
+            sendLocalReply(res, result.failure!);
+          }
+          exchange.responseBytes = result.responseBytes;
+          if (result.failure) {
+            logger.warn('outbound request failed', {
+              destination: destination.address,
+              expected: destination.spiffeId,
+              code: result.failure.code,
+              reason: result.failure.message,
+              attempts: attempt + 1,
+            });
+          }
+          return result.status;
         }
-        return result.status;
       },
       tunnel: (exchange, socket, head) => {
-        const destination = exchange.destination!;
+        const destination = this.#balancer.pick(exchange.service!);
+        exchange.destination = destination;
         scrubRequestHeadersInPlace(
           exchange.req.headers,
           headerRules,
@@ -127,9 +200,15 @@ export class OutboundListener {
     this.#connections.setCertificate(svid);
   }
 
-  /** After a snapshot: drop connections to endpoints that left the registry. */
+  /** After a snapshot: drop connections to, and the balancer's memory of, endpoints that left the registry. */
   retainOnly(endpoints: readonly Endpoint[]): void {
     this.#connections.retainOnly(endpoints);
+    this.#balancer.retainOnly(endpoints);
+  }
+
+  /** For /config: each endpoint and its state (active or ejected, in flight, failures). */
+  describeEndpoints(endpoints: readonly Endpoint[]): object[] {
+    return this.#balancer.describe(endpoints);
   }
 
   /** After a snapshot revoked these identities: re-handshake with their endpoints. */

@@ -58,6 +58,7 @@ function newExchange(req: IncomingMessage): Exchange {
     responseHeaders: undefined,
     responseBytes: undefined,
     unknownDestination: undefined,
+    service: undefined,
     destination: undefined,
     rateLimit: undefined,
     responseLimit: undefined,

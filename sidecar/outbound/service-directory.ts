@@ -14,16 +14,20 @@ export interface Endpoint {
  * The registry of a snapshot, indexed by every name an app may use for a
  * service, as Kubernetes DNS resolves them from a pod in `ownNamespace`:
  * `svc` (own namespace only), `svc.ns`, `svc.ns.svc`, `svc.ns.svc.<domain>`.
- * Built once per snapshot; lookups are one Map read plus a round-robin step.
+ * Built once per snapshot; a lookup is one Map read, and which of a
+ * service's endpoints takes a request is the balancer's choice (balancer.ts).
  */
 export class ServiceDirectory {
-  readonly #byName = new Map<string, { endpoints: Endpoint[]; next: number }>();
+  readonly #byName = new Map<string, Endpoint[]>();
+  /** Every endpoint once, for the balancer's bookkeeping and /config. */
+  readonly endpoints: readonly Endpoint[];
 
   constructor(
     registry: readonly RegistryEntry[],
     ownNamespace: string,
     clusterDomain = 'cluster.local',
   ) {
+    const all: Endpoint[] = [];
     for (const entry of registry) {
       // The control plane admits only host:port; an entry that is not one
       // would become a malformed URL, so it is skipped, not dialled.
@@ -34,22 +38,22 @@ export class ServiceDirectory {
         `${entry.service}.${entry.namespace}.svc.${clusterDomain}`,
       ];
       if (entry.namespace === ownNamespace) names.push(entry.service);
+      const endpoint = Object.freeze({ ...entry });
+      all.push(endpoint);
       for (const name of names) {
-        const slot = this.#byName.get(name) ?? { endpoints: [], next: 0 };
-        this.#byName.set(name, slot);
-        slot.endpoints.push(Object.freeze({ ...entry }));
+        const endpoints = this.#byName.get(name) ?? [];
+        this.#byName.set(name, endpoints);
+        endpoints.push(endpoint);
       }
     }
+    for (const endpoints of this.#byName.values()) Object.freeze(endpoints);
+    this.endpoints = Object.freeze(all);
   }
 
-  /** The next endpoint for `authority` (host or host:port; the port is ignored: a mesh service is named, not numbered). */
-  resolve(authority: string): Endpoint | undefined {
+  /** The endpoints of the service `authority` names (host or host:port; the port is ignored: a mesh service is named, not numbered). */
+  resolve(authority: string): readonly Endpoint[] | undefined {
     const host = hostOf(authority).toLowerCase();
-    const slot = this.#byName.get(host.endsWith('.') ? host.slice(0, -1) : host);
-    if (!slot) return undefined;
-    const endpoint = slot.endpoints[slot.next % slot.endpoints.length]!;
-    slot.next = (slot.next + 1) % slot.endpoints.length;
-    return endpoint;
+    return this.#byName.get(host.endsWith('.') ? host.slice(0, -1) : host);
   }
 }
 

@@ -147,6 +147,21 @@ export class SidecarMetrics {
     ['direction', 'policy', 'route'],
     BODY_SIZE_BUCKETS,
   );
+  readonly upstreamRequests = new Counter(
+    'postern_upstream_requests_total',
+    'Outbound attempts per endpoint, by service (namespace/name), endpoint address and outcome (ok; failed: no connection, 502, 503 or 504).',
+    ['service', 'endpoint', 'outcome'],
+  );
+  readonly upstreamRetries = new Counter(
+    'postern_upstream_retries_total',
+    'Outbound retries of idempotent requests, by service and outcome: retried, or budget-exhausted (the retry budget said no).',
+    ['service', 'outcome'],
+  );
+  readonly upstreamEjections = new Counter(
+    'postern_upstream_ejections_total',
+    'Endpoints ejected after consecutive failures, by service and endpoint.',
+    ['service', 'endpoint'],
+  );
   readonly snapshots = new Counter(
     'postern_snapshots_total',
     'Snapshots received, by result (applied, rejected).',
@@ -211,6 +226,9 @@ export class SidecarMetrics {
       this.duration.render() +
       this.requestSize.render() +
       this.responseSize.render() +
+      this.upstreamRequests.render() +
+      this.upstreamRetries.render() +
+      this.upstreamEjections.render() +
       this.snapshots.render() +
       this.decisions.render() +
       this.rateLimits.render() +

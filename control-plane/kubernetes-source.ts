@@ -23,8 +23,9 @@ import {
 import { backoffDelay, sleep } from '../common/backoff.ts';
 import type { Logger } from '../common/log.ts';
 import { overlappingSelectorProblems } from '../common/policy/policy-set.ts';
+import { formatProblem } from '../common/policy/problems.ts';
 import { API_VERSION, type RoutePolicy } from '../common/policy/schema.ts';
-import { formatProblem, LINT_ROUTE_LIMIT, validateRoutePolicy } from '../common/policy/validate.ts';
+import { LINT_ROUTE_LIMIT, validateRoutePolicy } from '../common/policy/validate.ts';
 import { writeFileAtomic } from '../common/private-file.ts';
 
 const [GROUP, VERSION] = API_VERSION.split('/') as [string, string];

@@ -66,7 +66,10 @@ t.test(
   async (t) => {
     const good = postern('policy', 'validate', join(import.meta.dirname, '../demo/policies'));
     t.equal(good.status, 0, good.stdout);
-    t.match(good.stdout, /2 valid RoutePolicy resource\(s\), 0 error\(s\)/);
+    t.match(
+      good.stdout,
+      /2 valid RoutePolicy resource\(s\), 0 valid HTTPRoute resource\(s\), 0 error\(s\)/,
+    );
     const dir = await tempDir(t);
     const bad = join(dir, 'bad.yaml');
     await writeFile(

@@ -4,7 +4,7 @@ import type { Command } from './command.ts';
 export const policyValidate: Command = {
   name: 'policy validate',
   summary:
-    'Checks RoutePolicy files; prints every error (file, resource, JSON path) and warning; exits 1 on any error.',
+    'Checks RoutePolicy and HTTPRoute files; prints every error (file, resource, JSON path) and warning; exits 1 on any error.',
   flags: [],
   positional: 'FILE|DIR...',
   async run(_values, positional) {
@@ -16,7 +16,7 @@ export const policyValidate: Command = {
     for (const warning of loaded.warnings) process.stdout.write(`warning: ${warning}\n`);
     for (const error of loaded.errors) process.stdout.write(`error: ${error}\n`);
     process.stdout.write(
-      `${loaded.policies.length} valid RoutePolicy resource(s), ${loaded.errors.length} error(s), ${loaded.warnings.length} warning(s)\n`,
+      `${loaded.policies.length} valid RoutePolicy resource(s), ${loaded.httpRoutes.length} valid HTTPRoute resource(s), ${loaded.errors.length} error(s), ${loaded.warnings.length} warning(s)\n`,
     );
     return loaded.errors.length ? 1 : 0;
   },

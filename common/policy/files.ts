@@ -1,13 +1,18 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { HTTPROUTE_KIND, type HttpRoute } from './httproute-schema.ts';
 import { overlappingSelectorProblems } from './policy-set.ts';
+import { formatProblem } from './problems.ts';
 import type { RoutePolicy } from './schema.ts';
-import { formatProblem, validateRoutePolicy } from './validate.ts';
+import { validateRoutePolicy } from './validate.ts';
+import { validateHttpRoute } from './validate-httproute.ts';
 
 export interface LoadedPolicies {
   /** Valid policies, in file then document order. Empty of meaning when `errors` is not. */
   readonly policies: RoutePolicy[];
+  /** Valid Gateway API HTTPRoutes found beside them (for `postern gateway`), in the same order. */
+  readonly httpRoutes: HttpRoute[];
   /** One line per problem: file, resource, JSON path, what was expected. */
   readonly errors: string[];
   readonly warnings: string[];
@@ -27,13 +32,14 @@ export async function policyFiles(paths: readonly string[]): Promise<string[]> {
   return files;
 }
 
-/** Parses and validates every RoutePolicy document in `paths`, collecting every problem. */
+/** Parses and validates every RoutePolicy and HTTPRoute document in `paths`, collecting every problem. */
 export async function loadPolicies(
   paths: readonly string[],
   now = new Date(),
   options: { readonly lintUpTo?: number } = {},
 ): Promise<LoadedPolicies> {
   const policies: RoutePolicy[] = [];
+  const httpRoutes: HttpRoute[] = [];
   const errors: string[] = [];
   const warnings: string[] = [];
   const seen = new Map<string, string>();
@@ -66,6 +72,23 @@ export async function loadPolicies(
       }
       const doc = document.toJS();
       if (doc === null || doc === undefined) return; // an empty document (a trailing ---)
+      if ((doc as { kind?: unknown }).kind === HTTPROUTE_KIND) {
+        const checked = validateHttpRoute(doc, label);
+        errors.push(...checked.errors.map((p) => formatProblem(p, file)));
+        warnings.push(...checked.warnings.map((p) => formatProblem(p, file)));
+        if (!checked.route) return;
+        const key = `HTTPRoute ${checked.route.metadata.namespace}/${checked.route.metadata.name}`;
+        const previous = seen.get(key);
+        if (previous) {
+          errors.push(
+            `${file}: ${key}: metadata.name: the same resource is already defined in ${previous}`,
+          );
+          return;
+        }
+        seen.set(key, file);
+        httpRoutes.push(checked.route);
+        return;
+      }
       const result = validateRoutePolicy(doc, label, now, options);
       errors.push(...result.errors.map((p) => formatProblem(p, file)));
       warnings.push(...result.warnings.map((p) => formatProblem(p, file)));
@@ -89,5 +112,5 @@ export async function loadPolicies(
       `${sources[index]}: RoutePolicy ${policy.metadata.namespace}/${policy.metadata.name}: ${message}`,
     );
   }
-  return { policies, errors, warnings };
+  return { policies, httpRoutes, errors, warnings };
 }

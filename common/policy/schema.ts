@@ -15,14 +15,17 @@ TypeRegistry.Set<{ enum: readonly string[] }>(
 );
 
 /** A string restricted to `values`, emitted as a plain JSON-Schema `enum`. */
-function StringEnum<const T extends readonly string[]>(
+export function StringEnum<const T extends readonly string[]>(
   values: T,
   options: { description?: string } = {},
 ) {
   return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: values, ...options });
 }
 
-const object = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description?: string) =>
+export const object = <T extends Parameters<typeof Type.Object>[0]>(
+  properties: T,
+  description?: string,
+) =>
   Type.Object(properties, { additionalProperties: false, ...(description ? { description } : {}) });
 
 export const HTTP_METHODS = [

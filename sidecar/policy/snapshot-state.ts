@@ -1,5 +1,6 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
-import { formatProblem, validateRoutePolicy } from '../../common/policy/validate.ts';
+import { formatProblem } from '../../common/policy/problems.ts';
+import { validateRoutePolicy } from '../../common/policy/validate.ts';
 import {
   isBlockList,
   isGlobalRateLimitConfig,

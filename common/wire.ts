@@ -3,6 +3,7 @@
  * "Control plane API"). Both sides import these; neither copies them.
  */
 import { createHash } from 'node:crypto';
+import type { HttpRoute } from './policy/httproute-schema.ts';
 import type { RoutePolicy } from './policy/schema.ts';
 
 /** What a workload gets when no RoutePolicy selects it. */
@@ -59,6 +60,11 @@ export interface Snapshot {
    * operator clears them. Absent when none.
    */
   readonly blocked?: readonly Block[];
+  /**
+   * The Gateway API HTTPRoutes whose parentRefs name this workload (it runs
+   * as `postern gateway`); absent for every other workload.
+   */
+  readonly httpRoutes?: readonly HttpRoute[];
 }
 
 /** One caller refused on one route of a workload after an exfiltration alert. */
@@ -113,6 +119,7 @@ export function hashSnapshotContent(content: SnapshotContent): string {
         content.trustBundle,
         content.rateLimit,
         content.blocked,
+        content.httpRoutes,
       ]),
     )
     .digest('hex');

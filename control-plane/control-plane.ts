@@ -18,7 +18,7 @@ import { LiveDetection } from './detection/live-detection.ts';
 import type { SharedDetectionLog } from './detection/shared-log.ts';
 import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
-import { PolicyDirectory } from './policy-source.ts';
+import { PolicyDirectory, type PolicySet } from './policy-source.ts';
 import { RootRotation } from './root-rotation.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
 import { meshId, nextEpoch, statePaths } from './state.ts';
@@ -102,6 +102,17 @@ function warnOfGlobalLimitsWithoutRedis(policies: readonly RoutePolicy[], logger
   }
 }
 
+/** The Kubernetes source as a PolicySet source: HTTPRoutes do not come from the API yet. */
+function kubernetesPolicies(source: {
+  start(): Promise<readonly RoutePolicy[]>;
+  close(): Promise<void> | void;
+}) {
+  return {
+    start: async (): Promise<PolicySet> => ({ policies: await source.start(), httpRoutes: [] }),
+    close: () => source.close(),
+  };
+}
+
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = options.logger ?? new Logger('control-plane');
   const paths = statePaths(options.stateDir);
@@ -155,11 +166,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ? { config: { learningSeconds: options.detectionLearningMs / 1000 } }
       : {}),
   });
-  const onChange = (next: readonly RoutePolicy[]) => {
+  const onChange = ({ policies: next, httpRoutes }: PolicySet) => {
     if (!options.redisUrl) warnOfGlobalLimitsWithoutRedis(next, logger);
     caps = policyCaps(next);
     actions = policyActions(next);
-    hub.setPolicies(next);
+    hub.setPolicies(next, httpRoutes);
   };
   if (options.redisUrl) {
     const { SharedDetectionLog } = await import('./detection/shared-log.ts');
@@ -176,11 +187,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // The Kubernetes client is loaded only in cluster mode: it costs every
   // other process tens of megabytes it would never use.
   const policies = options.kubernetes
-    ? new (await import('./kubernetes-source.ts')).KubernetesPolicySource(
-        options.kubernetes,
-        logger,
-        onChange,
-        paths.kubernetesLastValid,
+    ? kubernetesPolicies(
+        new (await import('./kubernetes-source.ts')).KubernetesPolicySource(
+          options.kubernetes,
+          logger,
+          (next) => onChange({ policies: next, httpRoutes: [] }),
+          paths.kubernetesLastValid,
+        ),
       )
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setTrustBundle(ca.bundlePem);

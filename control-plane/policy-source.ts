@@ -1,11 +1,18 @@
 import { type FSWatcher, watch } from 'node:fs';
 import type { Logger } from '../common/log.ts';
 import { loadPolicies } from '../common/policy/files.ts';
+import type { HttpRoute } from '../common/policy/httproute-schema.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import { LINT_ROUTE_LIMIT } from '../common/policy/validate.ts';
 
+/** What a policy source holds: RoutePolicies, and the HTTPRoutes gateways route by. */
+export interface PolicySet {
+  readonly policies: readonly RoutePolicy[];
+  readonly httpRoutes: readonly HttpRoute[];
+}
+
 /**
- * RoutePolicies from a folder of YAML files, reloaded when the folder
+ * RoutePolicies and HTTPRoutes from a folder of YAML files, reloaded when the folder
  * changes. A reload is all or nothing: if any file has an error, every
  * problem is logged and the last good set stays in force (dropping one bad
  * policy could silently open what it denied).
@@ -13,26 +20,26 @@ import { LINT_ROUTE_LIMIT } from '../common/policy/validate.ts';
 export class PolicyDirectory {
   readonly #dir: string;
   readonly #logger: Logger;
-  readonly #onChange: (policies: readonly RoutePolicy[]) => void;
+  readonly #onChange: (set: PolicySet) => void;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reloading: Promise<void> = Promise.resolve();
 
-  constructor(dir: string, logger: Logger, onChange: (policies: readonly RoutePolicy[]) => void) {
+  constructor(dir: string, logger: Logger, onChange: (set: PolicySet) => void) {
     this.#dir = dir;
     this.#logger = logger;
     this.#onChange = onChange;
   }
 
   /** Loads the folder; throws with every problem listed if the first load is invalid. */
-  async start(): Promise<readonly RoutePolicy[]> {
+  async start(): Promise<PolicySet> {
     const loaded = await loadPolicies([this.#dir], new Date(), { lintUpTo: LINT_ROUTE_LIMIT });
     for (const warning of loaded.warnings) this.#logger.warn('policy warning', { warning });
     if (loaded.errors.length) {
       throw new Error(`invalid policies in ${this.#dir}:\n${loaded.errors.join('\n')}`);
     }
     this.#watcher = watch(this.#dir, () => this.#schedule());
-    return loaded.policies;
+    return { policies: loaded.policies, httpRoutes: loaded.httpRoutes };
   }
 
   /** Editors save in bursts (write, rename, chmod); one reload after the burst. */
@@ -53,8 +60,11 @@ export class PolicyDirectory {
         });
         return;
       }
-      this.#logger.info('policies reloaded', { count: loaded.policies.length });
-      this.#onChange(loaded.policies);
+      this.#logger.info('policies reloaded', {
+        count: loaded.policies.length,
+        httpRoutes: loaded.httpRoutes.length,
+      });
+      this.#onChange({ policies: loaded.policies, httpRoutes: loaded.httpRoutes });
     } catch (error) {
       this.#logger.error('policy reload failed; keeping the last good policies', { error });
     }

@@ -1,4 +1,5 @@
 import t from 'tap';
+import type { HttpRoute } from '../common/policy/httproute-schema.ts';
 import { principalMatches } from '../common/policy/principals.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import type { Snapshot } from '../common/wire.ts';
@@ -288,5 +289,40 @@ t.test(
     );
     t.same(second.sent.at(-1)?.rateLimit, { redis: 'redis://r:6379', replicas: 2 });
     t.equal(frontend.sent.at(-1)?.rateLimit, undefined, 'local limits need neither');
+  },
+);
+
+t.test(
+  "a gateway's snapshot carries the HTTPRoutes whose parentRefs name it, and no other workload's does",
+  async (t) => {
+    const hub = new SnapshotHub(1, 'allow-authenticated', { minFanOutIntervalMs: 0 });
+    t.teardown(() => hub.close());
+    const edge = subscriber('edge', 'spiffe://cluster.local/ns/shop/sa/edge');
+    const orders = subscriber('orders', ORDERS);
+    hub.subscribe(edge.sub);
+    hub.subscribe(orders.sub);
+    const route = (name: string, parent: { name: string; namespace?: string }) =>
+      ({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name, namespace: 'shop' },
+        spec: { parentRefs: [parent], rules: [{ backendRefs: [{ name: 'orders' }] }] },
+      }) as HttpRoute;
+    hub.setPolicies(
+      [],
+      [route('to-edge', { name: 'edge' }), route('elsewhere', { name: 'edge', namespace: 'ops' })],
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    t.same(
+      edge.sent.at(-1)?.httpRoutes?.map((r) => r.metadata.name),
+      ['to-edge'],
+      'a parentRef in another namespace names another gateway',
+    );
+    t.equal(orders.sent.at(-1)?.httpRoutes, undefined);
+    const before = edge.sent.at(-1)!.hash;
+    hub.setPolicies([], []);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    t.equal(edge.sent.at(-1)?.httpRoutes, undefined);
+    t.not(edge.sent.at(-1)!.hash, before, 'the routes are part of the content hash');
   },
 );

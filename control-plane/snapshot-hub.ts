@@ -1,4 +1,5 @@
 import { hostOfHostPort, isLoopbackAddress } from '../common/address.ts';
+import type { HttpRoute } from '../common/policy/httproute-schema.ts';
 import {
   compilePrincipals,
   type PrincipalMatcher,
@@ -193,6 +194,7 @@ export class SnapshotHub {
   /** Registered sidecars per `namespace/workload`, built with #endpoints. */
   #replicas: Map<string, number> | undefined;
   #blocks: ReadonlyMap<string, readonly Block[]> = new Map();
+  #httpRoutes: readonly HttpRoute[] = [];
   /** Registered pod addresses per SPIFFE ID, built with #endpoints. */
   #hosts: Map<string, string[]> | undefined;
   readonly #redisUrl: string | undefined;
@@ -211,7 +213,8 @@ export class SnapshotHub {
     return `${this.#epoch}.${this.#counter}`;
   }
 
-  setPolicies(policies: readonly RoutePolicy[]): void {
+  setPolicies(policies: readonly RoutePolicy[], httpRoutes: readonly HttpRoute[] = []): void {
+    this.#httpRoutes = httpRoutes;
     this.#policyIndex = new Map();
     this.#order = new Map(policies.map((policy, i) => [policy, i]));
     for (const policy of policies) {
@@ -455,6 +458,18 @@ export class SnapshotHub {
     return [...found].sort((a, b) => this.#order.get(a)! - this.#order.get(b)!);
   }
 
+  /** The HTTPRoutes whose parentRefs name this workload: a gateway's routes, absent for any other workload. */
+  #httpRoutesFor(subscriber: Subscriber): { httpRoutes?: readonly HttpRoute[] } {
+    const attached = this.#httpRoutes.filter((route) =>
+      route.spec.parentRefs.some(
+        (ref) =>
+          ref.name === subscriber.workload &&
+          (ref.namespace ?? route.metadata.namespace ?? 'default') === subscriber.namespace,
+      ),
+    );
+    return attached.length ? { httpRoutes: attached } : {};
+  }
+
   #blockedFor(subscriber: Subscriber): { blocked?: readonly Block[] } {
     const blocked = this.#blocks.get(`${subscriber.namespace}/${subscriber.workload}`);
     return blocked?.length ? { blocked } : {};
@@ -473,6 +488,7 @@ export class SnapshotHub {
       ...(this.#trustBundle === undefined ? {} : { trustBundle: this.#trustBundle }),
       ...this.#rateLimitFor(subscriber, policies),
       ...this.#blockedFor(subscriber),
+      ...this.#httpRoutesFor(subscriber),
     };
     return { version: this.version, hash: hashSnapshotContent(content), ...content };
   }

@@ -15,7 +15,8 @@
  *   4. more header matches; 5. more query parameter matches;
  *   6. the older route (creationTimestamp), then namespace/name in order;
  *   7. the earlier rule, then the earlier match within it.
- * Only routes whose parentRefs name this gateway are compiled.
+ * Given a gateway, only routes whose parentRefs name it are compiled; a
+ * snapshot's routes are those already (the control plane chose them).
  */
 import type {
   HttpRoute,
@@ -141,13 +142,15 @@ export class HttpRouteTable {
   /** Hosts no route names: only routes without hostnames apply. */
   readonly #anyHost: readonly CompiledMatch[];
 
-  constructor(routes: readonly HttpRoute[], gateway: { name: string; namespace: string }) {
-    const attached = routes.filter((route) =>
-      route.spec.parentRefs.some(
-        (ref) =>
-          ref.name === gateway.name &&
-          (ref.namespace ?? route.metadata.namespace ?? 'default') === gateway.namespace,
-      ),
+  constructor(routes: readonly HttpRoute[], gateway?: { name: string; namespace: string }) {
+    const attached = routes.filter(
+      (route) =>
+        !gateway ||
+        route.spec.parentRefs.some(
+          (ref) =>
+            ref.name === gateway.name &&
+            (ref.namespace ?? route.metadata.namespace ?? 'default') === gateway.namespace,
+        ),
     );
     const compiled = attached.map((route) => ({
       route,

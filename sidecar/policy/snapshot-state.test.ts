@@ -122,3 +122,42 @@ t.test(
     t.ok(state.current!.revoked.has('spiffe://td/ns/a/sa/b'), 'the revocation applies');
   },
 );
+
+t.test(
+  "a gateway's HTTPRoutes are validated again and compiled with the snapshot; a bad one keeps the last good snapshot",
+  async (t) => {
+    const state = new SnapshotState('shop');
+    const route = (path: string) => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'edge-routes', namespace: 'shop' },
+      spec: {
+        parentRefs: [{ name: 'edge' }],
+        rules: [
+          {
+            matches: [{ path: { type: 'PathPrefix', value: path } }],
+            backendRefs: [{ name: 'orders' }],
+          },
+        ],
+      },
+    });
+    t.same(state.apply({ ...snapshot('1.1', []), httpRoutes: [route('/api')] }), { ok: true });
+    const request = {
+      host: 'shop.example.com',
+      method: 'GET',
+      path: '/api/x',
+      header: () => undefined,
+      query: () => undefined,
+    };
+    t.match(state.current?.httpRoutes?.match(request), { route: 'shop/edge-routes' });
+    const refused = state.apply({ ...snapshot('1.2', []), httpRoutes: [route('api')] });
+    t.match(refused, {
+      ok: false,
+      reason:
+        /HTTPRoute shop\/edge-routes: spec\.rules\[0\]\.matches\[0\]\.path\.value: expected an absolute path/,
+    });
+    t.equal(state.current?.snapshot.version, '1.1', 'the last good snapshot stays');
+    t.same(state.apply(snapshot('1.3', [])), { ok: true });
+    t.equal(state.current?.httpRoutes, undefined, 'no routes: not a gateway');
+  },
+);

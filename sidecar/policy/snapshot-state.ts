@@ -1,12 +1,14 @@
 import { overlappingSelectorProblems } from '../../common/policy/policy-set.ts';
 import { formatProblem } from '../../common/policy/problems.ts';
 import { validateRoutePolicy } from '../../common/policy/validate.ts';
+import { validateHttpRoute } from '../../common/policy/validate-httproute.ts';
 import {
   isBlockList,
   isGlobalRateLimitConfig,
   type Revocation,
   type Snapshot,
 } from '../../common/wire.ts';
+import { HttpRouteTable } from '../gateway/http-route-table.ts';
 import type { CompiledJwt, JwtProviders } from '../identity/jwt-providers.ts';
 import { ServiceDirectory } from '../outbound/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
@@ -20,6 +22,8 @@ export interface AppliedSnapshot {
   readonly revoked: ReadonlyMap<string, number>;
   /** Callers blocked on routes after exfiltration alerts, by blockKey(principal, route name). */
   readonly blocked: ReadonlySet<string>;
+  /** The HTTPRoutes this workload routes by when it runs as a gateway (absent otherwise). */
+  readonly httpRoutes: HttpRouteTable | undefined;
   /** The JWT providers of the policies in force; undefined when no policy accepts JWTs. */
   readonly jwt: CompiledJwt | undefined;
 }
@@ -102,6 +106,9 @@ export class SnapshotState {
         revoked,
         jwt: this.#jwt?.compile(snapshot.policies),
         blocked,
+        httpRoutes: snapshot.httpRoutes?.length
+          ? new HttpRouteTable(snapshot.httpRoutes)
+          : undefined,
       });
     } catch (error) {
       if (this.#current) this.#current = Object.freeze({ ...this.#current, revoked, blocked });
@@ -120,6 +127,13 @@ export class SnapshotState {
         formatProblem(p),
       ),
     );
+    if (snapshot.httpRoutes !== undefined && !Array.isArray(snapshot.httpRoutes)) {
+      return { ok: false, reason: 'not a snapshot: httpRoutes must be a list of HTTPRoutes' };
+    }
+    (snapshot.httpRoutes ?? []).forEach((route, i) => {
+      for (const problem of validateHttpRoute(route, `httpRoutes[${i}]`).errors)
+        problems.push(formatProblem(problem));
+    });
     if (problems.length) return { ok: false, reason: problems.join('; ') };
     // Every policy in a snapshot selects this workload, so any disagreement on
     // a workload-wide setting leaves the effective policy ambiguous.

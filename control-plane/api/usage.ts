@@ -72,6 +72,7 @@ export function usageRoutes(ctx: ApiContext): Routes {
       alerts: detection.alerts.newest(limit),
       total: detection.alerts.total,
       lateReports: detection.engine.lateReports,
+      evictedHistories: detection.engine.evictedHistories,
     });
   };
 

@@ -121,3 +121,33 @@ t.test(
     t.equal(engine.lateReports, 1);
   },
 );
+
+t.test(
+  'past maxHistories the least recently active caller is forgotten, and counted',
+  async (t) => {
+    const engine = new DetectionEngine({ config: { learningSeconds: 0 }, maxHistories: 2 });
+    const report = (start: number, principals: string[]) => ({
+      source: { workload: 'orders', namespace: 'shop' },
+      window: { start: new Date(start).toISOString(), seconds: 60 },
+      entries: principals.map((principal) => ({
+        direction: 'inbound' as const,
+        principal,
+        route: 'r',
+        requests: 1,
+        requestBytes: 0,
+        responseBytes: 10,
+      })),
+    });
+    const T = Date.parse('2026-11-01T00:00:00Z');
+    engine.add(report(T, ['spiffe://a', 'spiffe://b']));
+    engine.add(report(T + 60_000, ['spiffe://b']));
+    engine.add(report(T + 120_000, ['spiffe://c']));
+    const alerts = [...engine.add(report(T + 180_000, ['spiffe://b'])), ...engine.flush()];
+    t.equal(engine.evictedHistories, 1, 'one forgotten to make room for c');
+    t.same(
+      alerts.filter((a) => a.detector === 'novelty').map((a) => a.principal),
+      ['spiffe://c'],
+      'b was active more recently than a, so a went and b is still known',
+    );
+  },
+);

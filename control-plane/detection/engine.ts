@@ -22,6 +22,9 @@ import { WorkloadAddresses } from './workload-addresses.ts';
 /** A pod address vouches for its identity this long after the pod last reported (event time). */
 const POD_ADDRESS_RETENTION_MS = 3600_000;
 
+/** Enough for 50,000 callers on routes (about 1.2 GB of history at 1-minute windows). */
+export const DEFAULT_MAX_HISTORIES = 50_000;
+
 /** The policy caps of a workload's route (`namespace/workload`, route name). */
 export type CapLookup = (workload: string, route: string) => readonly ResponseCap[];
 
@@ -39,6 +42,9 @@ export class DetectionEngine {
   #closedBeforeMs = Number.NEGATIVE_INFINITY;
   /** Reports dropped for arriving after their window closed. */
   lateReports = 0;
+  /** Histories forgotten to stay within maxHistories (the least recently active first). */
+  evictedHistories = 0;
+  readonly #maxHistories: number;
 
   constructor(
     options: {
@@ -46,8 +52,15 @@ export class DetectionEngine {
       caps?: CapLookup;
       /** Live: where the registry says an identity's pods run (pod addresses), beside what reports say. */
       registered?: (principal: string) => Iterable<string> | undefined;
+      /**
+       * At most this many caller and egress histories (each ~25 KB at
+       * 1-minute windows): past it, the least recently active is forgotten,
+       * and if it comes back it is new (novelty may alert on it).
+       */
+      maxHistories?: number;
     } = {},
   ) {
+    this.#maxHistories = options.maxHistories ?? DEFAULT_MAX_HISTORIES;
     this.#config = Object.freeze({ ...DEFAULT_DETECTION, ...options.config });
     this.#caps = options.caps ?? (() => []);
     this.#pods = new WorkloadAddresses(POD_ADDRESS_RETENTION_MS, options.registered);
@@ -94,6 +107,15 @@ export class DetectionEngine {
     return this.#detect(windows);
   }
 
+  /** Keeps a new history, forgetting the least recently active ones past the bound. */
+  #remember(map: Map<string, History>, key: string, history: History): void {
+    while (this.#callers.size + this.#egress.size >= this.#maxHistories && map.size) {
+      map.delete(map.keys().next().value!);
+      this.evictedHistories++;
+    }
+    map.set(key, history);
+  }
+
   #detect(windows: readonly WindowUsage[]): Alert[] {
     const alerts: Alert[] = [];
     const config = this.#config;
@@ -130,7 +152,7 @@ export class DetectionEngine {
         let distinct = distinctOf(usage);
         if (!history) {
           history = new History(config, startMs, seconds);
-          this.#callers.set(key, history);
+          this.#remember(this.#callers, key, history);
           emit(
             history,
             noveltyAlert(
@@ -158,6 +180,9 @@ export class DetectionEngine {
           emit(history, capAlert(usage, history, cap, startMs));
         }
         history.record(startMs, bytes, distinct);
+        // Most recently active last: what the bound forgets first is at the front.
+        this.#callers.delete(key);
+        this.#callers.set(key, history);
       }
       for (const [key, usage] of window.egress) {
         const history = this.#egress.get(key);
@@ -170,7 +195,7 @@ export class DetectionEngine {
           startMs,
         );
         const kept = history ?? new History(config, startMs, seconds);
-        if (!history) this.#egress.set(key, kept);
+        if (!history) this.#remember(this.#egress, key, kept);
         emit(kept, alert);
         kept.record(startMs, usage.requestBytes, 0);
       }

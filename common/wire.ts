@@ -94,6 +94,12 @@ export function isBlockList(value: unknown): value is Block[] {
 export interface GlobalRateLimitConfig {
   readonly redis?: string;
   readonly replicas: number;
+  /**
+   * What this mesh's Redis keys start with (`postern:<mesh id>:`), so that
+   * meshes sharing a Redis count apart; absent from older control planes
+   * (then `postern:`).
+   */
+  readonly keyPrefix?: string;
 }
 
 /** Whether `value` is a GlobalRateLimitConfig a sidecar can use. */
@@ -101,6 +107,11 @@ export function isGlobalRateLimitConfig(value: unknown): value is GlobalRateLimi
   const config = value as Partial<GlobalRateLimitConfig> | null;
   if (typeof config !== 'object' || config === null) return false;
   if (!Number.isInteger(config.replicas) || config.replicas! < 1) return false;
+  if (
+    config.keyPrefix !== undefined &&
+    (typeof config.keyPrefix !== 'string' || !/^[\w:.-]{1,128}$/.test(config.keyPrefix))
+  )
+    return false;
   if (config.redis === undefined) return true;
   return typeof config.redis === 'string' && /^rediss?:\/\/[^\s]+$/.test(config.redis);
 }

@@ -118,6 +118,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const paths = statePaths(options.stateDir);
   const ca = await MeshAuthority.open(paths.ca, options.trustDomain);
   const epoch = await nextEpoch(options.stateDir);
+  // Names this mesh's keys in a Redis other meshes may share (rate limits, detection).
+  const mesh = await meshId(options.stateDir);
   const hub = new SnapshotHub(epoch, options.meshDefault, {
     ...(options.maxWatchesPerIdentity
       ? { maxWatchesPerIdentity: options.maxWatchesPerIdentity }
@@ -125,7 +127,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...(options.minFanOutIntervalMs !== undefined
       ? { minFanOutIntervalMs: options.minFanOutIntervalMs }
       : {}),
-    ...(options.redisUrl ? { redisUrl: options.redisUrl } : {}),
+    ...(options.redisUrl ? { redisUrl: options.redisUrl, redisKeyPrefix: `postern:${mesh}:` } : {}),
   });
   // OTel only when OTEL_* names an exporter: alerts then also go out as log records.
   const openTelemetry = await startOpenTelemetry({
@@ -176,7 +178,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const { SharedDetectionLog } = await import('./detection/shared-log.ts');
     shared = new SharedDetectionLog({
       url: options.redisUrl,
-      key: `postern:detection:${await meshId(options.stateDir)}`,
+      key: `postern:${mesh}:detection`,
       apply: (entry) =>
         entry.kind === 'report' ? detection.report(entry.report) : blocks.clear(entry.target),
       logger,

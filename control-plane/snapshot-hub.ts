@@ -65,6 +65,8 @@ export interface SnapshotHubOptions {
   readonly minFanOutIntervalMs?: number;
   /** --redis: where sidecars count global rate limits (sent only to those whose policies have one). */
   readonly redisUrl?: string;
+  /** What this mesh's keys in that Redis start with (see GlobalRateLimitConfig). */
+  readonly redisKeyPrefix?: string;
 }
 
 /** Whether `policy` applies to a workload: same namespace, and every matchLabels pair present. */
@@ -198,6 +200,7 @@ export class SnapshotHub {
   /** Registered pod addresses per SPIFFE ID, built with #endpoints. */
   #hosts: Map<string, string[]> | undefined;
   readonly #redisUrl: string | undefined;
+  readonly #redisKeyPrefix: string | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #lastFanOut = Number.NEGATIVE_INFINITY;
 
@@ -207,6 +210,7 @@ export class SnapshotHub {
     this.#maxWatchesPerIdentity = options.maxWatchesPerIdentity ?? 100;
     this.#minFanOutIntervalMs = options.minFanOutIntervalMs ?? 100;
     this.#redisUrl = options.redisUrl;
+    this.#redisKeyPrefix = options.redisKeyPrefix;
   }
 
   get version(): string {
@@ -426,7 +430,11 @@ export class SnapshotHub {
     this.#registry();
     const replicas = this.#replicas!.get(`${subscriber.namespace}/${subscriber.workload}`) ?? 1;
     return {
-      rateLimit: { ...(this.#redisUrl ? { redis: this.#redisUrl } : {}), replicas },
+      rateLimit: {
+        ...(this.#redisUrl ? { redis: this.#redisUrl } : {}),
+        replicas,
+        ...(this.#redisUrl && this.#redisKeyPrefix ? { keyPrefix: this.#redisKeyPrefix } : {}),
+      },
     };
   }
 

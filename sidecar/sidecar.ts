@@ -209,7 +209,10 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         reason: result.ok ? bundle.reason : `${result.reason}; ${bundle.reason}`,
       };
     if (bundle.pem !== undefined) certificate.setTrustBundle(bundle.pem);
-    globalLimits.configure(state.current?.snapshot.rateLimit?.redis);
+    globalLimits.configure(
+      state.current?.snapshot.rateLimit?.redis,
+      state.current?.snapshot.rateLimit?.keyPrefix,
+    );
     return result;
   };
 

@@ -46,6 +46,7 @@ export interface GlobalLimiterOptions {
 export class GlobalLimiter {
   readonly #options: GlobalLimiterOptions;
   #url: string | undefined;
+  #keyPrefix: string | undefined;
   #redis: RedisBuckets | undefined;
   /** Redis answers: takes go there. False from the first failure until it answers again. */
   #healthy = false;
@@ -62,10 +63,11 @@ export class GlobalLimiter {
   }
 
   /** Follows the snapshot: connects to a new Redis URL, leaves one no longer named. */
-  configure(url: string | undefined): void {
-    if (url === this.#url) return;
+  configure(url: string | undefined, keyPrefix?: string): void {
+    if (url === this.#url && keyPrefix === this.#keyPrefix) return;
     this.#disconnect();
     this.#url = url;
+    this.#keyPrefix = keyPrefix;
     if (!url) return;
     // ioredis loads only in a sidecar that has a Redis to talk to.
     void import('./redis-buckets.ts').then(({ RedisBuckets }) => {
@@ -73,6 +75,7 @@ export class GlobalLimiter {
       // Events of a client already replaced (its close, say) are not news.
       const redis: RedisBuckets = new RedisBuckets({
         url,
+        ...(keyPrefix ? { keyPrefix } : {}),
         commandTimeoutMs: this.#options.commandTimeoutMs,
         onReady: () => {
           if (this.#redis === redis) this.#recovered();

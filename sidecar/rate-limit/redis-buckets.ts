@@ -52,6 +52,8 @@ interface ScriptedRedis extends Redis {
 
 export interface RedisBucketsOptions {
   readonly url: string;
+  /** What this mesh's keys start with (the snapshot's rateLimit.keyPrefix; default `postern:`). */
+  readonly keyPrefix?: string;
   /** How long a command may take before it counts as failed. */
   readonly commandTimeoutMs: number;
   /** The connection is up and answers (again). */
@@ -62,8 +64,10 @@ export interface RedisBucketsOptions {
 
 export class RedisBuckets {
   readonly #redis: ScriptedRedis;
+  readonly #prefix: string;
 
   constructor(options: RedisBucketsOptions) {
+    this.#prefix = options.keyPrefix ?? 'postern:';
     const redis = new Redis(options.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -87,7 +91,7 @@ export class RedisBuckets {
   /** One token from the shared bucket of `key` under `limit`; `nowMs` only in tests (Redis's clock otherwise). */
   async take(limit: CompiledRateLimit, key: string, nowMs?: number): Promise<Take> {
     const reply = await this.#redis.posternTake(
-      key ? `postern:rl:${limit.id}:${key}` : `postern:rl:${limit.id}`,
+      key ? `${this.#prefix}rl:${limit.id}:${key}` : `${this.#prefix}rl:${limit.id}`,
       String(limit.intervalMs),
       String(limit.capacity),
       ...(nowMs === undefined ? [] : [String(nowMs)]),

@@ -242,3 +242,42 @@ t.test(
     );
   },
 );
+
+t.test('two meshes sharing one Redis count their global limits apart', async (t) => {
+  const redis = await startRedis(t);
+  const app = await startEchoApp(t);
+  // The same policy, route and caller in both meshes: only the mesh's key prefix tells them apart.
+  const policy = `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  routes:
+    - name: five
+      match: { path: { prefix: /five } }
+      allow: [{ principals: ["${TESTER}"] }]
+      rateLimit: { requests: 5, per: 1m, key: route, scope: global }
+`;
+  const admitted: number[] = [];
+  for (let m = 0; m < 2; m++) {
+    const mesh = await startTestMesh(t, policy, { controlPlane: { redisUrl: redis.url } });
+    const orders = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+    });
+    await eventually(
+      async () =>
+        (await view(orders as unknown as SidecarProcess)).globalRateLimits?.countedIn === 'redis',
+    );
+    const agent = mtlsAgent(await clientCredentials(mesh.controlPlane.ca, TESTER));
+    t.teardown(() => agent.close());
+    let ok = 0;
+    for (let i = 0; i < 10; i++) {
+      if ((await call(agent, orders as unknown as SidecarProcess, '/five')).status === 200) ok++;
+    }
+    admitted.push(ok);
+  }
+  t.same(admitted, [5, 5], 'five a minute in each mesh, not five between them');
+});

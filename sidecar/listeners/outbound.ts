@@ -38,6 +38,17 @@ export interface OutboundOptions {
   readonly now?: () => number;
 }
 
+/** `namespace/name` of a service, once per snapshot's endpoint list (a metrics label). */
+const serviceNames = new WeakMap<readonly Endpoint[], string>();
+function serviceNameOf(service: readonly Endpoint[]): string {
+  let name = serviceNames.get(service);
+  if (name === undefined) {
+    name = `${service[0]!.namespace}/${service[0]!.service}`;
+    serviceNames.set(service, name);
+  }
+  return name;
+}
+
 /** A request that failed this way may go to another endpoint: the endpoint, not the request, failed. */
 const GATEWAY_FAILURES = new Set([502, 503, 504]);
 /** Attempts after the first. */
@@ -106,7 +117,7 @@ export class OutboundListener {
         const { req } = exchange;
         const target = exchange.target!;
         const service = exchange.service!;
-        const serviceName = `${service[0]!.namespace}/${service[0]!.service}`;
+        const serviceName = serviceNameOf(service);
         // No client address: the app's own X-Forwarded-For and the like pass as it wrote them.
         const headers = upstreamRequestHeaders(
           req.rawHeaders,

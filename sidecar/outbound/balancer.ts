@@ -41,6 +41,8 @@ export const endpointKey = (endpoint: Endpoint) => `${endpoint.address}|${endpoi
 
 export class Balancer {
   readonly #states = new Map<string, EndpointState>();
+  /** Each snapshot's endpoint objects to their state, so a request builds no key string. */
+  #byObject = new WeakMap<Endpoint, EndpointState>();
   readonly #random: () => number;
   readonly #now: () => number;
 
@@ -50,6 +52,8 @@ export class Balancer {
   }
 
   stateOf(endpoint: Endpoint): EndpointState {
+    const cached = this.#byObject.get(endpoint);
+    if (cached) return cached;
     const key = endpointKey(endpoint);
     let state = this.#states.get(key);
     if (!state) {
@@ -63,6 +67,7 @@ export class Balancer {
       };
       this.#states.set(key, state);
     }
+    this.#byObject.set(endpoint, state);
     return state;
   }
 
@@ -122,6 +127,8 @@ export class Balancer {
   retainOnly(endpoints: readonly Endpoint[]): void {
     const live = new Set(endpoints.map(endpointKey));
     for (const key of this.#states.keys()) if (!live.has(key)) this.#states.delete(key);
+    // A forgotten endpoint's object must not keep its old state.
+    this.#byObject = new WeakMap();
   }
 
   /** For /config: every endpoint's state now. */

@@ -55,6 +55,13 @@ export type UsageReport = Static<typeof UsageReportSchema>;
 export type InboundUsage = Static<typeof InboundEntry>;
 export type OutboundUsage = Static<typeof OutboundEntry>;
 
+/**
+ * The caller of requests without a verified identity (mtls PERMISSIVE),
+ * as detection counts them and the exfiltration guard caps and blocks them:
+ * all as one caller.
+ */
+export const UNAUTHENTICATED_CALLER = '(unauthenticated)';
+
 /** An alert as the control plane lists it and `postern usage replay` prints it (one JSON line). */
 export interface Alert {
   readonly detector:

@@ -4,10 +4,7 @@
  * (baselines are per identity, never per pod, so scaling and rollouts change
  * nothing), and what each workload sent outside the mesh.
  */
-import type { UsageReport } from '../../common/usage.ts';
-
-/** Calls without a verified identity (mtls PERMISSIVE) count as one caller. */
-export const UNAUTHENTICATED = '(unauthenticated)';
+import { UNAUTHENTICATED_CALLER, type UsageReport } from '../../common/usage.ts';
 
 export interface CallerUsage {
   /** `namespace/workload` called. */
@@ -109,7 +106,7 @@ export class WindowAssembler {
         window.egress.set(key, usage);
         continue;
       }
-      const principal = entry.principal ?? UNAUTHENTICATED;
+      const principal = entry.principal ?? UNAUTHENTICATED_CALLER;
       const key = callerKey(workload, principal, entry.route);
       let usage = window.callers.get(key);
       if (!usage) {

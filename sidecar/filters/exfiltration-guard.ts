@@ -1,3 +1,4 @@
+import { UNAUTHENTICATED_CALLER } from '../../common/usage.ts';
 import { ByteBudgets } from '../exfiltration/byte-budgets.ts';
 import type { LocalReply } from '../http/local-reply.ts';
 import { blockKey, type SnapshotState } from '../policy/snapshot-state.ts';
@@ -21,8 +22,9 @@ const blockedReply = (principal: string, route: string): LocalReply => ({
  * (403) until an operator clears it; a caller with nothing left of the
  * route's `maxResponseBytes` this period is refused (403, Retry-After), and
  * one with some left gets at most that much: the response is cut there
- * (http/forward.ts). Only requests with a principal are guarded: a cap
- * counts per caller, and an unauthenticated request has no caller to count.
+ * (http/forward.ts). Requests without a verified identity (mtls
+ * PERMISSIVE) are guarded as one caller, as detection counts them: a cap
+ * that skipped them would be open to anyone who leaves the certificate out.
  */
 export function exfiltrationGuard(deps: {
   state: SnapshotState;
@@ -35,8 +37,8 @@ export function exfiltrationGuard(deps: {
     name: 'exfiltration-guard',
     onRequest(exchange) {
       const decision = exchange.decision;
-      const principal = exchange.principal;
-      if (!decision?.route || !principal) return undefined;
+      if (!decision?.route) return undefined;
+      const principal = exchange.principal ?? UNAUTHENTICATED_CALLER;
       const blocked = state.current?.blocked;
       if (blocked?.size && blocked.has(blockKey(principal, decision.route))) {
         exchange.exfiltration = 'blocked';
@@ -70,9 +72,9 @@ export const capKey = (principal: string, route: string) => `${principal}\n${rou
 /** After a guarded request was answered: what it read counts against the caller's budget. */
 export function spendResponse(exchange: Exchange, budgets: ByteBudgets, nowMs: number): void {
   const cap = exchange.decision?.responseCap;
-  if (!cap || !exchange.principal || exchange.responseLimit === undefined) return;
+  if (!cap || exchange.responseLimit === undefined) return;
   budgets.spend(
-    capKey(exchange.principal, cap.route),
+    capKey(exchange.principal ?? UNAUTHENTICATED_CALLER, cap.route),
     exchange.responseBytes ?? 0,
     cap.perMs,
     nowMs,

@@ -17,6 +17,7 @@ import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
 import type { ConnectionLimits } from '../common/connection-limits.ts';
 import { Logger } from '../common/log.ts';
+import type { Alert } from '../common/usage.ts';
 import type { RegistryEntry } from '../common/wire.ts';
 import { workloadDnsNames } from '../control-plane/api/caller.ts';
 import {
@@ -479,4 +480,23 @@ export async function adminMetrics(adminPort: number): Promise<string> {
 
 export async function adminConfig(adminPort: number): Promise<AdminConfig> {
   return (await (await request(`http://127.0.0.1:${adminPort}/config`)).body.json()) as AdminConfig;
+}
+
+/**
+ * GET /v1/alerts as `operator` until `until` holds for the list (failing
+ * the test after `timeoutMs`); resolves with that list, newest first.
+ */
+export async function alertsUntil(
+  controlPlaneUrl: string,
+  operator: Agent,
+  until: (alerts: Alert[]) => boolean,
+  timeoutMs = 15_000,
+): Promise<Alert[]> {
+  let alerts: Alert[] = [];
+  await eventually(async () => {
+    const listed = await request(`${controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
+    alerts = ((await listed.body.json()) as { alerts: Alert[] }).alerts;
+    return until(alerts);
+  }, timeoutMs);
+  return alerts;
 }

@@ -7,6 +7,7 @@ import { startControlPlaneProcess, waitUntilHealthy } from '../../cli/processes.
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
 import {
+  alertsUntil,
   clientCredentials,
   eventually,
   freePort,
@@ -102,12 +103,12 @@ t.test(
     }
 
     for (const url of replicas) {
-      let alerts: { detector: string; evidence: { responseBytes?: number } }[] = [];
-      await eventually(async () => {
-        const listed = await request(`${url}/v1/alerts`, { dispatcher: operator });
-        alerts = ((await listed.body.json()) as { alerts: typeof alerts }).alerts;
-        return alerts.some((alert) => alert.detector === 'cap');
-      }, 20_000);
+      const alerts = await alertsUntil(
+        url,
+        operator,
+        (listed) => listed.some((alert) => alert.detector === 'cap'),
+        20_000,
+      );
       t.match(
         alerts.find((alert) => alert.detector === 'cap'),
         {

@@ -9,8 +9,8 @@ import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { CertificateAuthority } from '../../certs/authority.ts';
 import {
+  alertsUntil,
   clientCredentials,
-  eventually,
   mtlsAgent,
   startEchoApp,
   startOutboundListener,
@@ -194,11 +194,9 @@ spec:
     });
     await read.body.dump();
     t.equal(read.statusCode, 200, 'action alert: the sidecar lets it through');
-    await eventually(async () => {
-      const listed = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
-      const { alerts } = (await listed.body.json()) as { alerts: { detector: string }[] };
-      return alerts.some((alert) => alert.detector === 'cap');
-    }, 15_000);
+    await alertsUntil(mesh.controlPlaneUrl, operator, (alerts) =>
+      alerts.some((alert) => alert.detector === 'cap'),
+    );
     t.pass('the cap alerted on the first window');
   },
 );

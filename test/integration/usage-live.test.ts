@@ -1,8 +1,8 @@
 import t from 'tap';
 import { request } from 'undici';
 import {
+  alertsUntil,
   clientCredentials,
-  eventually,
   mtlsAgent,
   startEchoApp,
   startTestMesh,
@@ -50,12 +50,7 @@ spec:
       t.equal(response.statusCode, 200);
     }
 
-    let alerts: { detector: string; principal: string; evidence: Record<string, unknown> }[] = [];
-    await eventually(async () => {
-      const response = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
-      alerts = ((await response.body.json()) as { alerts: typeof alerts }).alerts;
-      return alerts.length > 0;
-    }, 15_000);
+    let alerts = await alertsUntil(mesh.controlPlaneUrl, operator, (listed) => listed.length > 0);
     t.match(alerts, [
       {
         detector: 'novelty',
@@ -84,11 +79,9 @@ spec:
     });
     await egress.body.dump();
     t.equal(egress.statusCode, 502, 'egress outside the mesh is refused');
-    await eventually(async () => {
-      const response = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
-      alerts = ((await response.body.json()) as { alerts: typeof alerts }).alerts;
-      return alerts.some((alert) => alert.detector === 'egress');
-    }, 15_000);
+    alerts = await alertsUntil(mesh.controlPlaneUrl, operator, (listed) =>
+      listed.some((alert) => alert.detector === 'egress'),
+    );
     t.match(alerts[0], {
       detector: 'egress',
       principal: 'shop/frontend',
@@ -144,12 +137,9 @@ spec:
     await response.body.dump();
     t.equal(response.statusCode, 200, 'the certificate is valid: policy lets it in');
 
-    let alerts: { detector: string; evidence: Record<string, unknown> }[] = [];
-    await eventually(async () => {
-      const listed = await request(`${mesh.controlPlaneUrl}/v1/alerts`, { dispatcher: operator });
-      alerts = ((await listed.body.json()) as { alerts: typeof alerts }).alerts;
-      return alerts.some((alert) => alert.detector === 'off-workload');
-    }, 15_000);
+    const alerts = await alertsUntil(mesh.controlPlaneUrl, operator, (listed) =>
+      listed.some((alert) => alert.detector === 'off-workload'),
+    );
     t.match(
       alerts.find((alert) => alert.detector === 'off-workload'),
       {

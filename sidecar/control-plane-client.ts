@@ -16,8 +16,8 @@ const ANSWER_TIMEOUT_MS = 10_000;
 export interface Registration {
   readonly workload: string;
   readonly labels: Readonly<Record<string, string>>;
-  /** host:port of this sidecar's inbound listener, as peers should dial it. */
-  readonly address: string;
+  /** host:port of this sidecar's inbound listener, as peers should dial it; undefined for a gateway, which takes no mesh traffic. */
+  readonly address: string | undefined;
 }
 
 /**
@@ -109,7 +109,7 @@ export class ControlPlaneClient {
     const query = new URLSearchParams({
       workload: registration.workload,
       labels: formatLabels(registration.labels),
-      address: registration.address,
+      ...(registration.address === undefined ? {} : { address: registration.address }),
     });
     const response = await this.#call('GET', `/v1/snapshots?${query}`, undefined, {
       signal,

@@ -91,7 +91,7 @@ export class SimulatedSidecar {
 
   constructor(options: {
     index: number;
-    registration: Registration;
+    registration: Registration & { readonly address: string };
     controlPlane: string;
     caPem: string;
     logger: Logger;

@@ -2,9 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Span } from '@opentelemetry/api';
 import type { RequestTarget } from '../../common/canonical-path.ts';
 import type { LocalReply } from '../http/local-reply.ts';
-import type { Endpoint } from '../outbound/service-directory.ts';
 import type { Decision } from '../policy/decision.ts';
 import type { RateLimitOutcome } from '../rate-limit/limit.ts';
+import type { Endpoint } from '../upstream/service-directory.ts';
 import type { ExfiltrationVerdict } from './exfiltration-guard.ts';
 
 /** What the filters of one request learn, in the order the chain fills it in. */

@@ -1,4 +1,9 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type {
+  IncomingHttpHeaders,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from 'node:http';
 import type { Dispatcher } from 'undici';
 import { PeerCertificateError } from '../../certs/peer-identity.ts';
 import { PosternError } from '../../common/errors.ts';
@@ -28,6 +33,15 @@ export interface ForwardOptions {
   readonly maxResponseBytes?: number;
   /** The caller may retry this attempt elsewhere: a failure before any byte is relayed is returned, not replied. */
   readonly retryable?: boolean;
+  /** The whole exchange, request sent to response relayed, within this (504 before the response starts, cut after). */
+  readonly timeoutMs?: number;
+  /** The upstream's response headers within this of the request (undici headersTimeout). */
+  readonly headersTimeoutMs?: number;
+  /** At most this long without a byte of the response body (undici bodyTimeout). */
+  readonly idleTimeoutMs?: number;
+  /** Names removed from the upstream's response, then [name, value, ...] appended to it (an HTTPRoute's ResponseHeaderModifier add). */
+  readonly responseHeadersRemoved?: readonly string[];
+  readonly responseHeadersAdded?: readonly string[];
 }
 
 /** What the client is told when the upstream answered 503 and no retry was made. */
@@ -64,6 +78,7 @@ export function upstreamFailure(error: unknown): LocalReply {
     (cause as { code?: unknown } | undefined)?.code ?? (error as { code?: unknown }).code ?? '',
   );
   if (
+    code === 'POSTERN_REQUEST_TIMEOUT' ||
     code === 'UND_ERR_HEADERS_TIMEOUT' ||
     code === 'UND_ERR_BODY_TIMEOUT' ||
     code === 'UND_ERR_CONNECT_TIMEOUT'
@@ -116,6 +131,10 @@ export function forwardRequest(
         path,
         headers,
         body: hasBody(req) ? req : null,
+        ...(options.headersTimeoutMs === undefined
+          ? {}
+          : { headersTimeout: options.headersTimeoutMs }),
+        ...(options.idleTimeoutMs === undefined ? {} : { bodyTimeout: options.idleTimeoutMs }),
       },
       new ResponseRelay(res, resolve, options),
     );
@@ -136,6 +155,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #extraHeaders: readonly string[] | undefined;
   readonly #limit: number;
   readonly #retryable: boolean;
+  readonly #options: ForwardOptions;
+  #deadline: NodeJS.Timeout | undefined;
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
   #bytes = 0;
@@ -149,6 +170,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#extraHeaders = options.responseHeaders;
     this.#limit = options.maxResponseBytes ?? Number.POSITIVE_INFINITY;
     this.#retryable = options.retryable ?? false;
+    this.#options = options;
     // on, not once: 'close' fires once, and once() would wrap the listener per request.
     res.on('close', this.#onClientClose);
   }
@@ -161,6 +183,15 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#controller = controller;
     // The client left while the request waited for a connection.
     if (this.#res.destroyed) controller.abort(new ClientGoneError());
+    const timeout = this.#options.timeoutMs;
+    if (timeout !== undefined && this.#deadline === undefined) {
+      this.#deadline = setTimeout(() => controller.abort(new RequestTimeoutError()), timeout);
+    }
+  }
+
+  #settle(result: ForwardResult): void {
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#done(result);
   }
 
   onResponseStart(
@@ -185,6 +216,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const out = downstreamResponseHeaders(headers);
     const extra = this.#extraHeaders;
     if (extra) for (let i = 0; i < extra.length; i += 2) out[extra[i]!] = extra[i + 1];
+    const removed = this.#options.responseHeadersRemoved;
+    if (removed) for (const name of removed) delete out[name];
+    const added = this.#options.responseHeadersAdded;
+    if (added)
+      for (let i = 0; i < added.length; i += 2) appendHeader(out, added[i]!, added[i + 1]!);
     this.#res.writeHead(statusCode, out);
   }
 
@@ -209,7 +245,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.#res.end();
-    this.#done({ status: this.#status, responseBytes: this.#bytes });
+    this.#settle({ status: this.#status, responseBytes: this.#bytes });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -219,7 +255,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       // Mid-body: cutting the connection is the only honest answer (at the
       // cap, once the allowed part is written: onResponseData does it).
       if (overCap !== 'cut') res.destroy();
-      this.#done({
+      this.#settle({
         status: this.#status,
         responseBytes: this.#bytes,
         ...(overCap ? { overCap } : {}),
@@ -228,17 +264,33 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     }
     if (overCap) {
       if (!res.destroyed) sendLocalReply(res, OVER_CAP);
-      this.#done({ status: OVER_CAP.status, responseBytes: 0, failure: OVER_CAP, overCap });
+      this.#settle({ status: OVER_CAP.status, responseBytes: 0, failure: OVER_CAP, overCap });
       return;
     }
     const failure = this.#unavailable ? UPSTREAM_503 : upstreamFailure(error);
     // Unavailable (no connection, or a 503), nothing sent yet: the caller may try elsewhere.
     if (this.#retryable && failure.code === 'POSTERN_UPSTREAM_UNAVAILABLE' && !res.destroyed) {
-      this.#done({ status: failure.status, responseBytes: 0, failure, retry: true });
+      this.#settle({ status: failure.status, responseBytes: 0, failure, retry: true });
       return;
     }
     if (!res.destroyed) sendLocalReply(res, failure);
-    this.#done({ status: failure.status, responseBytes: 0, failure });
+    this.#settle({ status: failure.status, responseBytes: 0, failure });
+  }
+}
+
+/** Adds a value beside any the name already has (ResponseHeaderModifier add). */
+function appendHeader(headers: OutgoingHttpHeaders, name: string, value: string): void {
+  const lower = name.toLowerCase();
+  const current = headers[lower];
+  if (current === undefined) headers[lower] = value;
+  else if (Array.isArray(current)) headers[lower] = [...current, value];
+  else headers[lower] = [String(current), value];
+}
+
+/** Why an upstream request was aborted: the route's request timeout passed. */
+class RequestTimeoutError extends PosternError {
+  constructor() {
+    super('POSTERN_REQUEST_TIMEOUT', "the request did not complete within the route's timeout");
   }
 }
 

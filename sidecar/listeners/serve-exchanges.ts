@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/log.ts';
+import type { Direction } from '../data-plane.ts';
 import { type Exchange, type Filter, runFilters } from '../filters/filter.ts';
 import { upstreamFailure } from '../http/forward.ts';
 import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
@@ -20,7 +21,7 @@ const UNSUPPORTED_UPGRADE = {
 } as const;
 
 export interface ExchangeHandlers {
-  readonly direction: 'inbound' | 'outbound';
+  readonly direction: Direction;
   readonly logger: Logger;
   readonly chain: readonly Filter[];
   readonly metrics: SidecarMetrics;

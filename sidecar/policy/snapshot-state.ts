@@ -10,7 +10,7 @@ import {
 } from '../../common/wire.ts';
 import { HttpRouteTable } from '../gateway/http-route-table.ts';
 import type { CompiledJwt, JwtProviders } from '../identity/jwt-providers.ts';
-import { ServiceDirectory } from '../outbound/service-directory.ts';
+import { ServiceDirectory } from '../upstream/service-directory.ts';
 import { type CompiledPolicy, compilePolicies } from './compiled-policy.ts';
 
 /** Everything the request path reads from a snapshot, compiled together and swapped as one reference. */

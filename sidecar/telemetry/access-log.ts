@@ -17,7 +17,7 @@ const FLUSH_MS = 1000;
 
 export interface AccessLog {
   /** The observer of one listener's requests. */
-  observer(direction: 'inbound' | 'outbound'): ExchangeObserver;
+  observer(direction: 'inbound' | 'outbound' | 'gateway'): ExchangeObserver;
   /** Writes what is buffered and closes the file. */
   close(): void;
 }

@@ -4,7 +4,7 @@ import { connect, createServer, type TLSSocket } from 'node:tls';
 import t, { type Test } from 'tap';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { ControlPlaneClient } from '../../sidecar/control-plane-client.ts';
-import { MeshConnections } from '../../sidecar/outbound/mesh-connections.ts';
+import { MeshConnections } from '../../sidecar/upstream/mesh-connections.ts';
 import {
   clientCredentials,
   type PemCredentials,

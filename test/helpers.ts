@@ -27,6 +27,8 @@ import {
 } from '../control-plane/control-plane.ts';
 import { statePaths } from '../control-plane/state.ts';
 import { TokenStore } from '../control-plane/tokens.ts';
+import type { DataPlaneOptions } from '../sidecar/data-plane.ts';
+import { type Gateway, type GatewayOptions, startGateway } from '../sidecar/gateway/gateway.ts';
 import type { UnderscoreAction } from '../sidecar/http/headers.ts';
 import { OutboundListener } from '../sidecar/listeners/outbound.ts';
 import { SnapshotState } from '../sidecar/policy/snapshot-state.ts';
@@ -198,6 +200,15 @@ export interface TestMesh {
     /** Usage report window (default 60 s). */
     usageWindowSeconds?: number;
   }): Promise<Sidecar>;
+  /** `postern gateway` in this process, as workload `workload` (labels app=<workload>). */
+  startGateway(
+    options: Omit<GatewayOptions, keyof DataPlaneOptions | 'listenHost' | 'listenPort'> & {
+      workload: string;
+      namespace: string;
+      labels?: Record<string, string>;
+      now?: () => number;
+    },
+  ): Promise<Gateway>;
 }
 
 /** A control plane on port 0 with `policies` (YAML text) in its policy folder. */
@@ -277,6 +288,26 @@ export async function startTestMesh(
       });
       t.teardown(() => sidecar.close());
       return sidecar;
+    },
+    async startGateway({ workload, namespace, labels, now, ...rest }) {
+      const gateway = await startGateway({
+        controlPlane: mesh.controlPlaneUrl,
+        caFile,
+        bootstrapTokenFile: await mesh.tokenFor(workload, namespace, workload, labels),
+        workload,
+        namespace,
+        serviceAccount: workload,
+        trustDomain: 'cluster.local',
+        labels: labels ?? { app: workload },
+        adminPort: 0,
+        listenHost: '127.0.0.1',
+        listenPort: 0,
+        logger: testLogger(`gateway ${workload}`),
+        ...(now ? { now } : {}),
+        ...rest,
+      });
+      t.teardown(() => gateway.close());
+      return gateway;
     },
   };
   return mesh;

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../common/errors.ts';
-import { parseDuration } from '../../common/units.ts';
+import { parseBytes, parseDuration } from '../../common/units.ts';
 import type { CommandSpec } from '../flags.ts';
 
 /** One `postern` command: its flags (cli/flags.ts) and what it does. */
@@ -33,6 +33,14 @@ export const durationFlag = (
 ): number => {
   try {
     return parseDuration(values[name]!);
+  } catch (error) {
+    throw new ConfigError(`--${name}: ${(error as Error).message}`);
+  }
+};
+
+export const bytesFlag = (values: Readonly<Record<string, string | undefined>>, name: string) => {
+  try {
+    return parseBytes(values[name]!);
   } catch (error) {
     throw new ConfigError(`--${name}: ${(error as Error).message}`);
   }

@@ -4,6 +4,7 @@ import { blocksClear, blocksList } from './blocks.ts';
 import { certsInit, certsIssue, certsRotate } from './certs.ts';
 import type { Command } from './command.ts';
 import { controlPlane } from './control-plane.ts';
+import { gateway } from './gateway.ts';
 import { policyValidate } from './policy.ts';
 import { sidecar } from './sidecar.ts';
 import { tokenCreate, tokenRevoke } from './token.ts';
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   up,
   controlPlane,
   sidecar,
+  gateway,
   tokenCreate,
   tokenRevoke,
   certsInit,

@@ -19,7 +19,8 @@ export function compilePrincipals(principals: Iterable<string>): PrincipalMatche
   let any = false;
   for (const principal of principals) {
     if (principal === '*') any = true;
-    else if (principal.endsWith('/*')) prefixes.push(principal.slice(0, -1));
+    else if (principal.endsWith('/*') || principal.endsWith(':*'))
+      prefixes.push(principal.slice(0, -1));
     else exact.add(principal);
   }
   return Object.freeze({ any, exact, prefixes: Object.freeze(prefixes) });
@@ -36,10 +37,13 @@ const PRINCIPAL_PATTERNS = [
   /^spiffe:\/\/[a-z0-9.-]+\/\*$/,
   /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/\*$/,
   /^spiffe:\/\/[a-z0-9.-]+\/ns\/[a-z0-9-]+\/sa\/[a-z0-9.-]+$/, // service accounts are DNS subdomains
+  // At the gateway: API-key consumers (DNS subdomain names) and partners' client certificates by CN.
+  /^consumer:(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/,
+  /^cert:(\*|[!-~]([ -~]*[!-~])?)$/,
 ];
 
 export const PRINCIPAL_PATTERN_HELP =
-  '"*", spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, spiffe://<trust-domain>/ns/<namespace>/* or spiffe://<trust-domain>/*';
+  '"*", spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, spiffe://<trust-domain>/ns/<namespace>/*, spiffe://<trust-domain>/*, or at a gateway consumer:<name>, consumer:*, cert:<common name>, cert:*';
 
 /** Whether `text` is a principal pattern a policy (or `--operators`) may name. */
 export function isPrincipalPattern(text: string): boolean {

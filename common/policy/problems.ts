@@ -6,7 +6,7 @@
 import { FormatRegistry, type TSchema } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
-import { HOSTNAME_PATTERN } from './httproute-schema.ts';
+import { GATEWAY_DURATION_PATTERN, HOSTNAME_PATTERN } from './httproute-schema.ts';
 import {
   BYTES_PATTERN,
   DNS_LABEL_PATTERN,
@@ -45,6 +45,7 @@ FormatRegistry.Set('date-time', isDateTime);
 const PATTERN_MEANING: Record<string, string> = {
   [HOSTNAME_PATTERN]: 'a host name such as api.example.com, or *. and one (*.example.com)',
   [DURATION_PATTERN]: 'a duration such as 100ms, 1s, 5m or 1h',
+  [GATEWAY_DURATION_PATTERN]: 'a Gateway API duration such as 500ms, 10s, 1m30s or 0s (none)',
   [BYTES_PATTERN]: 'a size such as 512, 64Ki, 50Mi or 1Gi',
   [RATE_LIMIT_KEY_PATTERN]: 'principal, subject, claim:<name>, source-ip, consumer or route',
   '^https?://': 'an http:// or https:// URL',

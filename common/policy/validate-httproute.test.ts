@@ -111,7 +111,7 @@ t.test(
 t.test('structure errors name the field and what was expected', async (t) => {
   const { errors, file } = await load(`${HEADER}spec:
   hostnames: ["*.*.example.com"]
-  rules: [{ matches: [{ method: FETCH }], timeouts: { request: 1s } }]
+  rules: [{ matches: [{ method: FETCH }], retry: { attempts: 2 } }]
 `);
   t.match(errors, [`${file}: HTTPRoute shop/shop: spec.parentRefs: is required`]);
   t.ok(
@@ -124,13 +124,51 @@ t.test('structure errors name the field and what was expected', async (t) => {
   );
   t.ok(
     errors.some((e) =>
-      /spec\.rules\[0\]\.timeouts: is not a known field; expected one of name, matches, filters, backendRefs/.test(
+      /spec\.rules\[0\]\.retry: is not a known field; expected one of name, timeouts, matches, filters, backendRefs/.test(
         e,
       ),
     ),
     'a Gateway API field the gateway does not implement is refused by name, not ignored',
   );
 });
+
+t.test(
+  'CORS origins, credentials with any origin, a backend timeout longer than the request and bad annotations are errors',
+  async (t) => {
+    const { errors } = await load(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: shop
+  namespace: shop
+  annotations: { postern.dev/idle-timeout: soon, postern.dev/max-request-bytes: lots }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+    - timeouts: { request: 1s, backendRequest: 2s }
+      filters:
+        - type: CORS
+          cors: { allowOrigins: ["*", "ftp://x.example.com"], allowCredentials: true, allowHeaders: ["bad header"] }
+      backendRefs: [{ name: orders }]
+    - timeouts: { request: 10 seconds }
+      backendRefs: [{ name: orders }]
+`);
+    const expect = [
+      /metadata\.annotations\.postern\.dev\/idle-timeout: "soon" is not a Gateway API duration/,
+      /metadata\.annotations\.postern\.dev\/max-request-bytes: "lots" is not a size/,
+      /spec\.rules\[0\]\.timeouts\.backendRequest: must not be longer than timeouts\.request \(1s\)/,
+      /spec\.rules\[0\]\.filters\[0\]\.cors\.allowOrigins\[1\]: "ftp:\/\/x\.example\.com" is not an origin/,
+      /spec\.rules\[0\]\.filters\[0\]\.cors\.allowCredentials: browsers refuse credentials for any origin/,
+      /spec\.rules\[0\]\.filters\[0\]\.cors\.allowHeaders\[0\]: "bad header" is not a header name/,
+      /spec\.rules\[1\]\.timeouts\.request: expected a Gateway API duration such as 500ms/,
+    ];
+    for (const pattern of expect)
+      t.ok(
+        errors.some((e) => pattern.test(e)),
+        String(pattern),
+      );
+    t.equal(errors.length, expect.length, errors.join('\n'));
+  },
+);
 
 t.test(
   'a rule without a backend, or whose backends all weigh 0, warns that it answers 500',

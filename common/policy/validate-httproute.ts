@@ -7,10 +7,15 @@
 import { canonicalTarget } from '../canonical-path.ts';
 import { roleOf } from '../header-roles.ts';
 import {
+  type CorsPolicy,
+  GATEWAY_DURATION_PATTERN,
+  gatewayDurationMs,
   type HttpRoute,
   type HttpRouteFilter,
   type HttpRouteRule,
   HttpRouteSchema,
+  IDLE_TIMEOUT_ANNOTATION,
+  MAX_REQUEST_BYTES_ANNOTATION,
 } from './httproute-schema.ts';
 import {
   Findings,
@@ -19,6 +24,10 @@ import {
   structuralProblems,
   type ValidationResult,
 } from './problems.ts';
+import { BYTES_PATTERN } from './schema.ts';
+
+const DURATION = new RegExp(GATEWAY_DURATION_PATTERN);
+const BYTES = new RegExp(BYTES_PATTERN);
 
 /** An HTTP field name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -29,7 +38,33 @@ const FILTER_FIELDS: Record<HttpRouteFilter['type'], keyof HttpRouteFilter> = {
   ResponseHeaderModifier: 'responseHeaderModifier',
   URLRewrite: 'urlRewrite',
   RequestRedirect: 'requestRedirect',
+  CORS: 'cors',
 };
+
+/** A CORS origin: `*`, or scheme://host[:port] where the host may start with `*.`. */
+const ORIGIN =
+  /^(\*|https?:\/\/(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?)$/;
+
+function checkCors(found: Findings, at: string, cors: CorsPolicy): void {
+  (cors.allowOrigins ?? []).forEach((origin, o) => {
+    if (!ORIGIN.test(origin))
+      found.error(
+        `${at}.allowOrigins[${o}]`,
+        `${JSON.stringify(origin)} is not an origin: "*" or scheme://host[:port], the host may start with "*."`,
+      );
+  });
+  if (cors.allowCredentials && cors.allowOrigins?.includes('*'))
+    found.error(
+      `${at}.allowCredentials`,
+      'browsers refuse credentials for any origin ("*"): name the origins',
+    );
+  for (const field of ['allowHeaders', 'exposeHeaders'] as const) {
+    (cors[field] ?? []).forEach((name, n) => {
+      if (name !== '*' && !TOKEN.test(name))
+        found.error(`${at}.${field}[${n}]`, `${JSON.stringify(name)} is not a header name`);
+    });
+  }
+}
 
 function checkPathValue(found: Findings, at: string, value: string): void {
   if (!value.startsWith('/')) {
@@ -144,6 +179,7 @@ function checkFilters(found: Findings, at: string, rule: HttpRouteRule): void {
         filter.type === 'RequestHeaderModifier' ? 'request' : 'response',
       );
     }
+    if (filter.type === 'CORS') checkCors(found, `${where}.cors`, config as CorsPolicy);
     const path = (filter.urlRewrite ?? filter.requestRedirect)?.path;
     if (path) checkPathModifier(found, `${where}.${field}.path`, path, rule);
   });
@@ -213,6 +249,18 @@ function checkRule(found: Findings, at: string, rule: HttpRouteRule): void {
     }
   });
   checkFilters(found, at, rule);
+  const { request, backendRequest } = rule.timeouts ?? {};
+  if (
+    request !== undefined &&
+    backendRequest !== undefined &&
+    gatewayDurationMs(request) !== 0 &&
+    gatewayDurationMs(backendRequest) > gatewayDurationMs(request)
+  ) {
+    found.error(
+      `${at}.timeouts.backendRequest`,
+      `must not be longer than timeouts.request (${request}): each attempt is part of the request`,
+    );
+  }
   const redirects = rule.filters?.some((f) => f.type === 'RequestRedirect');
   if (!redirects) {
     const backends = rule.backendRefs ?? [];
@@ -255,6 +303,20 @@ export function validateHttpRoute(
     const first = hostnames.indexOf(hostname);
     if (first !== h) found.warn(`spec.hostnames[${h}]`, `repeats spec.hostnames[${first}]`);
   });
+  const annotations = (doc as { metadata?: { annotations?: Record<string, unknown> } } | null)
+    ?.metadata?.annotations;
+  const idle = annotations?.[IDLE_TIMEOUT_ANNOTATION];
+  if (idle !== undefined && (typeof idle !== 'string' || !DURATION.test(idle)))
+    found.error(
+      `metadata.annotations.${IDLE_TIMEOUT_ANNOTATION}`,
+      `${JSON.stringify(idle)} is not a Gateway API duration such as 30s, 5m or 1m30s`,
+    );
+  const maxBytes = annotations?.[MAX_REQUEST_BYTES_ANNOTATION];
+  if (maxBytes !== undefined && (typeof maxBytes !== 'string' || !BYTES.test(maxBytes)))
+    found.error(
+      `metadata.annotations.${MAX_REQUEST_BYTES_ANNOTATION}`,
+      `${JSON.stringify(maxBytes)} is not a size such as 512, 64Ki, 10Mi or 1Gi`,
+    );
   const rules = Array.isArray(spec?.rules) ? spec.rules : [];
   rules.forEach((rule, r) => {
     if (sound(`spec.rules[${r}]`)) checkRule(found, `spec.rules[${r}]`, rule);

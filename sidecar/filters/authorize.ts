@@ -79,7 +79,7 @@ export function authorizeRequest(
           path: exchange.target!.path,
           headers: req.headers,
           principal: exchange.principal,
-          sourceAddress: unmappedAddress(req.socket.remoteAddress),
+          sourceAddress: exchange.clientAddress ?? unmappedAddress(req.socket.remoteAddress),
           claims: exchange.claims,
           certificateThumbprint: exchange.certificateThumbprint,
         },

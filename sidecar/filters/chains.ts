@@ -35,6 +35,26 @@
  *      rate-limit, so a refused request spends no cap, and a limited one
  *      costs no cap lookup.
  *
+ * Gateway (a client outside the mesh → `postern gateway` → a mesh service);
+ * the TLS handshake used the operator's certificate, and verified a
+ * partner's client certificate when one was presented:
+ *   1. request-headers: as inbound, for the same reason.
+ *   2. canonicalize: HTTPRoutes and RoutePolicies match the canonical path.
+ *   3. client-address: the address policy and source-ip limits see (the
+ *      socket's, or a trusted proxy's last X-Forwarded-For), before
+ *      anything that judges by it.
+ *   4. http-route: the HTTPRoute rule (404 when none), a redirect, a CORS
+ *      preflight. Before authentication: a browser sends a preflight
+ *      without credentials, and a request no route takes is answered
+ *      without spending a key lookup or a signature check on it.
+ *   5. request-body-limit: needs the route (its limit); refuses an
+ *      oversized body before any credential is checked.
+ *   6. authenticate-client: the API key's consumer (401 for a key that
+ *      names none), else a partner certificate's CN: the principal.
+ *   7. authenticate-jwt, 8. authorize, 9. rate-limit, 10. exfiltration-guard:
+ *      as inbound, on the gateway's own RoutePolicies, with the consumer as
+ *      the principal and a `consumer` key for limits.
+ *
  * Outbound (the local app → this sidecar → a peer sidecar):
  *   1. request-headers: the same removal, for the same reason (the
  *      destination is found by Host, which Connection may not name). Other
@@ -46,21 +66,27 @@
  *   3. canonicalize: the peer will canonicalise again; doing it here means the
  *      app learns of a bad path from its own sidecar, with a clear error.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { ByteBudgets } from '../exfiltration/byte-budgets.ts';
+import type { Consumer } from '../gateway/api-keys.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
+import { authenticateClient } from './authenticate-client.ts';
 import { authenticateJwt } from './authenticate-jwt.ts';
 import { authenticatePeer, type PeerCredential } from './authenticate-peer.ts';
 import { authorizeRequest } from './authorize.ts';
 import { canonicalize } from './canonicalize.ts';
+import { clientAddress } from './client-address.ts';
 import { exfiltrationGuard } from './exfiltration-guard.ts';
 import type { Filter } from './filter.ts';
+import { routeHttp } from './http-route.ts';
 import { rateLimitRequest } from './rate-limit.ts';
+import { requestBodyLimit } from './request-body-limit.ts';
 import { requestHeaders } from './request-headers.ts';
 import { routeDestination } from './route-destination.ts';
 
@@ -81,6 +107,39 @@ export function inboundChain(deps: {
     requestHeaders(deps.headerRules),
     canonicalize,
     authenticatePeer(deps.peerOf, deps.state, deps.metrics),
+    authenticateJwt(deps.state),
+    authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
+    rateLimitRequest(deps),
+    exfiltrationGuard(deps),
+  ]);
+}
+
+export function gatewayChain(deps: {
+  state: SnapshotState;
+  logger: Logger;
+  metrics: SidecarMetrics;
+  now: () => number;
+  headerRules: RequestHeaderRules;
+  buckets: LocalBuckets;
+  global: GlobalLimiter;
+  budgets: ByteBudgets;
+  apiKeyHeader: string;
+  consumers: () => readonly Consumer[];
+  certificateOf: (socket: Socket) => string | undefined;
+  clientAddressOf: (req: IncomingMessage) => string | undefined;
+  maxRequestBytes: number;
+}): readonly Filter[] {
+  return Object.freeze([
+    requestHeaders(deps.headerRules),
+    canonicalize,
+    clientAddress(deps.clientAddressOf),
+    routeHttp(deps.state),
+    requestBodyLimit(deps.maxRequestBytes),
+    authenticateClient({
+      header: deps.apiKeyHeader,
+      consumers: deps.consumers,
+      certificateOf: deps.certificateOf,
+    }),
     authenticateJwt(deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
     rateLimitRequest(deps),

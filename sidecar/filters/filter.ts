@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Span } from '@opentelemetry/api';
 import type { RequestTarget } from '../../common/canonical-path.ts';
+import type { CompiledMatch } from '../gateway/http-route-table.ts';
 import type { LocalReply } from '../http/local-reply.ts';
 import type { Decision } from '../policy/decision.ts';
 import type { RateLimitOutcome } from '../rate-limit/limit.ts';
@@ -15,8 +16,16 @@ export interface Exchange {
   underscoreHeaders?: string[];
   /** Canonical path and query (canonicalize filter). */
   target?: RequestTarget;
-  /** The caller's SPIFFE ID from its mTLS certificate (inbound; authenticate filter). */
+  /** The HTTPRoute rule match that takes the request (gateway; http-route filter). */
+  httpRoute?: CompiledMatch;
+  /** The client's address as policy sees it: the socket's, or what a trusted proxy said (gateway; http-route filter). */
+  clientAddress?: string;
+  /** The caller's SPIFFE ID from its mTLS certificate (inbound), or `consumer:<name>` / `cert:<CN>` (gateway; authenticate filters). */
   principal?: string;
+  /** The API-key consumer's name (gateway; authenticate-client filter). */
+  consumer?: string;
+  /** Request body bytes the upstream may be sent (gateway; request-body-limit filter). */
+  requestLimit?: number;
   /** The claims of the request's verified bearer token (inbound; authenticate-jwt filter). */
   claims?: Readonly<Record<string, unknown>>;
   /** Lower-case names of request headers the app must not receive from the client (inbound; authenticate-jwt filter). */

@@ -45,7 +45,7 @@ export function applyTake(
   const outcome = take.allowed ? 'allowed' : 'would-limit';
   exchange.rateLimit = outcome;
   metrics.rateLimits.inc(limit.name, limit.keyName, outcome);
-  exchange.responseHeaders = [
+  const headers = [
     'ratelimit-policy',
     limit.policyHeader,
     'ratelimit',
@@ -55,6 +55,10 @@ export function applyTake(
       seconds(take.allowed ? take.resetMs : take.retryAfterMs),
     ),
   ];
+  // After any the gateway's CORS step set.
+  exchange.responseHeaders = exchange.responseHeaders
+    ? exchange.responseHeaders.concat(headers)
+    : headers;
   return undefined;
 }
 
@@ -100,8 +104,9 @@ export function rateLimitRequest(deps: {
         // Only a source-ip key reads the socket's address.
         sourceAddress:
           limit.key.kind === 'source-ip'
-            ? unmappedAddress(exchange.req.socket.remoteAddress)
+            ? (exchange.clientAddress ?? unmappedAddress(exchange.req.socket.remoteAddress))
             : undefined,
+        consumer: exchange.consumer,
       });
       if (limit.scope === 'local')
         return applyTake(exchange, limit, buckets.take(limit, key, now()), metrics);

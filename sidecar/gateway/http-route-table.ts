@@ -18,11 +18,17 @@
  * Given a gateway, only routes whose parentRefs name it are compiled; a
  * snapshot's routes are those already (the control plane chose them).
  */
-import type {
-  HttpRoute,
-  HttpRouteFilter,
-  HttpRouteRule,
+import {
+  gatewayDurationMs,
+  type HttpRoute,
+  type HttpRouteFilter,
+  type HttpRouteRule,
+  IDLE_TIMEOUT_ANNOTATION,
+  MAX_REQUEST_BYTES_ANNOTATION,
 } from '../../common/policy/httproute-schema.ts';
+import { parseBytes } from '../../common/units.ts';
+import type { ForwardOptions } from '../http/forward.ts';
+import { type CompiledCors, compileCors } from './cors.ts';
 
 export interface CompiledBackend {
   readonly service: string;
@@ -45,6 +51,44 @@ export interface CompiledMatch {
   readonly query: readonly (readonly [string, string])[];
   readonly filters: readonly HttpRouteFilter[];
   readonly backends: readonly CompiledBackend[];
+  /** The rule's CORS filter, compiled. */
+  readonly cors: CompiledCors | undefined;
+  /** The rule's RequestHeaderModifier. */
+  readonly requestHeaders: HttpRouteFilter['requestHeaderModifier'];
+  /** Its ResponseHeaderModifier and its backendRequest and idle timeouts, as each attempt's forward options. */
+  readonly forward: ForwardOptions | undefined;
+  /** timeouts.request: every attempt within this. */
+  readonly timeoutMs: number | undefined;
+  /** The route's postern.dev/max-request-bytes. */
+  readonly maxRequestBytes: number | undefined;
+}
+
+/** A Gateway API duration as milliseconds; 0s (off) and absent as undefined. */
+function durationMs(text: string | undefined): number | undefined {
+  const ms = text === undefined ? 0 : gatewayDurationMs(text);
+  return ms > 0 ? ms : undefined;
+}
+
+/** What each attempt of a rule's requests carries to forwardRequest; undefined when nothing. */
+function forwardOptionsOf(
+  rule: HttpRouteRule,
+  idleTimeoutMs: number | undefined,
+): ForwardOptions | undefined {
+  const modifier = rule.filters?.find(
+    (f) => f.type === 'ResponseHeaderModifier',
+  )?.responseHeaderModifier;
+  const headersTimeoutMs = durationMs(rule.timeouts?.backendRequest);
+  const set = modifier?.set?.flatMap((h) => [h.name.toLowerCase(), h.value]);
+  const added = modifier?.add?.flatMap((h) => [h.name.toLowerCase(), h.value]);
+  const removed = modifier?.remove?.map((name) => name.toLowerCase());
+  const options: ForwardOptions = {
+    ...(set?.length ? { responseHeaders: set } : {}),
+    ...(added?.length ? { responseHeadersAdded: added } : {}),
+    ...(removed?.length ? { responseHeadersRemoved: removed } : {}),
+    ...(headersTimeoutMs === undefined ? {} : { headersTimeoutMs }),
+    ...(idleTimeoutMs === undefined ? {} : { idleTimeoutMs }),
+  };
+  return Object.keys(options).length ? Object.freeze(options) : undefined;
 }
 
 /** What a request presents to the table: its host (no port), method, canonical path, headers and query. */
@@ -112,6 +156,16 @@ function compileRule(
     ),
   );
   const filters = Object.freeze([...(rule.filters ?? [])]);
+  const cors = filters.find((f) => f.type === 'CORS')?.cors;
+  const idle = durationMs(route.metadata.annotations?.[IDLE_TIMEOUT_ANNOTATION]);
+  const maxBytes = route.metadata.annotations?.[MAX_REQUEST_BYTES_ANNOTATION];
+  const compiled = {
+    cors: cors ? compileCors(cors) : undefined,
+    requestHeaders: filters.find((f) => f.type === 'RequestHeaderModifier')?.requestHeaderModifier,
+    forward: forwardOptionsOf(rule, idle),
+    timeoutMs: durationMs(rule.timeouts?.request),
+    maxRequestBytes: maxBytes === undefined ? undefined : parseBytes(maxBytes),
+  };
   // A rule without matches matches every request (a PathPrefix of /).
   const matches = rule.matches?.length ? rule.matches : [{}];
   return matches.map((m, matchIndex) => ({
@@ -129,6 +183,7 @@ function compileRule(
       query: Object.freeze((m.queryParams ?? []).map((q) => [q.name, q.value] as const)),
       filters,
       backends,
+      ...compiled,
     }),
   }));
 }

@@ -14,6 +14,11 @@ const match = (path: string, filters: HttpRouteFilter[] = []): CompiledMatch => 
   query: [],
   filters,
   backends: [],
+  cors: undefined,
+  requestHeaders: undefined,
+  forward: undefined,
+  timeoutMs: undefined,
+  maxRequestBytes: undefined,
 });
 
 /** A seeded PRNG, so the split is the same each run. */

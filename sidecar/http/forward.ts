@@ -4,9 +4,11 @@ import type {
   OutgoingHttpHeaders,
   ServerResponse,
 } from 'node:http';
+import { type Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PeerCertificateError } from '../../certs/peer-identity.ts';
 import { PosternError } from '../../common/errors.ts';
+import { TOO_LARGE } from '../filters/request-body-limit.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { type LocalReply, sendLocalReply } from './local-reply.ts';
 
@@ -42,6 +44,8 @@ export interface ForwardOptions {
   /** Names removed from the upstream's response, then [name, value, ...] appended to it (an HTTPRoute's ResponseHeaderModifier add). */
   readonly responseHeadersRemoved?: readonly string[];
   readonly responseHeadersAdded?: readonly string[];
+  /** A chunked request body is cut at this many bytes (413); a Content-Length over it was refused before. */
+  readonly maxRequestBytes?: number;
 }
 
 /** What the client is told when the upstream answered 503 and no retry was made. */
@@ -63,6 +67,20 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** The request body as sent upstream: as it is, or counted and cut at `limit` when its length was not declared. */
+function bodyOf(req: IncomingMessage, limit: number | undefined): Readable {
+  if (limit === undefined || req.headers['content-length'] !== undefined) return req;
+  let bytes = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      done(bytes > limit ? new BodyTooLargeError() : null, chunk);
+    },
+  });
+  req.on('error', (error) => counted.destroy(error));
+  return req.pipe(counted);
+}
+
 // OpenSSL's verification codes as Node reports them (INVALID_PURPOSE: an extendedKeyUsage without serverAuth).
 const TLS_FAILURE =
   /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|INVALID_|PATH_LENGTH_|ERROR_IN_CERT_)/;
@@ -71,6 +89,7 @@ const TLS_FAILURE =
 export function upstreamFailure(error: unknown): LocalReply {
   // undici wraps connection errors: the reason is the error or its cause.
   const cause = (error as { cause?: unknown }).cause;
+  if ([error, cause].some((e) => e instanceof BodyTooLargeError)) return TOO_LARGE;
   // Our own refusals of the peer's certificate (sidecar/identity/peer-verification.ts) name their reason.
   const refusal = [error, cause].find((e) => e instanceof PeerCertificateError);
   if (refusal) return { status: 502, code: refusal.code, message: refusal.message };
@@ -130,7 +149,7 @@ export function forwardRequest(
         method: req.method as Dispatcher.HttpMethod,
         path,
         headers,
-        body: hasBody(req) ? req : null,
+        body: hasBody(req) ? bodyOf(req, options.maxRequestBytes) : null,
         ...(options.headersTimeoutMs === undefined
           ? {}
           : { headersTimeout: options.headersTimeoutMs }),
@@ -285,6 +304,13 @@ function appendHeader(headers: OutgoingHttpHeaders, name: string, value: string)
   if (current === undefined) headers[lower] = value;
   else if (Array.isArray(current)) headers[lower] = [...current, value];
   else headers[lower] = [String(current), value];
+}
+
+/** Why a request body stopped: it went past the route's limit. */
+class BodyTooLargeError extends PosternError {
+  constructor() {
+    super(TOO_LARGE.code, TOO_LARGE.message);
+  }
 }
 
 /** Why an upstream request was aborted: the route's request timeout passed. */

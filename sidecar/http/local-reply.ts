@@ -19,7 +19,23 @@ function body(reply: LocalReply): string {
   return JSON.stringify({ error: { code: reply.code, message: reply.message, ...reply.details } });
 }
 
-export function sendLocalReply(res: ServerResponse, reply: LocalReply): void {
+/**
+ * Sends the reply; `extra` ([name, value, ...]) are response headers the
+ * request had earned before a later step refused it (a CORS origin's, so a
+ * browser can read the 401 or 429).
+ */
+export function sendLocalReply(
+  res: ServerResponse,
+  reply: LocalReply,
+  extra?: readonly string[],
+): void {
+  if (extra) for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i]!, extra[i + 1]!);
+  if (reply.status === 204) {
+    // No content means no body (a CORS preflight's answer is all headers).
+    res.writeHead(204, reply.headers);
+    res.end();
+    return;
+  }
   const text = body(reply);
   res.shouldKeepAlive = res.shouldKeepAlive && !reply.close;
   res.writeHead(reply.status, {

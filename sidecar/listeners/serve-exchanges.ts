@@ -50,7 +50,11 @@ function newExchange(req: IncomingMessage): Exchange {
     startedAt: performance.now(),
     underscoreHeaders: undefined,
     target: undefined,
+    httpRoute: undefined,
+    clientAddress: undefined,
     principal: undefined,
+    consumer: undefined,
+    requestLimit: undefined,
     claims: undefined,
     dropHeaders: undefined,
     addHeaders: undefined,
@@ -91,7 +95,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       const result = runFilters(chain, exchange);
       const reply = result instanceof Promise ? await result : result;
       if (reply) {
-        sendLocalReply(res, reply);
+        sendLocalReply(res, reply, exchange.responseHeaders);
         status = reply.status;
       } else {
         status = await handlers.forward(exchange, res);

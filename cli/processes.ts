@@ -83,6 +83,7 @@ export async function waitUntilHealthy(
   child: Child,
   timeoutMs: number,
   dispatcher?: import('undici').Dispatcher,
+  headers?: Record<string, string>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
@@ -92,7 +93,10 @@ export async function waitUntilHealthy(
   while (Date.now() < deadline) {
     if (exited) throw new Error(`${child.name} exited before it became ready`);
     try {
-      const response = await request(url, dispatcher ? { dispatcher } : {});
+      const response = await request(url, {
+        ...(dispatcher ? { dispatcher } : {}),
+        ...(headers ? { headers } : {}),
+      });
       await response.body.dump();
       if (response.statusCode < 300) return;
     } catch {}

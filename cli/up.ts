@@ -21,6 +21,7 @@ import {
   waitUntilHealthy,
 } from './processes.ts';
 import { watchAlerts } from './up/alert-watcher.ts';
+import { DEMO_ISSUER, type DemoIssuer, startDemoIssuer } from './up/demo-issuer.ts';
 import { startTracePrinter } from './up/trace-printer.ts';
 
 const NAMESPACE = 'shop';
@@ -93,6 +94,39 @@ export async function testerCertificate(
   return dir;
 }
 
+/**
+ * The gateway's server certificate for the demo: issued by the dev CA for
+ * localhost, so curl verifies it with the same bundle as everything else.
+ * In production the operator brings one from their own CA (--tls-cert).
+ */
+export async function gatewayCertificate(
+  ca: CertificateAuthority,
+  stateDir: string,
+): Promise<{ cert: string; key: string }> {
+  const dir = join(stateDir, 'gateway');
+  await mkdir(dir, { recursive: true });
+  const keys = await generateKeyPair();
+  const files = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+  await writeFileAtomic(files.key, privateKeyToPem(keys.privateKey));
+  await writeFileAtomic(
+    files.cert,
+    await ca.issue(keys.publicKey, {
+      uris: [],
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      ttlMs: 24 * 3600 * 1000,
+    }),
+    0o644,
+  );
+  return files;
+}
+
+/** The gateway's listener, for the instructions. */
+interface GatewayPorts {
+  readonly port: number;
+  readonly adminPort: number;
+}
+
 /** The DNS name a workload's certificate carries, which curl is told to resolve to 127.0.0.1. */
 const host = (w: Workload) => `${w.name}.${NAMESPACE}.svc.cluster.local`;
 
@@ -106,10 +140,14 @@ function instructions(
   orders: Workload,
   redis: string | undefined,
   telemetry: UpTelemetry,
+  gateway: GatewayPorts,
 ): string {
   const rel = (p: string) => relative(process.cwd(), p) || '.';
   const curl = (w: Workload, path: string, withCert = true) =>
     `curl -sS --cacert ${rel(join(clientDir, 'bundle.pem'))}${withCert ? ` --cert ${rel(join(clientDir, 'cert.pem'))} --key ${rel(join(clientDir, 'key.pem'))}` : ''} --resolve ${host(w)}:${w.inboundPort}:127.0.0.1 https://${host(w)}:${w.inboundPort}${path}`;
+  const edge = (path: string, token: string | undefined, format = '') =>
+    `curl -sS${format} --cacert ${rel(join(clientDir, 'bundle.pem'))}${token ? ` -H "authorization: Bearer ${token}"` : ''} https://localhost:${gateway.port}${path}`;
+  const token = `$(curl -s '${DEMO_ISSUER}/token?sub=alice')`;
   const row = (w: Workload) =>
     `  ${w.name.padEnd(9)} app http://127.0.0.1:${w.appPort}  sidecar inbound https://127.0.0.1:${w.inboundPort}  outbound 127.0.0.1:${w.outboundPort}  admin http://127.0.0.1:${w.adminPort}`;
   return `
@@ -139,6 +177,16 @@ ${
     ? `  Global limits count in Redis at ${redis}, across every replica.`
     : `  No Redis answers on 127.0.0.1:${LOCAL_REDIS_PORT}: global limits are each replica's share (start redis-server to share them).`
 }
+
+The micro API gateway (clients outside the mesh): https://localhost:${gateway.port}, admin http://127.0.0.1:${gateway.adminPort}
+It routes by the HTTPRoute in ${rel(join(policiesDir, 'gateway.yaml'))} to orders over mTLS as spiffe://cluster.local/ns/shop/sa/edge,
+and admits end users by JWT from the demo identity provider ${DEMO_ISSUER} (/token?sub=NAME mints one).
+  With a token:
+    ${edge('/orders', token)}
+  Without one (401):
+    ${edge('/orders', undefined)}
+  Over the limit (5 a minute per end user; this loop runs into 429):
+    TOKEN=${token}; for i in $(seq 7); do ${edge('/orders', '$TOKEN', ' -o /dev/null -w "%{http_code}\n"')}; done
 
 Metrics (Prometheus text) and the applied policy snapshot, per sidecar:
   curl -s http://127.0.0.1:${frontend.adminPort}/metrics
@@ -230,6 +278,24 @@ async function demoAnswers(
   }
 }
 
+/** Waits until the gateway's printed call with a token answers (its snapshot names orders' endpoints). */
+async function gatewayAnswers(
+  ca: string,
+  gateway: GatewayPorts,
+  token: string,
+  child: Child,
+): Promise<void> {
+  const client = new Agent({ connect: { ca, servername: 'localhost' } });
+  try {
+    await waitUntilHealthy(`https://127.0.0.1:${gateway.port}/orders`, child, 20_000, client, {
+      host: `localhost:${gateway.port}`,
+      authorization: `Bearer ${token}`,
+    });
+  } finally {
+    await client.close();
+  }
+}
+
 /** An mTLS client as the operator identity `up` wrote, for the alert list. */
 async function operatorAgent(operatorDir: string): Promise<Agent> {
   const [cert, key, ca] = await Promise.all(
@@ -259,6 +325,7 @@ export async function runUp(options: {
   });
 
   const children: Child[] = [];
+  let issuer: DemoIssuer | undefined;
   const printer =
     options.traces.kind === 'print'
       ? await startTracePrinter((text) => process.stdout.write(text))
@@ -269,6 +336,7 @@ export async function runUp(options: {
     stopWatching?.();
     for (const child of [...children].reverse()) await stopChild(child);
     await printer?.close();
+    await issuer?.close();
   };
   let stopping = false;
   const stopped = new Promise<number>((done) => {
@@ -364,6 +432,39 @@ export async function runUp(options: {
       );
     }
     const [orders, frontend] = workloads as [Workload, Workload];
+    issuer = await startDemoIssuer();
+    const gateway = { port: await freePort(), adminPort: await freePort() };
+    const serverCert = await gatewayCertificate(ca, stateDir);
+    const gatewayChild = startChild(
+      'gateway',
+      [POSTERN_BIN, 'gateway'],
+      {
+        POSTERN_CONTROL_PLANE: `https://127.0.0.1:${cpPort}`,
+        POSTERN_CA_FILE: caFile,
+        POSTERN_BOOTSTRAP_TOKEN_FILE: await tokenFile(store, stateDir, 'edge'),
+        POSTERN_WORKLOAD: 'edge',
+        POSTERN_NAMESPACE: NAMESPACE,
+        POSTERN_SERVICE_ACCOUNT: 'edge',
+        POSTERN_LABELS: 'app=edge',
+        POSTERN_LISTEN_HOST: '127.0.0.1',
+        POSTERN_LISTEN_PORT: String(gateway.port),
+        POSTERN_ADMIN_PORT: String(gateway.adminPort),
+        POSTERN_TLS_CERT: serverCert.cert,
+        POSTERN_TLS_KEY: serverCert.key,
+        POSTERN_USAGE_WINDOW: DEMO_USAGE_WINDOW,
+        POSTERN_ACCESS_LOG: options.accessLog ? join(logs, 'edge-access.log') : 'off',
+        ...otel,
+      },
+      join(logs, 'gateway.log'),
+    );
+    children.push(gatewayChild);
+    await waitUntilHealthy(
+      `http://127.0.0.1:${gateway.adminPort}/healthz/ready`,
+      gatewayChild,
+      20_000,
+    );
+    // Its own subject, so the probe spends nothing of alice's limit.
+    await gatewayAnswers(ca.bundlePem, gateway, await issuer.token('postern-up'), gatewayChild);
     // The first printed call must work the moment it is printed: a ready
     // sidecar does not mean its app listens yet, nor that frontend's sidecar
     // has had the snapshot that tells it where orders is.
@@ -379,6 +480,7 @@ export async function runUp(options: {
         orders,
         redis,
         options,
+        gateway,
       ),
     );
     const operator = await operatorAgent(operatorDir);

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { type Consumer, consumerOfKey } from '../gateway/api-keys.ts';
+import { type Consumer, consumerOfKey } from '../gateway/consumers.ts';
 import type { LocalReply } from '../http/local-reply.ts';
 import type { Filter } from './filter.ts';
 

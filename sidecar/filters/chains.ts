@@ -70,7 +70,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../common/log.ts';
 import type { ByteBudgets } from '../exfiltration/byte-budgets.ts';
-import type { Consumer } from '../gateway/api-keys.ts';
+import type { Consumer } from '../gateway/consumers.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';

@@ -8,7 +8,8 @@ import { Logger } from '../../common/log.ts';
 import { parseCidr } from '../../common/policy/cidr.ts';
 import { type DataPlaneOptions, startDataPlane } from '../data-plane.ts';
 import { GatewayListener, type ServerTls } from '../listeners/gateway.ts';
-import { type Consumer, loadConsumers } from './api-keys.ts';
+import { loadConsumers } from './api-key-file.ts';
+import type { Consumer } from './consumers.ts';
 
 export interface GatewayOptions extends DataPlaneOptions {
   readonly listenHost: string;

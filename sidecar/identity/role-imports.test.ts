@@ -18,6 +18,9 @@ const CONTROL_PLANE_ONLY = [
 // Nor our own control-plane code: its modules come with the commands that run it.
 const CONTROL_PLANE_SOURCE = '/control-plane/';
 
+// Nor what only `postern gateway` runs: its listener and its API-key file reader.
+const GATEWAY_ONLY = ['/sidecar/listeners/gateway.ts', '/sidecar/gateway/api-key-file.ts'];
+
 // The source, not a bundle: what is checked is the import graph, which is also
 // what keeps the CA in a chunk of its own when the binary is bundled.
 const SOURCE_BIN = resolve(import.meta.dirname, '../../bin/postern.ts');
@@ -78,6 +81,11 @@ t.test(
           (url.includes(CONTROL_PLANE_SOURCE) && !url.includes('/node_modules/')),
       ),
       [],
+    );
+    t.same(
+      loaded.filter((url) => GATEWAY_ONLY.some((path) => url.endsWith(path))),
+      [],
+      "nor the gateway's own modules",
     );
   },
 );

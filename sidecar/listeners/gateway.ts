@@ -12,7 +12,7 @@ import type { DataPlaneParts } from '../data-plane.ts';
 import { gatewayChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { hostName } from '../filters/http-route.ts';
-import type { Consumer } from '../gateway/api-keys.ts';
+import type { Consumer } from '../gateway/consumers.ts';
 import { modifyHeaders, pickBackend, rewrite } from '../gateway/route-filters.ts';
 import type { ForwardOptions } from '../http/forward.ts';
 import {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { ProxyAgent, request } from 'undici';
+import { Agent, ProxyAgent, request } from 'undici';
 import { CHILD_NODE_ARGS, POSTERN_BIN } from '../../cli/processes.ts';
 import { eventually, mtlsAgent, tempDir } from '../helpers.ts';
 
@@ -84,6 +84,39 @@ t.test(
       orders: { error: { policy: 'shop/orders-api', route: 'admin', rule: 'deny[0]' } },
     });
 
+    // The gateway's printed calls: a token from the demo issuer, none, and past the limit.
+    const gatewayPort = Number(
+      /gateway \(clients outside the mesh\): https:\/\/localhost:(\d+)/.exec(output)![1],
+    );
+    const edgeAgent = new Agent({
+      connect: {
+        ca: await readFile(join(clientDir, 'bundle.pem'), 'utf8'),
+        servername: 'localhost',
+      },
+    });
+    t.teardown(() => edgeAgent.close());
+    const token = await (await request('http://127.0.0.1:15080/token?sub=alice')).body.text();
+    const edge = (headers: Record<string, string> = {}) =>
+      request(`https://127.0.0.1:${gatewayPort}/orders`, {
+        dispatcher: edgeAgent,
+        headers: { host: `localhost:${gatewayPort}`, ...headers },
+      });
+    const withToken = await edge({ authorization: `Bearer ${token}` });
+    t.equal(withToken.statusCode, 200, 'the gateway call with a token works');
+    t.match(await withToken.body.json(), {
+      seenCaller: 'spiffe://cluster.local/ns/shop/sa/edge',
+    });
+    const anonymous = await edge();
+    await anonymous.body.dump();
+    t.equal(anonymous.statusCode, 401, 'without a token: 401');
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const response = await edge({ authorization: `Bearer ${token}` });
+      await response.body.dump();
+      statuses.push(response.statusCode);
+    }
+    t.ok(statuses.includes(429), `past 5 a minute: 429 (${statuses.join(' ')})`);
+
     // The allowed call's trace: three hops, printed as one tree.
     await eventually(() => /frontend\s+CLIENT GET → orders/.test(output), 15_000);
     t.match(
@@ -92,7 +125,12 @@ t.test(
     );
 
     const accessLog = await readFile(join(stateDir, 'logs', 'orders-access.log'), 'utf8');
-    t.match(JSON.parse(accessLog.split('\n')[0]!), {
+    const fromFrontend = accessLog
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .find((entry) => entry.principal === 'spiffe://cluster.local/ns/shop/sa/frontend');
+    t.match(fromFrontend, {
       workload: 'orders',
       direction: 'inbound',
       route: 'list-orders',

@@ -7,29 +7,17 @@
  *     in `stringData` (hex) or `data` (base64 of the hex);
  *   - a directory, as a Secret mounted into the pod is: one file per
  *     consumer, named after it, holding the hex.
- * A presented key is hashed once and compared with every consumer's hash in
- * constant time (no early exit), so response timing says nothing about how
- * close a guess came.
+ * Only `postern gateway` loads this module (and the YAML parser with it).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError } from '../../common/errors.ts';
-
-export interface Consumer {
-  readonly name: string;
-  readonly hash: Buffer;
-}
+import type { Consumer } from './consumers.ts';
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 /** What a consumer is called in policy (`consumer:<name>`): a DNS subdomain, as Kubernetes names are. */
 const CONSUMER_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-
-/** The SHA-256 of a key as consumers list it: `printf %s "$KEY" | sha256sum`. */
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
-}
 
 function consumer(name: string, hex: string, where: string): Consumer {
   if (!CONSUMER_NAME.test(name))
@@ -94,14 +82,4 @@ export async function loadConsumers(path: string): Promise<readonly Consumer[]> 
     seen.add(name);
   }
   return Object.freeze(consumers);
-}
-
-/** The consumer whose key this is, or undefined; every consumer compared, whichever matches. */
-export function consumerOfKey(consumers: readonly Consumer[], key: string): string | undefined {
-  const presented = createHash('sha256').update(key).digest();
-  let found: string | undefined;
-  for (const candidate of consumers) {
-    if (timingSafeEqual(presented, candidate.hash) && found === undefined) found = candidate.name;
-  }
-  return found;
 }

@@ -102,17 +102,6 @@ function warnOfGlobalLimitsWithoutRedis(policies: readonly RoutePolicy[], logger
   }
 }
 
-/** The Kubernetes source as a PolicySet source: HTTPRoutes do not come from the API yet. */
-function kubernetesPolicies(source: {
-  start(): Promise<readonly RoutePolicy[]>;
-  close(): Promise<void> | void;
-}) {
-  return {
-    start: async (): Promise<PolicySet> => ({ policies: await source.start(), httpRoutes: [] }),
-    close: () => source.close(),
-  };
-}
-
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = options.logger ?? new Logger('control-plane');
   const paths = statePaths(options.stateDir);
@@ -189,13 +178,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // The Kubernetes client is loaded only in cluster mode: it costs every
   // other process tens of megabytes it would never use.
   const policies = options.kubernetes
-    ? kubernetesPolicies(
-        new (await import('./kubernetes-source.ts')).KubernetesPolicySource(
-          options.kubernetes,
-          logger,
-          (next) => onChange({ policies: next, httpRoutes: [] }),
-          paths.kubernetesLastValid,
-        ),
+    ? new (await import('./kubernetes-source.ts')).KubernetesPolicySource(
+        options.kubernetes,
+        logger,
+        onChange,
+        {
+          lastValidFile: paths.kubernetesLastValid,
+          // An HTTPRoute's parent is ours when that gateway holds a snapshot watch here.
+          serves: (parent) => hub.hasWorkload(parent.namespace, parent.name),
+        },
       )
     : new PolicyDirectory(options.policiesDir!, logger, onChange);
   hub.setTrustBundle(ca.bundlePem);

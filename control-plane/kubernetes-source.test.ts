@@ -18,8 +18,12 @@ import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
 import { eventually, testLogger } from '../test/helpers.ts';
 import { KubernetesPolicySource } from './kubernetes-source.ts';
+import type { PolicySet } from './policy-source.ts';
 
 const PATH = '/apis/postern.dev/v1alpha1/routepolicies';
+const ROUTES_PATH = '/apis/gateway.networking.k8s.io/v1/httproutes';
+const fixture = (name: string) =>
+  readFile(join(import.meta.dirname, `../test/fixtures/kubernetes/${name}`), 'utf8');
 
 async function fakeApiServer(t: Test) {
   const ca = await CertificateAuthority.create('cluster.local');
@@ -30,16 +34,46 @@ async function fakeApiServer(t: Test) {
     ipAddresses: ['127.0.0.1'],
     ttlMs: 3600_000,
   });
-  let list = await readFile(
-    join(import.meta.dirname, '../test/fixtures/kubernetes/routepolicy-list.json'),
-    'utf8',
-  );
+  let list = await fixture('routepolicy-list.json');
+  const routeList = await fixture('httproute-list.json');
   const watchers: ServerResponse[] = [];
+  const routeWatchers: ServerResponse[] = [];
   const requests: string[] = [];
+  /** Status writes: the path, content type and body of each PATCH. */
+  const patches: { path: string; contentType: string; body: unknown }[] = [];
   let failLists = 0;
   const server = createServer({ cert, key: privateKeyToPem(keys.privateKey) }, (req, res) => {
     requests.push(`${req.method} ${req.url} ${req.headers.authorization}`);
     const url = new URL(req.url ?? '/', 'https://api');
+    if (
+      req.method === 'PATCH' &&
+      url.pathname.startsWith('/apis/gateway.networking.k8s.io/v1/namespaces/')
+    ) {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        patches.push({
+          path: url.pathname,
+          contentType: String(req.headers['content-type']),
+          body: JSON.parse(body),
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+      return;
+    }
+    if (url.pathname === ROUTES_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+      if (url.searchParams.get('watch') === 'true') {
+        res.flushHeaders();
+        routeWatchers.push(res);
+        return;
+      }
+      res.end(routeList);
+      return;
+    }
     if (url.pathname !== PATH) {
       res.writeHead(404).end();
       return;
@@ -91,6 +125,10 @@ async function fakeApiServer(t: Test) {
   return {
     kubeConfig,
     event,
+    routeEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', object: unknown) {
+      for (const watcher of routeWatchers) watcher.write(`${JSON.stringify({ type, object })}\n`);
+    },
+    patches,
     requests,
     watching: () => watchers.length > 0,
     /** Changes what the next list returns (as if resources changed while nobody watched). */
@@ -105,6 +143,7 @@ async function fakeApiServer(t: Test) {
     /** Cuts every open watch stream, as an API-server restart or a load balancer would. */
     breakWatches() {
       for (const watcher of watchers.splice(0)) watcher.socket?.destroy();
+      for (const watcher of routeWatchers.splice(0)) watcher.socket?.destroy();
     },
   };
 }
@@ -112,8 +151,8 @@ async function fakeApiServer(t: Test) {
 /** A source whose every published policy set is kept in `changes`, closed at teardown. */
 function recordingSource(t: Test, kubeConfig: KubeConfig) {
   const changes: (readonly RoutePolicy[])[] = [];
-  const source = new KubernetesPolicySource(kubeConfig, testLogger('control-plane'), (policies) =>
-    changes.push(policies),
+  const source = new KubernetesPolicySource(kubeConfig, testLogger('control-plane'), (set) =>
+    changes.push(set.policies),
   );
   t.teardown(() => source.close());
   return { source, changes };
@@ -135,7 +174,7 @@ t.test(
     const api = await fakeApiServer(t);
     const { source, changes } = recordingSource(t, api.kubeConfig);
 
-    const initial = await source.start();
+    const { policies: initial } = await source.start();
     t.same(
       initial.map((p) => p.metadata),
       [{ name: 'orders-api', namespace: 'shop' }],
@@ -204,14 +243,14 @@ t.test(
     const api = await fakeApiServer(t);
     api.failNextLists(2);
     const { source, changes } = recordingSource(t, api.kubeConfig);
-    const initial = await source.start();
+    const { policies: initial } = await source.start();
     t.same(
       initial.map((p) => p.metadata.name),
       ['orders-api'],
       'start() waited for a list that succeeded',
     );
     t.equal(
-      api.requests.filter((r) => !r.includes('watch=true')).length,
+      api.requests.filter((r) => r.startsWith(`GET ${PATH}`) && !r.includes('watch=true')).length,
       3,
       'two failed lists, then one that worked',
     );
@@ -243,10 +282,10 @@ t.test(
       api.kubeConfig,
       testLogger('control-plane'),
       () => {},
-      stateFile,
+      { lastValidFile: stateFile },
     );
     t.same(
-      (await first.start()).map((p) => p.metadata.name),
+      (await first.start()).policies.map((p) => p.metadata.name),
       ['orders-api'],
     );
     await first.close();
@@ -259,10 +298,10 @@ t.test(
       api.kubeConfig,
       testLogger('control-plane'),
       () => {},
-      stateFile,
+      { lastValidFile: stateFile },
     );
     t.teardown(() => second.close());
-    const policies = await second.start();
+    const { policies } = await second.start();
     t.same(
       policies.map((p) => p.metadata.name),
       ['orders-api'],
@@ -275,3 +314,126 @@ t.test(
     );
   },
 );
+
+t.test(
+  'HTTPRoutes from the Kubernetes API join the policy set, and get Accepted and ResolvedRefs in status.parents for the gateways served here',
+  async (t) => {
+    const api = await fakeApiServer(t);
+    const sets: PolicySet[] = [];
+    const source = new KubernetesPolicySource(
+      api.kubeConfig,
+      testLogger('control-plane'),
+      (set) => sets.push(set),
+      {
+        serves: ({ name, namespace }) => name === 'edge' && namespace === 'shop',
+        statusIntervalMs: 200,
+      },
+    );
+    t.teardown(() => source.close());
+    const { httpRoutes } = await source.start();
+    t.same(
+      httpRoutes.map((r) => r.metadata),
+      [{ name: 'shop-api', namespace: 'shop', creationTimestamp: '2026-11-25T14:02:11Z' }],
+      'the invalid route is left out; server metadata (and kubectl annotations) stripped',
+    );
+    t.notOk('status' in httpRoutes[0]!, 'status does not travel to gateways');
+
+    await eventually(() => new Set(api.patches.map((p) => p.path)).size === 2);
+    const patchOf = (name: string) =>
+      api.patches.find((p) => p.path.endsWith(`/namespaces/shop/httproutes/${name}/status`))!;
+    const shop = patchOf('shop-api');
+    t.equal(shop.contentType, 'application/merge-patch+json');
+    t.match(shop.body, {
+      metadata: { resourceVersion: '51802' },
+      status: {
+        parents: [
+          {
+            controllerName: 'istio.io/gateway-controller',
+            conditions: [{ message: 'Route was valid' }],
+          },
+          {
+            controllerName: 'postern.dev/gateway-controller',
+            parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge' },
+            conditions: [
+              { type: 'Accepted', status: 'True', reason: 'Accepted', observedGeneration: 2 },
+              {
+                type: 'ResolvedRefs',
+                status: 'True',
+                reason: 'ResolvedRefs',
+                observedGeneration: 2,
+              },
+            ],
+          },
+        ],
+      },
+    });
+    t.equal(
+      (shop.body as { status: { parents: unknown[] } }).status.parents.length,
+      2,
+      "istio-ingress is another controller's parent: no entry of ours for it, and its own kept",
+    );
+    t.match(patchOf('broken').body, {
+      status: {
+        parents: [
+          {
+            controllerName: 'postern.dev/gateway-controller',
+            conditions: [
+              {
+                type: 'Accepted',
+                status: 'False',
+                reason: 'UnsupportedValue',
+                message: /spec\.rules\[0\]\.matches\[0\]\.path\.type/,
+              },
+              { type: 'ResolvedRefs', status: 'True' },
+            ],
+          },
+        ],
+      },
+    });
+
+    // The API server echoes the status back through the watch: written once, not again each round.
+    const written = JSON.parse(await fixture('httproute-list.json')).items[0];
+    written.metadata.resourceVersion = '51900';
+    // As the API server returns a custom resource: its keys in its own (sorted) order, not ours.
+    written.status = sortedKeys((shop.body as { status: unknown }).status);
+    api.routeEvent('MODIFIED', written);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const before = api.patches.filter((p) => p.path.includes('/shop-api/')).length;
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    t.equal(
+      api.patches.filter((p) => p.path.includes('/shop-api/')).length,
+      before,
+      'an unchanged status is not written again',
+    );
+
+    // An edit that breaks the route: the gateway keeps its last valid version, the status says why.
+    const broken = structuredClone(written);
+    broken.metadata.resourceVersion = '51901';
+    broken.metadata.generation = 3;
+    broken.spec.rules[0].backendRefs[0].weight = -1;
+    api.routeEvent('MODIFIED', broken);
+    await eventually(() =>
+      api.patches.some(
+        (p) =>
+          p.path.includes('/shop-api/') &&
+          JSON.stringify(p.body).includes('"observedGeneration":3') &&
+          JSON.stringify(p.body).includes('UnsupportedValue'),
+      ),
+    );
+    t.same(
+      sets.at(-1)!.httpRoutes[0]!.spec.rules![0]!.backendRefs![0]!.weight,
+      1,
+      'the last valid version stays in force',
+    );
+  },
+);
+
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (!value || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]),
+  );
+}

@@ -377,6 +377,13 @@ export class SnapshotHub {
     return waiting;
   }
 
+  /** Whether a workload of this name holds a snapshot watch in `namespace` (a gateway an HTTPRoute names, say). */
+  hasWorkload(namespace: string, workload: string): boolean {
+    for (const subscriber of this.#subscribers.keys())
+      if (subscriber.workload === workload && subscriber.namespace === namespace) return true;
+    return false;
+  }
+
   /** The pod addresses (hosts, without ports) where sidecars of `spiffeId` are registered. */
   addressesOf(spiffeId: string): readonly string[] | undefined {
     this.#registry();

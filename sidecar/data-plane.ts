@@ -77,6 +77,11 @@ export interface DataPlaneParts {
   observers(direction: Direction): ExchangeObserver[];
 }
 
+/** What one listener is built from: the parts, with the observers of its direction. */
+export interface ListenerParts extends Omit<DataPlaneParts, 'observers'> {
+  readonly observers: readonly ExchangeObserver[];
+}
+
 /** A role's listeners, as the data plane drives them. */
 export interface Listeners {
   /** Bound ports by name (inbound, outbound, gateway). */

@@ -105,12 +105,12 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         `${await advertisedHost(options.inboundHost, options.controlPlane)}:${inboundPort}`,
       setCertificate(svid) {
         inbound.setCertificate(svid);
-        outbound.setCertificate(svid);
+        outbound.upstreams.setCertificate(svid);
       },
-      retainOnly: (endpoints) => outbound.retainOnly(endpoints),
-      describeEndpoints: (endpoints) => outbound.describeEndpoints(endpoints),
+      retainOnly: (endpoints) => outbound.upstreams.retainOnly(endpoints),
+      describeEndpoints: (endpoints) => outbound.upstreams.describe(endpoints),
       revoke(revoked, changed) {
-        outbound.dropIdentities(changed);
+        outbound.upstreams.dropIdentities(changed);
         return inbound.closeRevoked(revoked);
       },
       close: async () => {

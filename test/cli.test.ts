@@ -68,7 +68,7 @@ t.test(
     t.equal(good.status, 0, good.stdout);
     t.match(
       good.stdout,
-      /2 valid RoutePolicy resource\(s\), 0 valid HTTPRoute resource\(s\), 0 error\(s\)/,
+      /3 valid RoutePolicy resource\(s\), 1 valid HTTPRoute resource\(s\), 0 error\(s\)/,
     );
     const dir = await tempDir(t);
     const bad = join(dir, 'bad.yaml');

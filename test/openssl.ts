@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+/** `openssl req` with a new ECDSA P-256 key, unencrypted. */
+const NEW_P256_KEY = ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
 export interface CertFiles {
   readonly cert: string;
@@ -19,25 +21,11 @@ export interface CertFiles {
 export async function opensslCa(dir: string, name: string): Promise<CertFiles> {
   const files = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
   await run('openssl', [
-    'req',
+    ...NEW_P256_KEY,
     '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    files.key,
-    '-out',
-    files.cert,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
+    ...['-keyout', files.key, '-out', files.cert, '-days', '2', '-subj', `/CN=${name}`],
+    ...['-addext', 'basicConstraints=critical,CA:TRUE'],
+    ...['-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
   ]);
   return files;
 }
@@ -69,18 +57,8 @@ export async function opensslLeaf(
     ].join('\n'),
   );
   await run('openssl', [
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    files.key,
-    '-out',
-    csr,
-    '-subj',
-    `/CN=${commonName}`,
+    ...NEW_P256_KEY,
+    ...['-keyout', files.key, '-out', csr, '-subj', `/CN=${commonName}`],
   ]);
   await run('openssl', [
     'x509',

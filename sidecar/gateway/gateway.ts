@@ -119,11 +119,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return {
       ports: { gatewayPort: port },
       advertise: undefined,
-      setCertificate: (svid) => gateway.setCertificate(svid),
-      retainOnly: (endpoints) => gateway.retainOnly(endpoints),
-      describeEndpoints: (endpoints) => gateway.describeEndpoints(endpoints),
+      setCertificate: (svid) => gateway.upstreams.setCertificate(svid),
+      retainOnly: (endpoints) => gateway.upstreams.retainOnly(endpoints),
+      describeEndpoints: (endpoints) => gateway.upstreams.describe(endpoints),
+      // Its clients are outside the mesh: a revocation only ends its connections to backends.
       revoke(_revoked, changed) {
-        gateway.dropIdentities(changed);
+        gateway.upstreams.dropIdentities(changed);
         return 0;
       },
       close: () => gateway.close(),

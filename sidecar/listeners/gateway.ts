@@ -8,7 +8,7 @@ import {
 } from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
-import type { DataPlaneParts } from '../data-plane.ts';
+import type { ListenerParts } from '../data-plane.ts';
 import { gatewayChain } from '../filters/chains.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { hostName } from '../filters/http-route.ts';
@@ -24,8 +24,6 @@ import {
   upstreamRequestHeaders,
 } from '../http/headers.ts';
 import { sendLocalReply } from '../http/local-reply.ts';
-import type { Svid } from '../identity/svid.ts';
-import type { ExchangeObserver } from '../telemetry/exchange-observer.ts';
 import { MeshUpstreams } from '../upstream/mesh-upstreams.ts';
 import type { Endpoint } from '../upstream/service-directory.ts';
 import { failTunnel, serveExchanges } from './serve-exchanges.ts';
@@ -37,9 +35,8 @@ export interface ServerTls {
   readonly clientCa?: string;
 }
 
-export interface GatewayListenerOptions extends Omit<DataPlaneParts, 'observers'> {
+export interface GatewayListenerOptions extends ListenerParts {
   readonly tls: ServerTls;
-  readonly observers: readonly ExchangeObserver[];
   /** Lower-case name of the header API keys come in. */
   readonly apiKeyHeader: string;
   readonly consumers: () => readonly Consumer[];
@@ -93,7 +90,8 @@ function forwardedClient(header: string | string[] | undefined): string | undefi
  */
 export class GatewayListener {
   readonly server: Server;
-  readonly #upstreams: MeshUpstreams;
+  /** Backends over mesh mTLS: the data plane hands it renewed SVIDs, registry changes and revocations. */
+  readonly upstreams: MeshUpstreams;
   readonly #clients = new WeakMap<Socket, ClientFacts>();
   readonly #clientCa: string | undefined;
 
@@ -108,7 +106,7 @@ export class GatewayListener {
       onTunnelError: (error, socket) => failTunnel(socket, error, logger, 'gateway'),
       now: options.now,
     });
-    this.#upstreams = upstreams;
+    this.upstreams = upstreams;
     const headerRules: RequestHeaderRules = Object.freeze({
       underscores: DEFAULT_UNDERSCORE_ACTION,
       replaceTraceContext: options.traced,
@@ -283,26 +281,9 @@ export class GatewayListener {
     });
   }
 
-  /** A renewed SVID: new connections to backends present it. */
-  setCertificate(svid: Svid): void {
-    this.#upstreams.setCertificate(svid);
-  }
-
-  retainOnly(endpoints: readonly Endpoint[]): void {
-    this.#upstreams.retainOnly(endpoints);
-  }
-
-  describeEndpoints(endpoints: readonly Endpoint[]): object[] {
-    return this.#upstreams.describe(endpoints);
-  }
-
-  dropIdentities(spiffeIds: ReadonlySet<string>): void {
-    this.#upstreams.dropIdentities(spiffeIds);
-  }
-
   async close(): Promise<void> {
     await closeServer(this.server);
-    await this.#upstreams.close();
+    await this.upstreams.close();
   }
 }
 

@@ -12,11 +12,10 @@ import {
   timeoutOptions,
 } from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
-import type { Logger } from '../../common/log.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
 import { parseSpiffeId } from '../../common/spiffe.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
-import type { ByteBudgets } from '../exfiltration/byte-budgets.ts';
+import type { ListenerParts } from '../data-plane.ts';
 import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
 import { spendResponse } from '../filters/exfiltration-guard.ts';
@@ -36,32 +35,12 @@ import {
 } from '../http/headers.ts';
 import { refuseHandshake } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
-import type { SnapshotState } from '../policy/snapshot-state.ts';
-import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
-import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
-import type { ExchangeObserver } from '../telemetry/exchange-observer.ts';
-import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { routeByFirstByte } from './first-byte.ts';
 import { type ExchangeHandlers, failTunnel, serveExchanges } from './serve-exchanges.ts';
 
-export interface InboundOptions {
-  readonly svid: Svid;
+export interface InboundOptions extends ListenerParts {
   readonly appHost: string;
   readonly appPort: number;
-  readonly state: SnapshotState;
-  readonly logger: Logger;
-  readonly metrics: SidecarMetrics;
-  readonly now: () => number;
-  /** Where local rate limits count (the sidecar's, kept across snapshots). */
-  readonly buckets: LocalBuckets;
-  /** Where global rate limits count (Redis, or this replica's share). */
-  readonly global: GlobalLimiter;
-  /** What each caller read of capped routes (the sidecar's, kept across snapshots). */
-  readonly budgets: ByteBudgets;
-  /** What records each request (usage, access log, tracing). */
-  readonly observers: readonly ExchangeObserver[];
-  /** Requests are traced here: the trace context sent to the app is this sidecar's span's. */
-  readonly traced: boolean;
   /** Connection cap and timeouts for callers that have not proven anything yet. */
   readonly limits: ConnectionLimits;
   /** --headers-with-underscores; allow when not given. */

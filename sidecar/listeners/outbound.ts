@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { closeServer, listen } from '../../common/listen.ts';
-import type { Logger } from '../../common/log.ts';
+import type { ListenerParts } from '../data-plane.ts';
 import { outboundChain } from '../filters/chains.ts';
 import {
   OUTBOUND_HEADER_RULES,
@@ -10,28 +10,17 @@ import {
   upstreamRequestHeaders,
 } from '../http/headers.ts';
 import { writeLocalReplyToSocket } from '../http/local-reply.ts';
-import type { Svid } from '../identity/svid.ts';
-import type { SnapshotState } from '../policy/snapshot-state.ts';
-import type { ExchangeObserver } from '../telemetry/exchange-observer.ts';
-import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { MeshUpstreams } from '../upstream/mesh-upstreams.ts';
-import type { Endpoint } from '../upstream/service-directory.ts';
 import { failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
 
-export interface OutboundOptions {
-  readonly svid: Svid;
-  readonly state: SnapshotState;
-  readonly logger: Logger;
-  readonly metrics: SidecarMetrics;
-  /** What records each request (attempts to leave the mesh, tracing). */
-  readonly observers: readonly ExchangeObserver[];
-  /** Requests are traced here: the trace context sent on is this sidecar's span's. */
-  readonly traced: boolean;
-  /** The clock of ejections and the retry budget (default Date.now). */
-  readonly now?: () => number;
-}
+/** What the outbound listener uses of the parts; the clock (of ejections and the retry budget) defaults to Date.now. */
+export type OutboundOptions = Pick<
+  ListenerParts,
+  'svid' | 'state' | 'logger' | 'metrics' | 'observers' | 'traced'
+> &
+  Partial<Pick<ListenerParts, 'now'>>;
 
 /**
  * The outbound listener (15001, loopback only): the app's plain HTTP egress,
@@ -41,7 +30,8 @@ export interface OutboundOptions {
  */
 export class OutboundListener {
   readonly server: Server;
-  readonly #upstreams: MeshUpstreams;
+  /** Peer sidecars over mTLS: the data plane hands it renewed SVIDs, registry changes and revocations. */
+  readonly upstreams: MeshUpstreams;
 
   constructor(options: OutboundOptions) {
     const { state, logger, metrics } = options;
@@ -51,9 +41,9 @@ export class OutboundListener {
       metrics,
       logger,
       onTunnelError: (error, socket) => failTunnel(socket, error, logger, 'outbound'),
-      ...(options.now ? { now: options.now } : {}),
+      now: options.now,
     });
-    this.#upstreams = upstreams;
+    this.upstreams = upstreams;
     const chain = outboundChain({ state });
     const headerRules: RequestHeaderRules = options.traced
       ? Object.freeze({ ...OUTBOUND_HEADER_RULES, replaceTraceContext: true })
@@ -110,27 +100,8 @@ export class OutboundListener {
     return listen(this.server, port, host);
   }
 
-  setCertificate(svid: Svid): void {
-    this.#upstreams.setCertificate(svid);
-  }
-
-  /** After a snapshot: drop connections to, and the balancer's memory of, endpoints that left the registry. */
-  retainOnly(endpoints: readonly Endpoint[]): void {
-    this.#upstreams.retainOnly(endpoints);
-  }
-
-  /** For /config: each endpoint and its state (active or ejected, in flight, failures). */
-  describeEndpoints(endpoints: readonly Endpoint[]): object[] {
-    return this.#upstreams.describe(endpoints);
-  }
-
-  /** After a snapshot revoked these identities: re-handshake with their endpoints. */
-  dropIdentities(spiffeIds: ReadonlySet<string>): void {
-    this.#upstreams.dropIdentities(spiffeIds);
-  }
-
   async close(): Promise<void> {
     await closeServer(this.server);
-    await this.#upstreams.close();
+    await this.upstreams.close();
   }
 }

@@ -1,0 +1,105 @@
+import {
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  makeInformer,
+} from '@kubernetes/client-node';
+import { backoffDelay, sleep } from '../../common/backoff.ts';
+import type { Logger } from '../../common/log.ts';
+
+/** A cluster-wide custom resource kind, as the API addresses it. */
+export interface ResourceKind {
+  readonly group: string;
+  readonly version: string;
+  readonly plural: string;
+  /** For logs: RoutePolicy, HTTPRoute. */
+  readonly kind: string;
+}
+
+/**
+ * A list-then-watch informer (@kubernetes/client-node) of one kind that
+ * keeps itself running. The library's informer resumes by itself only after
+ * a watch expiry (410) or timeout; after any other error it stops, so this
+ * restarts it with backoff, keeping what it listed last. `start()` resolves
+ * only once a list has succeeded: an empty list because the API failed
+ * would read as "no resources".
+ */
+export class ResourceInformer {
+  readonly #kind: ResourceKind;
+  readonly #logger: Logger;
+  readonly #informer: ReturnType<typeof makeInformer<KubernetesObject>>;
+  readonly #closed: AbortSignal;
+  #failure: unknown;
+  #started = false;
+  #restarting = false;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    kind: ResourceKind,
+    logger: Logger,
+    onChange: () => void,
+    closed: AbortSignal,
+  ) {
+    this.#kind = kind;
+    this.#logger = logger;
+    this.#closed = closed;
+    const api = kubeConfig.makeApiClient(CustomObjectsApi);
+    const { group, version, plural } = kind;
+    this.#informer = makeInformer<KubernetesObject>(
+      kubeConfig,
+      `/apis/${group}/${version}/${plural}`,
+      () => api.listClusterCustomObject({ group, version, plural }),
+    );
+    for (const event of ['add', 'update', 'delete'] as const) this.#informer.on(event, onChange);
+    this.#informer.on('error', (error) => {
+      this.#failure = error ?? new Error(`the ${kind.kind} list or watch failed`);
+      if (this.#started) void this.#restart();
+    });
+  }
+
+  /** Lists, then watches; resolves once a list has succeeded (retrying with backoff until then). */
+  async start(): Promise<void> {
+    for (let attempt = 0; !this.#closed.aborted; attempt++) {
+      this.#failure = undefined;
+      await this.#informer.start();
+      if (!this.#failure) break;
+      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
+      this.#logger.warn(`listing ${this.#kind.kind}s failed; retrying`, {
+        error: this.#failure,
+        retryInMs: delay,
+      });
+      await sleep(delay, this.#closed);
+    }
+    this.#started = true;
+  }
+
+  /** What the last list and the watch since say exists. */
+  list(): readonly KubernetesObject[] {
+    return this.#informer.list();
+  }
+
+  /** After a failure the informer has stopped: start it again (it resumes from the last resourceVersion), with backoff. */
+  async #restart(): Promise<void> {
+    if (this.#restarting) return;
+    this.#restarting = true;
+    for (let attempt = 0; !this.#closed.aborted; attempt++) {
+      const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
+      this.#logger.warn(
+        `${this.#kind.kind} watch failed; keeping what it listed and restarting it`,
+        {
+          error: this.#failure,
+          retryInMs: delay,
+        },
+      );
+      await sleep(delay, this.#closed);
+      this.#failure = undefined;
+      await this.#informer.start();
+      if (!this.#failure) break;
+    }
+    this.#restarting = false;
+  }
+
+  stop(): Promise<void> {
+    return this.#informer.stop();
+  }
+}

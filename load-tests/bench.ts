@@ -127,12 +127,14 @@ async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Pr
   const floorCold = nodeFloor && (await measureCold(nodeFloor));
   const nginx: Target | undefined = withNginx ? await bench.startNginx() : undefined;
   const mesh = await bench.startMeshHop();
+  const gateway = await bench.startGateway();
 
   const targets = [
     bench.direct,
     ...(nodeFloor ? [nodeFloor] : []),
     postern,
     mesh,
+    gateway,
     ...(nginx ? [nginx] : []),
   ];
   const measured = await measureInterleaved(targets, steady, rounds, say);
@@ -148,6 +150,7 @@ async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Pr
       direct: await measure(bench.direct, saturation),
       ...(nodeFloor ? { nodeFloor: await measure(nodeFloor, saturation) } : {}),
       postern: await measure(postern, saturation),
+      gateway: await measure(gateway, saturation),
       ...(nginx ? { nginx: await measure(nginx, saturation) } : {}),
     };
     afterSaturationMb = await rssOfEach(singleProxies);
@@ -183,6 +186,7 @@ async function quickRun(bench: Bench, startedAt: string, withNginx: boolean): Pr
     postern: combined(postern),
     ...(nginx ? { nginx: combined(nginx) } : {}),
     mesh: combined(mesh),
+    gateway: combined(gateway),
     cold: posternCold.cold,
     ...(nodeFloor && floorCold
       ? {

@@ -38,6 +38,8 @@ export interface BenchResults {
   readonly nginx?: Measured | Combined;
   /** The full mesh hop: app → frontend's outbound → orders' inbound → app (two sidecars). */
   readonly mesh?: Measured | Combined;
+  /** The micro API gateway: client → `postern gateway` (TLS, JWT, HTTPRoute) → orders' inbound → app (two proxies, as the mesh hop). */
+  readonly gateway?: Measured | Combined;
   /** Postern during its first seconds after ready, no warm-up. */
   readonly cold: Measured;
   /**
@@ -55,6 +57,7 @@ export interface BenchResults {
     readonly postern: Measured;
     readonly nodeFloor?: Measured;
     readonly nginx?: Measured;
+    readonly gateway?: Measured;
   };
   /** Postern's. */
   readonly rss: Rss;

@@ -31,6 +31,7 @@ function steadyTargets(r: BenchResults): Measured[] {
     ...(r.nodeFloor ? [r.nodeFloor.steady] : []),
     r.postern,
     ...(r.mesh ? [r.mesh] : []),
+    ...(r.gateway ? [r.gateway] : []),
     ...(r.nginx ? [r.nginx] : []),
   ];
 }
@@ -83,6 +84,7 @@ export function markdownReport(r: BenchResults, lines: readonly BudgetLine[]): s
         sat.direct,
         ...(sat.nodeFloor ? [sat.nodeFloor] : []),
         sat.postern,
+        ...(sat.gateway ? [sat.gateway] : []),
         ...(sat.nginx ? [sat.nginx] : []),
       ].map(
         (m) =>
@@ -94,7 +96,7 @@ export function markdownReport(r: BenchResults, lines: readonly BudgetLine[]): s
 \`npm run bench\` on ${r.machine.cpus} cores, Node ${r.machine.node}; ${r.machine.pinning}${r.machine.binary ? `; sidecars from ${r.machine.binary}` : ''}.
 Open loop at ${r.load.rate} rps over ${r.load.connections} keep-alive connections, ${r.load.responseBytes}-byte responses,
 ${r.load.warmupSeconds} s warm-up then ${r.load.seconds} s measured, each request timed from its intended send time.
-Postern: one inbound sidecar hop (mTLS, one allow route); the mesh hop adds the caller's sidecar (plain HTTP into its outbound port, mTLS between the two sidecars; CPU and RSS are both sidecars'). nginx: the same mTLS termination and keep-alive proxying.
+Postern: one inbound sidecar hop (mTLS, one allow route); the mesh hop adds the caller's sidecar (plain HTTP into its outbound port, mTLS between the two sidecars; CPU and RSS are both sidecars'); the gateway is \`postern gateway\` (TLS from outside the mesh, the same JWT check, an HTTPRoute) in front of orders' sidecar, two proxies as the mesh hop (CPU and RSS are both). nginx: the same mTLS termination and keep-alive proxying.
 Node floor: the least a Node mTLS proxy can do (node:https verifying the client certificate, each request dispatched to the app through an undici pool and written straight back), with the sidecar's V8 settings and no Postern in it, measured the same way; its column in the budget shows what Node itself costs on each line, and the gap to Postern's is what Postern adds (PASS/FAIL judges Postern only).
 
 ## Budget

@@ -30,7 +30,7 @@ import { writeFileAtomic } from '../../common/private-file.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { TokenStore } from '../../control-plane/tokens.ts';
 import { routes } from '../decision-time.ts';
-import { BENCH_ISSUER, BENCH_JWKS, BENCH_SCOPE } from './bench-token.ts';
+import { BENCH_HEADERS, BENCH_ISSUER, BENCH_JWKS, BENCH_SCOPE } from './bench-token.ts';
 import type { BenchResults } from './budget.ts';
 
 export const PROXY_CPU = 0;
@@ -38,6 +38,7 @@ export const LOAD_CPU = 1;
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
+const GATEWAY = 'spiffe://cluster.local/ns/shop/sa/edge';
 const APP = resolve(import.meta.dirname, 'app.ts');
 const NODE_FLOOR = resolve(import.meta.dirname, 'node-floor.ts');
 
@@ -62,6 +63,8 @@ export interface Bench {
   startSidecar(): Promise<Target>;
   /** frontend's sidecar too, called on its outbound port: app → outbound → inbound → app. Needs startSidecar first. */
   startMeshHop(): Promise<Target>;
+  /** `postern gateway` in front of orders' sidecar: client → gateway (TLS) → orders' inbound (mTLS) → app. Needs startSidecar first. */
+  startGateway(): Promise<Target>;
   startNginx(): Promise<Target>;
   /** The Node floor (node-floor.ts): what Node itself costs on the same hop. */
   startNodeFloor(): Promise<Target>;
@@ -130,7 +133,7 @@ export function policyDocument(policy: BenchPolicy): string {
               match: { methods: ['GET'], path: { prefix: '/orders' } },
               allow: [
                 {
-                  principals: [TESTER, FRONTEND],
+                  principals: [TESTER, FRONTEND, GATEWAY],
                   ...(policy.jwt ? { jwt: { claims: { scope: BENCH_SCOPE } } } : {}),
                 },
               ],
@@ -147,6 +150,55 @@ export function policyDocument(policy: BenchPolicy): string {
     metadata: { name: 'orders-api', namespace: 'shop' },
     spec: { selector: { matchLabels: { app: 'orders' } }, ...spec },
   });
+}
+
+/**
+ * The gateway's policy and route for the bench: the same JWT check as
+ * orders' route (every request carries the bench token), one HTTPRoute
+ * sending /orders to orders.
+ */
+function gatewayDocuments(): string {
+  const policy = {
+    apiVersion: 'postern.dev/v1alpha1',
+    kind: 'RoutePolicy',
+    metadata: { name: 'edge', namespace: 'shop' },
+    spec: {
+      selector: { matchLabels: { app: 'edge' } },
+      // The token goes on: orders' own policy verifies it again, as a backend that trusts no one would.
+      jwt: [
+        {
+          issuer: BENCH_ISSUER,
+          jwks: BENCH_JWKS,
+          audiences: ['orders'],
+          algorithms: ['ES256'],
+          typ: 'at+jwt',
+          forwardOriginalToken: true,
+        },
+      ],
+      routes: [
+        {
+          name: 'orders',
+          match: { methods: ['GET'], path: { prefix: '/orders' } },
+          allow: [{ jwt: { claims: { scope: BENCH_SCOPE } } }],
+        },
+      ],
+    },
+  };
+  const route = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'orders', namespace: 'shop' },
+    spec: {
+      parentRefs: [{ name: 'edge' }],
+      rules: [
+        {
+          matches: [{ path: { type: 'PathPrefix', value: '/orders' } }],
+          backendRefs: [{ name: 'orders', port: 80 }],
+        },
+      ],
+    },
+  };
+  return `${JSON.stringify(policy)}\n---\n${JSON.stringify(route)}\n`;
 }
 
 /** nginx from Debian when it is missing (the reference hop); false when it cannot be had. */
@@ -378,6 +430,56 @@ export async function startBench(
           url: `http://127.0.0.1:${frontend.outboundPort}`,
           host: 'orders.shop.svc.cluster.local',
           proxies: [frontend.child, ordersSidecar.child],
+        };
+      },
+      async startGateway() {
+        if (!ordersSidecar) throw new Error('start the orders sidecar first');
+        await writeFile(join(policiesDir, 'edge.yaml'), gatewayDocuments());
+        const serverDir = join(dir, 'gateway-server');
+        await issueInto(ca, serverDir, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+        const tokenFile = join(dir, 'edge.token');
+        await writeFileAtomic(tokenFile, await tokens.create('edge', 'shop', 'edge'));
+        const [port, adminPort] = [await freePort(), await freePort()];
+        const child = startChild(
+          'gateway',
+          [...(options.sidecarNodeArgs ?? []), options.sidecarBin ?? POSTERN_BIN, 'gateway'],
+          {
+            POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
+            POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),
+            POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
+            POSTERN_WORKLOAD: 'edge',
+            POSTERN_NAMESPACE: 'shop',
+            POSTERN_SERVICE_ACCOUNT: 'edge',
+            POSTERN_LISTEN_HOST: '127.0.0.1',
+            POSTERN_LISTEN_PORT: String(port),
+            POSTERN_ADMIN_PORT: String(adminPort),
+            POSTERN_TLS_CERT: join(serverDir, 'cert.pem'),
+            POSTERN_TLS_KEY: join(serverDir, 'key.pem'),
+            ...options.sidecarEnv,
+          },
+          join(dir, 'gateway.log'),
+          PROXY_CPU,
+        );
+        children.push(child);
+        // Ready, and its snapshot names orders' endpoint: a request gets through.
+        const client = new Agent({ connect: { ca: ca.bundlePem, servername: 'localhost' } });
+        try {
+          await waitUntilHealthy(
+            `https://127.0.0.1:${port}/orders`,
+            child,
+            30_000,
+            client,
+            BENCH_HEADERS,
+          );
+        } finally {
+          await client.close();
+        }
+        return {
+          name: 'gateway',
+          url: `https://127.0.0.1:${port}`,
+          // Its bundle verifies the gateway's certificate; the gateway asks for no client certificate.
+          clientCertDir,
+          proxies: [child, ordersSidecar.child],
         };
       },
       async startNginx() {

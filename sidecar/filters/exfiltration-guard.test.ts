@@ -5,7 +5,7 @@ import { ByteBudgets } from '../exfiltration/byte-budgets.ts';
 import { decision } from '../policy/decision.ts';
 import { blockKey, type SnapshotState } from '../policy/snapshot-state.ts';
 import { SidecarMetrics } from '../telemetry/metrics.ts';
-import { exfiltrationGuard, spendResponse } from './exfiltration-guard.ts';
+import { exfiltrationGuard, settleResponse } from './exfiltration-guard.ts';
 import type { Exchange } from './filter.ts';
 
 const NOW = 1_800_000_000_000;
@@ -43,7 +43,7 @@ t.test('a caller without a verified identity is capped like any caller, as one',
   t.equal(filter.onRequest(first), undefined);
   t.equal(first.responseLimit, 1000, 'it gets the cap');
   first.responseBytes = 1000;
-  spendResponse(first, budgets, NOW);
+  settleResponse(first, undefined, { budgets, metrics: new SidecarMetrics(), now: () => NOW });
   const second = exchange();
   t.match(filter.onRequest(second), { status: 403, code: 'POSTERN_EXFILTRATION_CAP' });
   t.equal(

@@ -69,8 +69,24 @@ export function exfiltrationGuard(deps: {
 
 export const capKey = (principal: string, route: string) => `${principal}\n${route}`;
 
-/** After a guarded request was answered: what it read counts against the caller's budget. */
-export function spendResponse(exchange: Exchange, budgets: ByteBudgets, nowMs: number): void {
+/**
+ * After a guarded request was answered: the response's fate under the cap
+ * (refused whole, or cut) is recorded, and what it read counts against the
+ * caller's budget.
+ */
+export function settleResponse(
+  exchange: Exchange,
+  overCap: 'refused' | 'cut' | undefined,
+  deps: { budgets: ByteBudgets; metrics: SidecarMetrics; now: () => number },
+): void {
+  if (overCap) {
+    exchange.exfiltration = overCap === 'cut' ? 'cut' : 'capped';
+    deps.metrics.exfiltration.inc(exchange.decision!.route!, exchange.exfiltration);
+  }
+  spendResponse(exchange, deps.budgets, deps.now());
+}
+
+function spendResponse(exchange: Exchange, budgets: ByteBudgets, nowMs: number): void {
   const cap = exchange.decision?.responseCap;
   if (!cap || exchange.responseLimit === undefined) return;
   budgets.spend(

@@ -10,6 +10,7 @@ import { closeServer, listen } from '../../common/listen.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import type { ListenerParts } from '../data-plane.ts';
 import { gatewayChain } from '../filters/chains.ts';
+import { settleResponse } from '../filters/exfiltration-guard.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { hostName } from '../filters/http-route.ts';
 import type { Consumer } from '../gateway/consumers.ts';
@@ -238,13 +239,15 @@ export class GatewayListener {
           headers = modifyHeaders(headers, { set: [{ name: 'host', value: rewritten.host }] });
         }
         if (match.requestHeaders) headers = modifyHeaders(headers, match.requestHeaders);
-        return upstreams.call(exchange, res, {
+        const result = await upstreams.call(exchange, res, {
           service: service as readonly Endpoint[],
           path: rewritten.path + target.search,
           headers,
           options: forwardOptions(exchange, match.forward),
           ...(match.timeoutMs === undefined ? {} : { timeoutMs: match.timeoutMs }),
         });
+        settleResponse(exchange, result.overCap, options);
+        return result.status;
       },
       tunnel: (exchange, socket, head) => {
         const service = backendOf(exchange);

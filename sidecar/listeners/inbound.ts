@@ -18,7 +18,7 @@ import { TLS_POLICY } from '../../common/tls-policy.ts';
 import type { ListenerParts } from '../data-plane.ts';
 import type { PeerCredential } from '../filters/authenticate-peer.ts';
 import { inboundChain } from '../filters/chains.ts';
-import { spendResponse } from '../filters/exfiltration-guard.ts';
+import { settleResponse } from '../filters/exfiltration-guard.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { forwardRequest } from '../http/forward.ts';
 import {
@@ -200,11 +200,7 @@ export class InboundListener {
           { responseHeaders: exchange.responseHeaders, maxResponseBytes: exchange.responseLimit },
         );
         exchange.responseBytes = forwarded.responseBytes;
-        if (forwarded.overCap) {
-          exchange.exfiltration = forwarded.overCap === 'cut' ? 'cut' : 'capped';
-          metrics.exfiltration.inc(exchange.decision!.route!, exchange.exfiltration);
-        }
-        spendResponse(exchange, options.budgets, now());
+        settleResponse(exchange, forwarded.overCap, options);
         return forwarded.status;
       },
       tunnel: (exchange, socket, head) => {

@@ -56,7 +56,7 @@ export class OutboundListener {
       metrics,
       logger,
       observers: options.observers,
-      forward: (exchange, res) => {
+      forward: async (exchange, res) => {
         const { req } = exchange;
         const target = exchange.target!;
         // No client address: the app's own X-Forwarded-For and the like pass as it wrote them.
@@ -67,11 +67,12 @@ export class OutboundListener {
           undefined,
           exchange.traceHeaders ?? NO_HEADERS,
         );
-        return upstreams.call(exchange, res, {
+        const result = await upstreams.call(exchange, res, {
           service: exchange.service!,
           path: target.path + target.search,
           headers,
         });
+        return result.status;
       },
       tunnel: (exchange, socket, head) => {
         scrubRequestHeadersInPlace(

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../../common/log.ts';
 import type { Exchange } from '../filters/filter.ts';
-import { type ForwardOptions, forwardRequest } from '../http/forward.ts';
+import { type ForwardOptions, type ForwardResult, forwardRequest } from '../http/forward.ts';
 import { sendLocalReply } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
@@ -103,8 +103,8 @@ export class MeshUpstreams {
     );
   }
 
-  /** Sends the request, retrying where that is safe; resolves with the status the client got. */
-  async call(exchange: Exchange, res: ServerResponse, call: UpstreamCall): Promise<number> {
+  /** Sends the request, retrying where that is safe; resolves with the last attempt's result (the status the client got). */
+  async call(exchange: Exchange, res: ServerResponse, call: UpstreamCall): Promise<ForwardResult> {
     const { req } = exchange;
     const { service, path, headers } = call;
     const metrics = this.#metrics;
@@ -159,7 +159,7 @@ export class MeshUpstreams {
           attempts: attempt + 1,
         });
       }
-      return result.status;
+      return result;
     }
   }
 

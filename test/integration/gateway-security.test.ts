@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import t from 'tap';
 import { Agent } from 'undici';
 import { hashApiKey } from '../../sidecar/gateway/consumers.ts';
-import { eventually, tempDir } from '../helpers.ts';
+import { adminConfig, adminMetrics, eventually, tempDir } from '../helpers.ts';
 import { opensslCa, opensslLeaf } from '../openssl.ts';
 import { startEdge } from './gateway-edge.ts';
 
@@ -69,6 +69,10 @@ spec:
     - name: partners
       match: { path: { prefix: /partner } }
       allow: [{ principals: ["cert:acme-partner"] }]
+    - name: export
+      match: { path: { prefix: /export } }
+      allow: [{ principals: ["consumer:*"] }]
+      exfiltration: { maxResponseBytes: { bytes: 2Ki, per: 1m }, action: block }
     - name: office
       match: { path: { prefix: /office } }
       allow: [{ sourceIPs: [203.0.113.0/24] }]
@@ -295,6 +299,33 @@ t.test('edge security at the gateway', async (t) => {
       );
     },
   );
+
+  t.test('an exfiltration cap counts per consumer at the edge', async (t) => {
+    const acme = { 'x-api-key': 'acme-secret-key' };
+    t.equal((await edge.call(host, '/export?size=1500', { headers: acme })).status, 200);
+    const over = await edge.call(host, '/export?size=1500', { headers: acme });
+    t.equal(over.status, 403, "past acme's 2 KiB a minute");
+    t.match(JSON.parse(over.body), { error: { code: 'POSTERN_EXFILTRATION_CAP' } });
+    t.equal(
+      (await edge.call(host, '/export?size=1500', { headers: { 'x-api-key': 'globex-key' } }))
+        .status,
+      200,
+      'globex has its own',
+    );
+  });
+
+  t.test("the gateway's endpoints and their metrics are on its admin port", async (t) => {
+    const config = await adminConfig(edge.adminPort);
+    t.match(config.endpoints, [{ service: 'shop/orders', state: 'active' }]);
+    t.match(
+      await adminMetrics(edge.adminPort),
+      /postern_upstream_requests_total\{service="shop\/orders",endpoint="127\.0\.0\.1:\d+",outcome="ok"\} \d+/,
+    );
+    t.match(
+      await adminMetrics(edge.adminPort),
+      /postern_requests_total\{direction="gateway",decision="allow",code="200"\} \d+/,
+    );
+  });
 
   t.test('request bodies over the route limit get 413, declared or chunked', async (t) => {
     const before = edge.apps.orders!.requests.length;

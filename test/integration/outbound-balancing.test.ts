@@ -173,6 +173,36 @@ t.test(
       await adminMetrics(frontend.adminPort),
       /postern_upstream_retries_total\{service="shop\/orders",outcome="retried"\} \d+/,
     );
+
+    // The app comes back on its port: once its (longer) ejection is over, the
+    // endpoint is probed, answers, and takes its share again.
+    const dead = apps[2]!;
+    const revived = createServer((req, res) => {
+      req.resume();
+      dead.served++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ replica: dead.name }));
+    });
+    await listen(revived, dead.port, '127.0.0.1');
+    t.teardown(() => {
+      revived.closeAllConnections();
+      revived.close();
+    });
+    const servedBefore = dead.served;
+    offset += 301_000; // past the longest ejection (5 minutes)
+    const after = await load(60, 3, () => call());
+    t.ok(
+      after.every((r) => r.status === 200),
+      'every call answered',
+    );
+    t.ok(
+      dead.served > servedBefore,
+      `the revived replica serves again (${dead.served - servedBefore} of 60)`,
+    );
+    await eventually(async () =>
+      (await adminConfig(frontend.adminPort)).endpoints!.every((e) => e.state === 'active'),
+    );
+    t.pass('and every endpoint is active');
   },
 );
 

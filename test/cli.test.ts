@@ -3,6 +3,7 @@ import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { postern, tempDir } from './helpers.ts';
+import { opensslCa, opensslLeaf } from './openssl.ts';
 
 t.test(
   'certs init and certs issue make a CA and a client certificate that openssl verifies',
@@ -104,3 +105,28 @@ t.test('an unknown command prints the command list and exits 2; --help exits 0',
   t.equal(help.status, 0);
   t.match(help.stdout, /--bootstrap-token-file .*\[POSTERN_BOOTSTRAP_TOKEN_FILE\]/);
 });
+
+t.test(
+  'postern gateway refuses a server certificate and key that do not belong together, naming both files',
+  async (t) => {
+    const dir = await tempDir(t);
+    const a = await opensslLeaf(dir, await opensslCa(dir, 'ca-a'), 'a.example', {
+      server: { dns: ['a.example'] },
+    });
+    const b = await opensslLeaf(dir, await opensslCa(dir, 'ca-b'), 'b.example', {
+      server: { dns: ['b.example'] },
+    });
+    await writeFile(join(dir, 'token'), 'unused');
+    const result = postern(
+      'gateway',
+      ...['--control-plane', 'https://127.0.0.1:1', '--ca-file', a.cert],
+      ...['--bootstrap-token-file', join(dir, 'token'), '--workload', 'edge'],
+      ...['--namespace', 'shop', '--service-account', 'edge'],
+      ...['--tls-cert', a.cert, '--tls-key', b.key, '--listen-port', '0', '--admin-port', '0'],
+    );
+    t.not(result.status, 0);
+    t.match(result.stderr, `${a.cert} and ${b.key} are not a certificate and its key`);
+    const help = postern('gateway', '--help');
+    t.match(help.stdout, /--tls-cert .*\[POSTERN_TLS_CERT\]/);
+  },
+);

@@ -99,44 +99,60 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         what: 'API-key consumers',
       })
     : undefined;
-  const serverTls = await certificate.start();
-  if (keys) consumers = await keys.start();
-  const clientCa = options.clientCaFile ? await readFile(options.clientCaFile, 'utf8') : undefined;
-
-  const plane = await startDataPlane({ ...options, logger }, 'gateway', async (parts) => {
-    const gateway = new GatewayListener({
-      ...parts,
-      tls: { ...serverTls, ...(clientCa ? { clientCa } : {}) },
-      observers: parts.observers('gateway'),
-      apiKeyHeader: (options.apiKeyHeader ?? DEFAULT_API_KEY_HEADER).toLowerCase(),
-      consumers: () => consumers,
-      trustedProxies,
-      maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
-      limits: { ...INBOUND_LIMITS, ...options.limits },
-    });
-    listener = gateway;
-    const port = await gateway.listen(options.listenPort, options.listenHost);
-    return {
-      ports: { gatewayPort: port },
-      advertise: undefined,
-      setCertificate: (svid) => gateway.upstreams.setCertificate(svid),
-      retainOnly: (endpoints) => gateway.upstreams.retainOnly(endpoints),
-      describeEndpoints: (endpoints) => gateway.upstreams.describe(endpoints),
-      // Its clients are outside the mesh: a revocation only ends its connections to backends.
-      revoke(_revoked, changed) {
-        gateway.upstreams.dropIdentities(changed);
-        return 0;
-      },
-      close: () => gateway.close(),
-    };
-  });
-  return {
-    port: plane.ports.gatewayPort!,
-    adminPort: plane.adminPort,
-    close: async () => {
-      certificate.close();
-      keys?.close();
-      await plane.close();
-    },
+  const stopReloading = () => {
+    certificate.close();
+    keys?.close();
   };
+  try {
+    return await startWith(await certificate.start(), keys ? await keys.start() : []);
+  } catch (error) {
+    stopReloading();
+    throw error;
+  }
+
+  async function startWith(
+    serverTls: Pick<ServerTls, 'cert' | 'key'>,
+    loaded: readonly Consumer[],
+  ): Promise<Gateway> {
+    consumers = loaded;
+    const clientCa = options.clientCaFile
+      ? await readFile(options.clientCaFile, 'utf8')
+      : undefined;
+
+    const plane = await startDataPlane({ ...options, logger }, 'gateway', async (parts) => {
+      const gateway = new GatewayListener({
+        ...parts,
+        tls: { ...serverTls, ...(clientCa ? { clientCa } : {}) },
+        observers: parts.observers('gateway'),
+        apiKeyHeader: (options.apiKeyHeader ?? DEFAULT_API_KEY_HEADER).toLowerCase(),
+        consumers: () => consumers,
+        trustedProxies,
+        maxRequestBytes: options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES,
+        limits: { ...INBOUND_LIMITS, ...options.limits },
+      });
+      listener = gateway;
+      const port = await gateway.listen(options.listenPort, options.listenHost);
+      return {
+        ports: { gatewayPort: port },
+        advertise: undefined,
+        setCertificate: (svid) => gateway.upstreams.setCertificate(svid),
+        retainOnly: (endpoints) => gateway.upstreams.retainOnly(endpoints),
+        describeEndpoints: (endpoints) => gateway.upstreams.describe(endpoints),
+        // Its clients are outside the mesh: a revocation only ends its connections to backends.
+        revoke(_revoked, changed) {
+          gateway.upstreams.dropIdentities(changed);
+          return 0;
+        },
+        close: () => gateway.close(),
+      };
+    });
+    return {
+      port: plane.ports.gatewayPort!,
+      adminPort: plane.adminPort,
+      close: async () => {
+        stopReloading();
+        await plane.close();
+      },
+    };
+  }
 }

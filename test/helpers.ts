@@ -138,6 +138,15 @@ export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Pr
       res.write(Buffer.alloc(size >> 1, 'b'), () => res.destroy());
       return;
     }
+    // &stall=MS: half of them, a pause of MS, then the rest (a body that goes quiet).
+    const stall = Number(query.get('stall') ?? 0);
+    if (size && stall) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+      res.write(Buffer.alloc(size >> 1, 's'));
+      await new Promise((resolve) => setTimeout(resolve, stall));
+      if (!res.destroyed) res.end(Buffer.alloc(size - (size >> 1), 's'));
+      return;
+    }
     // &chunked=1: the same bytes in 8 KiB chunks, without a Content-Length.
     if (size && query.get('chunked')) {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });

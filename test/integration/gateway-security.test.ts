@@ -21,6 +21,9 @@ spec:
     - matches: [{ path: { type: PathPrefix, value: /slow } }]
       timeouts: { request: 2s, backendRequest: 300ms }
       backendRefs: [{ name: orders, port: 80 }]
+    - matches: [{ path: { type: PathPrefix, value: /deadline } }]
+      timeouts: { request: 400ms }
+      backendRefs: [{ name: orders, port: 80 }]
     - filters:
         - type: CORS
           cors:
@@ -30,6 +33,18 @@ spec:
             exposeHeaders: [ratelimit]
             allowCredentials: true
             maxAge: 600
+      backendRefs: [{ name: orders, port: 80 }]
+`;
+
+const STREAMING = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: streaming, namespace: shop, annotations: { postern.dev/idle-timeout: 300ms } }
+spec:
+  parentRefs: [{ name: edge }]
+  hostnames: [shop.example.com]
+  rules:
+    - matches: [{ path: { type: PathPrefix, value: /stream } }]
       backendRefs: [{ name: orders, port: 80 }]
 `;
 
@@ -89,7 +104,7 @@ spec:
   const partnerCa = await opensslCa(dir, 'partner-ca');
   const edge = await startEdge(t, {
     services: ['orders'],
-    httpRoutes: ROUTE_ALL,
+    httpRoutes: `${ROUTE_ALL}\n---\n${STREAMING}`,
     edgePolicy: policy,
     gateway: {
       apiKeysFile: keysFile,
@@ -380,6 +395,22 @@ t.test('edge security at the gateway', async (t) => {
     });
     t.equal(slow.status, 504);
     t.match(JSON.parse(slow.body), { error: { code: 'POSTERN_UPSTREAM_TIMEOUT' } });
+    const late = await edge.call(host, '/deadline?delay=1500', {
+      headers: { authorization: `Bearer ${await token('erin')}` },
+    });
+    t.equal(late.status, 504, "past the rule's request timeout");
+  });
+
+  t.test("a response body silent for longer than the route's idle timeout is cut", async (t) => {
+    const authorization = `Bearer ${await token('frank')}`;
+    const brief = await edge.call(host, '/stream?size=4000&stall=50', {
+      headers: { authorization },
+    });
+    t.equal(brief.body.length, 4000, 'a short pause is fine');
+    await t.rejects(
+      edge.call(host, '/stream?size=4000&stall=1500', { headers: { authorization } }),
+      'a long one ends the response before it is whole',
+    );
   });
 
   t.test(

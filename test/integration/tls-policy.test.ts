@@ -1,5 +1,7 @@
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import t, { type Test } from 'tap';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
@@ -52,9 +54,20 @@ t.test('every listener speaks TLS 1.2+ with AEAD suites only', async (t) => {
     appPort: app.port,
   });
   const tester = await clientCredentials(mesh.controlPlane.ca, TESTER);
+  // The gateway's server certificate: any the operator brings; here one from the mesh CA, which the client trusts.
+  const server = await workloadCredentials(mesh.controlPlane.ca, 'edge', 'shop');
+  await writeFile(join(mesh.dir, 'edge.crt'), server.cert);
+  await writeFile(join(mesh.dir, 'edge.key'), server.key);
+  const gateway = await mesh.startGateway({
+    workload: 'edge',
+    namespace: 'shop',
+    tlsCertFile: join(mesh.dir, 'edge.crt'),
+    tlsKeyFile: join(mesh.dir, 'edge.key'),
+  });
   const listeners = {
     'the inbound listener': sidecar.inboundPort,
     'the control plane': mesh.controlPlane.apiPort,
+    'the gateway': gateway.port,
   };
   for (const [name, port] of Object.entries(listeners)) {
     const cbc = await handshake(port, tester, { maxVersion: 'TLSv1.2', ciphers: CBC_SUITE });

@@ -442,7 +442,8 @@ export async function startBench(
         const [port, adminPort] = [await freePort(), await freePort()];
         const child = startChild(
           'gateway',
-          [...(options.sidecarNodeArgs ?? []), options.sidecarBin ?? POSTERN_BIN, 'gateway'],
+          // This build's gateway even when --sidecar-bin swaps the sidecars (an older build may have none).
+          [...(options.sidecarNodeArgs ?? []), POSTERN_BIN, 'gateway'],
           {
             POSTERN_CONTROL_PLANE: `https://127.0.0.1:${apiPort}`,
             POSTERN_CA_FILE: join(statePaths(stateDir).ca, CA_FILES.bundle),

@@ -88,6 +88,10 @@ spec:
       match: { path: { prefix: /export } }
       allow: [{ principals: ["consumer:*"] }]
       exfiltration: { maxResponseBytes: { bytes: 2Ki, per: 1m }, action: block }
+    - name: public
+      match: { path: { prefix: /public } }
+      allow: [{ sourceIPs: [0.0.0.0/0, "::/0"] }]
+      rateLimit: { requests: 2, per: 1m, key: source-ip }
     - name: office
       match: { path: { prefix: /office } }
       allow: [{ sourceIPs: [203.0.113.0/24] }]
@@ -339,6 +343,35 @@ t.test('edge security at the gateway', async (t) => {
     t.match(
       await adminMetrics(edge.adminPort),
       /postern_requests_total\{direction="gateway",decision="allow",code="200"\} \d+/,
+    );
+  });
+
+  t.test('limits by client address count the client a trusted proxy names', async (t) => {
+    const ca = await readFile(edge.serverCa.cert, 'utf8');
+    const proxy = new Agent({
+      localAddress: '127.0.0.2',
+      connect: { ca, servername: host, checkServerIdentity: () => undefined },
+    });
+    t.teardown(() => proxy.close());
+    const via = (client: string) =>
+      edge.call(host, '/public', { headers: { 'x-forwarded-for': client }, agent: proxy });
+    t.equal((await via('198.51.100.1')).status, 200);
+    t.equal((await via('198.51.100.1')).status, 200);
+    t.equal((await via('198.51.100.1')).status, 429, 'the third from one client');
+    t.equal(
+      (await via('198.51.100.2')).status,
+      200,
+      'another client behind the same proxy counts apart',
+    );
+    // A new address claimed each time: counted by its socket all the same.
+    const spoofed = (claimed: string) =>
+      edge.call(host, '/public', { headers: { 'x-forwarded-for': claimed } });
+    t.equal((await spoofed('198.51.100.3')).status, 200);
+    t.equal((await spoofed('198.51.100.4')).status, 200);
+    t.equal(
+      (await spoofed('198.51.100.5')).status,
+      429,
+      'an untrusted client counts as its socket, whatever it claims',
     );
   });
 

@@ -5,6 +5,8 @@ export interface FlagSpec {
   readonly help: string;
   readonly required?: boolean;
   readonly default?: string;
+  /** A one-letter alias (`-f` for --file), as kubectl's users type it. */
+  readonly short?: string;
 }
 
 export interface CommandSpec {
@@ -36,7 +38,8 @@ export function usage(spec: CommandSpec): string {
       : flag.default !== undefined
         ? ` (default ${flag.default})`
         : '';
-    lines.push(`  --${flag.name.padEnd(22)} ${flag.help}${note}  [${envName(flag.name)}]`);
+    const names = `${flag.short ? `-${flag.short}, ` : ''}--${flag.name}`;
+    lines.push(`  ${names.padEnd(24)} ${flag.help}${note}  [${envName(flag.name)}]`);
   }
   return lines.join('\n');
 }
@@ -54,11 +57,24 @@ export function parseFlags(
   env: NodeJS.ProcessEnv = process.env,
 ): ParsedFlags {
   const known = new Map(spec.flags.map((flag) => [flag.name, flag]));
+  const shorts = new Map(
+    spec.flags.flatMap((flag) => (flag.short ? [[flag.short, flag.name]] : [])),
+  );
   const given: Record<string, string> = {};
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { values: {}, positional: [], help: true };
+    const short = /^-([a-zA-Z])$/.exec(arg)?.[1];
+    if (short !== undefined) {
+      const name = shorts.get(short);
+      if (!name) throw new ConfigError(`postern ${spec.name}: unknown flag -${short} (see --help)`);
+      const value = argv[++i];
+      if (value === undefined)
+        throw new ConfigError(`postern ${spec.name}: -${short} needs a value`);
+      given[name] = value;
+      continue;
+    }
     if (!arg.startsWith('--')) {
       if (!spec.positional)
         throw new ConfigError(`postern ${spec.name}: unexpected argument ${JSON.stringify(arg)}`);

@@ -49,13 +49,6 @@ export class ControlPlaneError extends PosternError {
   }
 }
 
-/** A command exists in the design but is not built yet. */
-export class NotImplementedError extends PosternError {
-  constructor(what: string) {
-    super('POSTERN_NOT_IMPLEMENTED', `${what} is not implemented yet`);
-  }
-}
-
 /** The caller is authenticated but may not do this (403). */
 export class ForbiddenError extends PosternError {
   constructor(message: string) {

@@ -23,6 +23,8 @@ import { RootRotation } from './root-rotation.ts';
 import { SnapshotHub } from './snapshot-hub.ts';
 import { meshId, nextEpoch, statePaths } from './state.ts';
 import { TokenStore } from './tokens.ts';
+import { DEFAULT_INJECTION, type InjectionSettings } from './webhooks/injection.ts';
+import { startWebhookServer, type WebhookServer } from './webhooks/webhook-server.ts';
 
 /** Connections the kernel may queue before the control plane accepts them. */
 export const API_LISTEN_BACKLOG = 4096;
@@ -52,10 +54,16 @@ export interface ControlPlaneOptions {
   readonly redisUrl?: string;
   /** How long the exfiltration detectors watch a caller or workload before it may alert (default a day). */
   readonly detectionLearningMs?: number;
+  /** Serve the admission webhooks (/inject, /validate) on this port; absent: not served. */
+  readonly webhookPort?: number;
+  /** What injected pods are given (image, where the control plane is); DEFAULT_INJECTION if absent. */
+  readonly injection?: InjectionSettings;
 }
 
 export interface ControlPlane {
   readonly apiPort: number;
+  /** The admission webhooks' port, when served. */
+  readonly webhookPort: number | undefined;
   /** The root that signs now, its `bundlePem` the bundle peers trust now (a root rotation changes both). */
   readonly ca: CertificateAuthority;
   readonly hub: SnapshotHub;
@@ -238,6 +246,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const keepAliveMs = options.keepAliveMs ?? 15_000;
   let serving = await servingCertificate(ca);
+  let webhooks: WebhookServer | undefined;
+  // Injection asks whether a pod's namespace opted in; only the cluster knows (and only cluster mode serves the webhook usefully).
+  const namespaces =
+    options.kubernetes && options.webhookPort !== undefined
+      ? new (await import('./kubernetes/namespace-labels.ts')).NamespaceLabels(
+          options.kubernetes,
+          logger,
+        )
+      : undefined;
+  await namespaces?.start();
   const server = createApiServer({
     ca,
     rotation,
@@ -263,6 +281,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       (tls) => {
         serving = tls;
         applyTls();
+        webhooks?.setCertificate(tls);
       },
       (error: unknown) => logger.error('serving certificate renewal failed', { error }),
     );
@@ -284,6 +303,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Every sidecar reconnects at once after a restart: 5,000 simulated ones
   // overflowed Node's default accept queue of 511 (load-tests, control-plane scale).
   const apiPort = await listen(server, options.apiPort, options.host, API_LISTEN_BACKLOG);
+  webhooks =
+    options.webhookPort === undefined
+      ? undefined
+      : await startWebhookServer({
+          port: options.webhookPort,
+          host: options.host,
+          tls: serving,
+          logger,
+          deps: {
+            settings: options.injection ?? DEFAULT_INJECTION,
+            namespaceLabels: (name) => namespaces?.labelsOf(name) ?? {},
+            onDecision: (entry) => logger.info('admission: pod', entry),
+          },
+        });
   logger.info('control plane listening', {
     apiPort,
     trustDomain: ca.trustDomain,
@@ -293,6 +326,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   return {
     apiPort,
+    webhookPort: webhooks?.port,
     get ca() {
       return ca.current;
     },
@@ -307,6 +341,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await shared?.close();
       await blocks.saved();
       await policies.close();
+      await namespaces?.close();
+      await webhooks?.close();
       await closeServer(server);
       await openTelemetry?.shutdown();
     },

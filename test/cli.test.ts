@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { CronJob } from 'kubernetes-models/batch/v1/CronJob';
 import t from 'tap';
+import { parseAllDocuments } from 'yaml';
 import { postern, tempDir } from './helpers.ts';
 import { opensslCa, opensslLeaf } from './openssl.ts';
 
@@ -86,14 +89,6 @@ t.test(
   },
 );
 
-t.test('commands not built yet say so and exit non-zero', async (t) => {
-  for (const args of [['inject', '-f', 'x.yaml']]) {
-    const result = postern(...args);
-    t.equal(result.status, 2, args.join(' '));
-    t.match(result.stderr, /is not implemented yet/);
-  }
-});
-
 t.test('an unknown command prints the command list and exits 2; --help exits 0', async (t) => {
   const unknown = postern('frobnicate');
   t.equal(unknown.status, 2);
@@ -128,5 +123,98 @@ t.test(
     t.match(result.stderr, `${a.cert} and ${b.key} are not a certificate and its key`);
     const help = postern('gateway', '--help');
     t.match(help.stdout, /--tls-cert .*\[POSTERN_TLS_CERT\]/);
+  },
+);
+
+t.test(
+  'postern inject adds the sidecar to every pod template of a manifest, leaves the rest, and is idempotent',
+  async (t) => {
+    const dir = await tempDir(t);
+    const input = join(dir, 'shop.yaml');
+    await writeFile(
+      input,
+      `# the shop
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: orders, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  template:
+    metadata: { labels: { app: orders } }
+    spec:
+      containers:
+        - name: orders
+          image: orders:1
+          ports: [{ containerPort: 8080, name: http }]
+          readinessProbe: { httpGet: { path: /ready, port: http } }
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: { name: nightly, namespace: shop }
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        metadata: { labels: { app: nightly } }
+        spec:
+          restartPolicy: OnFailure
+          containers: [{ name: report, image: report:1 }]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: legacy, namespace: shop }
+spec:
+  serviceName: legacy
+  selector: { matchLabels: { app: legacy } }
+  template:
+    metadata: { labels: { app: legacy }, annotations: { postern.dev/inject: "false" } }
+    spec: { containers: [{ name: legacy, image: legacy:1 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: orders, namespace: shop }
+spec: { selector: { app: orders }, ports: [{ port: 80, targetPort: 8080 }] }
+`,
+    );
+    const output = join(dir, 'injected.yaml');
+    const result = postern('inject', '-f', input, '-o', output);
+    t.equal(result.status, 0, result.stderr);
+    t.match(result.stderr, /Deployment orders: injected/);
+    t.match(result.stderr, /CronJob nightly: injected/);
+    t.match(
+      result.stderr,
+      /StatefulSet legacy: not injected \(annotation postern.dev\/inject: "false"\)/,
+    );
+    const docs = parseAllDocuments(await readFile(output, 'utf8')).map((d) => d.toJS());
+    t.equal(docs.length, 4);
+    const [deployment, cronJob, statefulSet, service] = docs;
+    t.doesNotThrow(() => new Deployment(deployment).validate(), 'a valid Deployment');
+    t.doesNotThrow(() => new CronJob(cronJob).validate(), 'a valid CronJob');
+    t.same(
+      deployment.spec.template.spec.initContainers.map((c: { name: string }) => c.name),
+      ['postern-init', 'postern-proxy'],
+    );
+    t.equal(
+      cronJob.spec.jobTemplate.spec.template.spec.initContainers[1].restartPolicy,
+      'Always',
+      "a native sidecar: the Job's pod still completes",
+    );
+    t.notOk(statefulSet.spec.template.spec.initContainers, 'opted out');
+    t.same(service.spec.ports, [{ port: 80, targetPort: 8080 }], 'a Service passes unchanged');
+
+    const again = postern('inject', '-f', output);
+    t.equal(again.status, 0);
+    t.equal(
+      again.stdout,
+      await readFile(output, 'utf8'),
+      'injecting twice gives the same manifest',
+    );
+    t.match(again.stderr, /Deployment orders: not injected \(already injected\)/);
+
+    await writeFile(join(dir, 'broken.yaml'), 'kind: Pod\nspec: [unclosed\n');
+    const broken = postern('inject', '-f', join(dir, 'broken.yaml'));
+    t.equal(broken.status, 2, 'a bad input file is a usage error');
+    t.match(broken.stderr, /broken\.yaml: document 1:/);
   },
 );

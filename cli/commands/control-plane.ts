@@ -1,6 +1,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { CONTROL_PLANE_LIMITS } from '../../common/connection-limits.ts';
 import { ConfigError } from '../../common/errors.ts';
+import { DEFAULT_INJECTION, type InjectionSettings } from '../../common/injection-settings.ts';
 import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from '../../common/policy/principals.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
 import { isGlobalRateLimitConfig } from '../../common/wire.ts';
@@ -20,8 +21,17 @@ export const controlPlane: Command = {
     { name: 'api-port', help: 'HTTPS API port', default: '15010' },
     {
       name: 'webhook-port',
-      help: 'admission webhook port (the webhook is not built yet)',
-      default: '15017',
+      help: 'admission webhooks /inject and /validate (HTTPS); default 15017 with --policy-source kubernetes, not served with files unless given',
+    },
+    {
+      name: 'sidecar-image',
+      help: 'the image injected pods run the sidecar from',
+      default: DEFAULT_INJECTION.image,
+    },
+    {
+      name: 'pod-control-plane-url',
+      help: "this control plane's URL as injected sidecars reach it (its Service)",
+      default: DEFAULT_INJECTION.controlPlaneUrl,
     },
     { name: 'host', help: 'address to bind', default: '0.0.0.0' },
     {
@@ -105,10 +115,29 @@ export const controlPlane: Command = {
       ...redisFlag(values.redis ?? process.env.POSTERN_REDIS_URL),
       detectionLearningMs:
         values['detection-learning'] === '0' ? 0 : durationFlag(values, 'detection-learning'),
+      ...webhookFlags(values, source),
     });
     return untilSignalled(() => cp.close());
   },
 };
+
+/** The webhook port and what injected pods get: 15017 in a cluster unless told, off with files unless told. */
+function webhookFlags(
+  values: Readonly<Record<string, string | undefined>>,
+  source: 'files' | 'kubernetes',
+): { webhookPort?: number; injection?: InjectionSettings } {
+  const given = values['webhook-port'];
+  if (given === undefined && source === 'files') return {};
+  return {
+    webhookPort: given === undefined ? 15017 : portFlag(values, 'webhook-port'),
+    injection: {
+      ...DEFAULT_INJECTION,
+      image: values['sidecar-image']!,
+      controlPlaneUrl: values['pod-control-plane-url']!,
+      trustDomain: values['trust-domain']!,
+    },
+  };
+}
 
 function redisFlag(url: string | undefined): { redisUrl?: string } {
   if (url === undefined || url === '') return {};

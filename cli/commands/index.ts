@@ -1,10 +1,10 @@
 /** Every `postern` command, one module per command group, in the order `postern --help` lists them. */
-import { NotImplementedError } from '../../common/errors.ts';
 import { blocksClear, blocksList } from './blocks.ts';
 import { certsInit, certsIssue, certsRotate } from './certs.ts';
 import type { Command } from './command.ts';
 import { controlPlane } from './control-plane.ts';
 import { gateway } from './gateway.ts';
+import { inject } from './inject.ts';
 import { policyValidate } from './policy.ts';
 import { sidecar } from './sidecar.ts';
 import { tokenCreate, tokenRevoke } from './token.ts';
@@ -12,18 +12,6 @@ import { up } from './up.ts';
 import { usageReplay } from './usage.ts';
 
 export type { Command } from './command.ts';
-
-function notBuilt(name: string, summary: string, what: string): Command {
-  return {
-    name,
-    summary: `${summary} (not implemented yet)`,
-    flags: [],
-    positional: '...',
-    async run() {
-      throw new NotImplementedError(what);
-    },
-  };
-}
 
 export const COMMANDS: readonly Command[] = [
   up,
@@ -36,7 +24,7 @@ export const COMMANDS: readonly Command[] = [
   certsIssue,
   certsRotate,
   policyValidate,
-  notBuilt('inject', 'Offline sidecar injection into Pod/Deployment manifests', 'postern inject'),
+  inject,
   usageReplay,
   blocksList,
   blocksClear,

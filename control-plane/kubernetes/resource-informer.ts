@@ -1,4 +1,5 @@
 import {
+  CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesObject,
@@ -7,14 +8,21 @@ import {
 import { backoffDelay, sleep } from '../../common/backoff.ts';
 import type { Logger } from '../../common/log.ts';
 
-/** A cluster-wide custom resource kind, as the API addresses it. */
+/** A cluster-wide resource kind, as the API addresses it: a custom resource, or the core group's (group ''). */
 export interface ResourceKind {
   readonly group: string;
   readonly version: string;
   readonly plural: string;
-  /** For logs: RoutePolicy, HTTPRoute. */
+  /** For logs: RoutePolicy, HTTPRoute, Namespace. */
   readonly kind: string;
 }
+
+export const NAMESPACES: ResourceKind = Object.freeze({
+  group: '',
+  version: 'v1',
+  plural: 'namespaces',
+  kind: 'Namespace',
+});
 
 /**
  * A list-then-watch informer (@kubernetes/client-node) of one kind that
@@ -43,13 +51,21 @@ export class ResourceInformer {
     this.#kind = kind;
     this.#logger = logger;
     this.#closed = closed;
-    const api = kubeConfig.makeApiClient(CustomObjectsApi);
     const { group, version, plural } = kind;
-    this.#informer = makeInformer<KubernetesObject>(
-      kubeConfig,
-      `/apis/${group}/${version}/${plural}`,
-      () => api.listClusterCustomObject({ group, version, plural }),
-    );
+    if (group === '') {
+      const core = kubeConfig.makeApiClient(CoreV1Api);
+      if (plural !== 'namespaces') throw new Error(`no core list for ${plural}`);
+      this.#informer = makeInformer<KubernetesObject>(kubeConfig, `/api/${version}/${plural}`, () =>
+        core.listNamespace(),
+      );
+    } else {
+      const api = kubeConfig.makeApiClient(CustomObjectsApi);
+      this.#informer = makeInformer<KubernetesObject>(
+        kubeConfig,
+        `/apis/${group}/${version}/${plural}`,
+        () => api.listClusterCustomObject({ group, version, plural }),
+      );
+    }
     for (const event of ['add', 'update', 'delete'] as const) this.#informer.on(event, onChange);
     this.#informer.on('error', (error) => {
       this.#failure = error ?? new Error(`the ${kind.kind} list or watch failed`);

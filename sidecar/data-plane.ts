@@ -14,6 +14,7 @@ import type { Svid } from './identity/svid.ts';
 import { describeTrustBundle, snapshotTrustBundle } from './identity/trust-bundle.ts';
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { createAdminServer } from './listeners/admin.ts';
+import { type AppProbe, createStatusServer } from './listeners/status.ts';
 import { type ApplyResult, SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
 import { GlobalLimiter } from './rate-limit/global-limiter.ts';
@@ -53,6 +54,11 @@ export interface DataPlaneOptions {
   readonly pod?: string;
   /** Where the access log goes: stdout, stderr or a file (absent: no access log). */
   readonly accessLog?: string;
+  /** The status listener (15021 in a pod): readiness and the app's rewritten probes, on `statusHost`; absent: none. */
+  readonly statusPort?: number;
+  readonly statusHost?: string;
+  /** The app's original HTTP probes, by the status path that now stands for each. */
+  readonly appProbes?: ReadonlyMap<string, AppProbe>;
 }
 
 /** Which side of a listener a request comes from: the mesh (inbound), the app (outbound) or outside clients (gateway). */
@@ -203,16 +209,17 @@ export async function startDataPlane(
   };
 
   let telemetry: { openTelemetry: boolean; accessLog: string } | undefined;
+  const notReadyBecause = () => [
+    ...(certificate.current ? [] : ['no workload certificate yet']),
+    ...(certificate.expired()
+      ? ['the workload certificate has expired and could not be renewed']
+      : []),
+    ...(state.current ? [] : ['no policy snapshot yet']),
+    ...(watch?.refusal ? [`the control plane refused the snapshot watch: ${watch.refusal}`] : []),
+    ...(listeners ? [] : ['listeners not started']),
+  ];
   const admin = createAdminServer({
-    notReadyBecause: () => [
-      ...(certificate.current ? [] : ['no workload certificate yet']),
-      ...(certificate.expired()
-        ? ['the workload certificate has expired and could not be renewed']
-        : []),
-      ...(state.current ? [] : ['no policy snapshot yet']),
-      ...(watch?.refusal ? [`the control plane refused the snapshot watch: ${watch.refusal}`] : []),
-      ...(listeners ? [] : ['listeners not started']),
-    ],
+    notReadyBecause,
     config: () => ({
       spiffeId,
       workload: options.workload,
@@ -252,6 +259,13 @@ export async function startDataPlane(
     metrics: () => metrics.render(),
   });
   const adminPort = await listen(admin, options.adminPort, '127.0.0.1');
+  const status =
+    options.statusPort === undefined
+      ? undefined
+      : createStatusServer(notReadyBecause, options.appProbes ?? new Map());
+  const statusPort = status
+    ? await listen(status, options.statusPort!, options.statusHost ?? '0.0.0.0')
+    : undefined;
 
   // Every request's usage record, summed per window and sent to the control plane.
   const pod = options.pod ?? `${hostname()}-${process.pid}`;
@@ -305,7 +319,11 @@ export async function startDataPlane(
     await usage?.close();
     certificate.close();
     await watch?.close();
-    await Promise.all([listeners?.close(), closeServer(admin)]);
+    await Promise.all([
+      listeners?.close(),
+      closeServer(admin),
+      status ? closeServer(status) : undefined,
+    ]);
     await client.close();
     accessLog?.close();
     // Last: the spans of the requests just drained are in its final batch.
@@ -361,5 +379,9 @@ export async function startDataPlane(
   });
   watch.start();
   logger.info(`${role} listening`, { spiffeId, ...listeners.ports, adminPort, advertise });
-  return { adminPort, ports: listeners.ports, close: closeAll };
+  return {
+    adminPort,
+    ports: { ...listeners.ports, ...(statusPort === undefined ? {} : { statusPort }) },
+    close: closeAll,
+  };
 }

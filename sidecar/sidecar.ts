@@ -78,6 +78,8 @@ export interface Sidecar {
   readonly inboundPort: number;
   readonly outboundPort: number;
   readonly adminPort: number;
+  /** The status listener's port, when there is one (--status-port). */
+  readonly statusPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -122,6 +124,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     inboundPort: plane.ports.inboundPort!,
     outboundPort: plane.ports.outboundPort!,
     adminPort: plane.adminPort,
+    statusPort: plane.ports.statusPort,
     close: () => plane.close(),
   };
 }

@@ -31,6 +31,7 @@ import type { DataPlaneOptions } from '../sidecar/data-plane.ts';
 import { type Gateway, type GatewayOptions, startGateway } from '../sidecar/gateway/gateway.ts';
 import type { UnderscoreAction } from '../sidecar/http/headers.ts';
 import { OutboundListener } from '../sidecar/listeners/outbound.ts';
+import type { AppProbe } from '../sidecar/listeners/status.ts';
 import { SnapshotState } from '../sidecar/policy/snapshot-state.ts';
 import { type Sidecar, startSidecar } from '../sidecar/sidecar.ts';
 import { SidecarMetrics } from '../sidecar/telemetry/metrics.ts';
@@ -208,6 +209,9 @@ export interface TestMesh {
     now?: () => number;
     /** Usage report window (default 60 s). */
     usageWindowSeconds?: number;
+    /** A status listener on 127.0.0.1 at this port (0: any), with these app probes. */
+    statusPort?: number;
+    appProbes?: ReadonlyMap<string, AppProbe>;
   }): Promise<Sidecar>;
   /** `postern gateway` in this process, as workload `workload` (labels app=<workload>). */
   startGateway(
@@ -279,6 +283,9 @@ export async function startTestMesh(
         headersWithUnderscores: o.headersWithUnderscores,
         ...(o.now ? { now: o.now } : {}),
         ...(o.usageWindowSeconds ? { usageWindowSeconds: o.usageWindowSeconds } : {}),
+        ...(o.statusPort === undefined
+          ? {}
+          : { statusPort: o.statusPort, statusHost: '127.0.0.1', appProbes: o.appProbes }),
         caFile,
         bootstrapTokenFile:
           o.tokenFile ?? (await mesh.tokenFor(o.workload, o.namespace, o.serviceAccount, o.labels)),

@@ -6,6 +6,7 @@ import { ConfigError } from '../../common/errors.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
 import { parseLabels } from '../../common/wire.ts';
 import type { DataPlaneOptions } from '../../sidecar/data-plane.ts';
+import { parseAppProbes } from '../../sidecar/listeners/status.ts';
 import type { FlagSpec } from '../flags.ts';
 import { portFlag } from '../flags.ts';
 import { durationFlag } from './command.ts';
@@ -37,6 +38,14 @@ export const identityFlags: readonly FlagSpec[] = [
 
 export const recordingFlags: readonly FlagSpec[] = [
   { name: 'admin-port', help: 'admin port on 127.0.0.1', default: '15000' },
+  {
+    name: 'status-port',
+    help: "status port on the pod's address for the kubelet: /healthz/ready and the app's rewritten probes (injected pods: 15021; default none)",
+  },
+  {
+    name: 'app-probes',
+    help: 'the app\'s original HTTP probes as JSON, {"/app-health/<container>/<kind>": {"path", "port", "scheme"}} (the injection writes it)',
+  },
   { name: 'pod', help: "this replica's name in usage reports (in a cluster, the pod's)" },
   {
     name: 'usage-window',
@@ -81,6 +90,8 @@ export function dataPlaneOptions(values: Values): DataPlaneOptions {
     redisTimeoutMs: durationFlag(values, 'redis-timeout'),
     usageWindowSeconds: usageWindow(values),
     ...(values.pod ? { pod: values.pod } : {}),
+    ...(values['status-port'] ? { statusPort: portFlag(values, 'status-port') } : {}),
+    ...(values['app-probes'] ? { appProbes: appProbesFlag(values['app-probes']) } : {}),
     ...(values['access-log'] !== 'off' ? { accessLog: values['access-log']! } : {}),
   };
 }
@@ -93,4 +104,12 @@ function usageWindow(values: Values): number {
   }
   if (reports === 'off') return 0;
   return Math.max(1, Math.round(durationFlag(values, 'usage-window') / 1000));
+}
+
+function appProbesFlag(text: string) {
+  try {
+    return parseAppProbes(text);
+  } catch (error) {
+    throw new ConfigError(`--app-probes: ${(error as Error).message}`);
+  }
 }

@@ -1,5 +1,6 @@
 import { Pod } from 'kubernetes-models/v1/Pod';
 import t from 'tap';
+import { parseAppProbes } from '../../sidecar/listeners/status.ts';
 import { PODS } from '../../test/fixtures/pods.ts';
 import {
   type Container,
@@ -120,6 +121,11 @@ t.test(
       '/app-health/web/startupz': { path: '/started', port: 3000, scheme: 'HTTP' },
     });
     t.equal(env(proxy, 'POSTERN_APP_PORT'), '3000', 'the first declared port');
+    t.equal(
+      parseAppProbes(env(proxy, 'POSTERN_APP_PROBES')!).size,
+      3,
+      "what the sidecar's --app-probes reads",
+    );
   },
 );
 

@@ -6,6 +6,7 @@ import { controlPlane } from './control-plane.ts';
 import { gateway } from './gateway.ts';
 import { inject } from './inject.ts';
 import { policyValidate } from './policy.ts';
+import { redirect } from './redirect.ts';
 import { sidecar } from './sidecar.ts';
 import { tokenCreate, tokenRevoke } from './token.ts';
 import { up } from './up.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   certsRotate,
   policyValidate,
   inject,
+  redirect,
   usageReplay,
   blocksList,
   blocksClear,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { BACKDATE_MS, type CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
@@ -76,7 +77,10 @@ const TOKEN_RECHECK_MS = 30_000;
 /** The control plane's own serving identity: the names sidecars and operators reach it by. */
 async function servingCertificate(
   ca: Pick<CertificateAuthority, 'issue' | 'trustDomain'>,
+  host: string,
 ): Promise<{ cert: string; key: string }> {
+  // Bound to one address: sidecars dial that address, so it is a name the certificate must carry.
+  const bound = isIP(host) && host !== '0.0.0.0' && host !== '::' ? [host] : [];
   const keys = await generateKeyPair();
   const cert = await ca.issue(keys.publicKey, {
     uris: [`spiffe://${ca.trustDomain}/ns/postern-system/sa/postern-control-plane`],
@@ -87,7 +91,7 @@ async function servingCertificate(
       'postern-control-plane.postern-system.svc',
       `postern-control-plane.postern-system.svc.${ca.trustDomain}`,
     ],
-    ipAddresses: ['127.0.0.1', '::1'],
+    ipAddresses: [...new Set(['127.0.0.1', '::1', ...bound])],
     ttlMs: SERVING_TTL_MS,
   });
   return { cert, key: privateKeyToPem(keys.privateKey) };
@@ -245,7 +249,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     logger,
   });
   const keepAliveMs = options.keepAliveMs ?? 15_000;
-  let serving = await servingCertificate(ca);
+  let serving = await servingCertificate(ca, options.host);
   let webhooks: WebhookServer | undefined;
   // Injection asks whether a pod's namespace opted in; only the cluster knows (and only cluster mode serves the webhook usefully).
   const namespaces =
@@ -277,7 +281,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // moment; open connections keep theirs.
   const applyTls = () => server.setSecureContext({ ...serving, ca: ca.bundlePem, ...TLS_POLICY });
   const renewServing = () =>
-    servingCertificate(ca).then(
+    servingCertificate(ca, options.host).then(
       (tls) => {
         serving = tls;
         applyTls();

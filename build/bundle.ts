@@ -42,11 +42,12 @@ export const BUNDLE_OPTIONS = {
   logLevel: 'warning',
 } as const satisfies BuildOptions;
 
-export async function bundle(): Promise<void> {
+/** Builds the bundle into `outdir` (dist/ unless told: the image test builds one of its own). */
+export async function bundle(outdir: string = DIST): Promise<void> {
   const result = await build({
     ...BUNDLE_OPTIONS,
     entryPoints: { postern: 'bin/postern.ts' },
-    outdir: DIST,
+    outdir,
     // Each role's own code in its own chunk, loaded by the command's import().
     splitting: true,
     // Loaded only where switched on, and large, so left to node_modules: the
@@ -58,7 +59,7 @@ export async function bundle(): Promise<void> {
   });
   // Which sources went in: cli/processes.ts runs the bundle only while it is newer than all of them.
   await writeFile(
-    resolve(DIST, 'inputs.json'),
+    resolve(outdir, 'inputs.json'),
     JSON.stringify(
       Object.keys(result.metafile.inputs).filter((input) => !input.includes('node_modules')),
     ),

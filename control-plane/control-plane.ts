@@ -260,6 +260,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         )
       : undefined;
   await namespaces?.start();
+  // Its own webhooks' caBundle: the mesh bundle, which verifies the serving certificate the webhooks present.
+  const webhookCa =
+    options.kubernetes && options.webhookPort !== undefined
+      ? new (await import('./kubernetes/webhook-ca.ts')).WebhookCaBundle(options.kubernetes, logger)
+      : undefined;
   const server = createApiServer({
     ca,
     rotation,
@@ -298,6 +303,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // which every sidecar has confirmed by then.
   ca.onChange(({ signerChanged }) => {
     hub.setTrustBundle(ca.bundlePem);
+    void webhookCa?.set(ca.bundlePem);
     if (signerChanged) void renewServing();
     else applyTls();
   });
@@ -321,6 +327,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             onDecision: (entry) => logger.info('admission: pod', entry),
           },
         });
+  if (webhooks) await webhookCa?.set(ca.bundlePem);
   logger.info('control plane listening', {
     apiPort,
     trustDomain: ca.trustDomain,
@@ -346,6 +353,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await blocks.saved();
       await policies.close();
       await namespaces?.close();
+      webhookCa?.close();
       await webhooks?.close();
       await closeServer(server);
       await openTelemetry?.shutdown();

@@ -1,0 +1,77 @@
+/**
+ * A stand-in for the Kubernetes API server over real HTTPS (none runs
+ * here): `handle` answers each request as the API would, with the API's
+ * wire format; every request is recorded with its body. The client side is
+ * the real @kubernetes/client-node, configured by the KubeConfig returned.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { CertificateAuthority } from '../certs/authority.ts';
+import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly contentType: string | undefined;
+  readonly body: unknown;
+}
+
+export async function startFakeKubernetesApi(
+  t: { teardown(fn: () => unknown): void },
+  handle: (req: RecordedRequest, res: ServerResponse) => void,
+): Promise<{ kubeConfig: KubeConfig; requests: RecordedRequest[] }> {
+  const ca = await CertificateAuthority.create('cluster.local');
+  const keys = await generateKeyPair();
+  const cert = await ca.issue(keys.publicKey, {
+    uris: [],
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    ttlMs: 3600_000,
+  });
+  const requests: RecordedRequest[] = [];
+  const server = createServer(
+    { cert, key: privateKeyToPem(keys.privateKey) },
+    (req: IncomingMessage, res: ServerResponse) => {
+      let text = '';
+      req.on('data', (chunk) => {
+        text += chunk;
+      });
+      req.on('end', () => {
+        const recorded = {
+          method: req.method ?? '',
+          path: new URL(req.url ?? '/', 'https://api').pathname,
+          contentType: req.headers['content-type'],
+          body: text ? JSON.parse(text) : undefined,
+        };
+        requests.push(recorded);
+        handle(recorded, res);
+      });
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: 'fake',
+        server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        caData: Buffer.from(ca.bundlePem).toString('base64'),
+      },
+    ],
+    users: [{ name: 'control-plane', token: 'service-account-token' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'control-plane' }],
+    currentContext: 'fake',
+  });
+  return { kubeConfig, requests };
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}

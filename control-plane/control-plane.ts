@@ -17,6 +17,7 @@ import { policyActions, policyCaps } from './detection/cap.ts';
 import { localInput } from './detection/input.ts';
 import { LiveDetection } from './detection/live-detection.ts';
 import type { SharedDetectionLog } from './detection/shared-log.ts';
+import type { TrustBundleConfigMaps } from './kubernetes/trust-bundle-config-maps.ts';
 import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
 import { PolicyDirectory, type PolicySet } from './policy-source.ts';
@@ -252,14 +253,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let serving = await servingCertificate(ca, options.host);
   let webhooks: WebhookServer | undefined;
   // Injection asks whether a pod's namespace opted in; only the cluster knows (and only cluster mode serves the webhook usefully).
-  const namespaces =
-    options.kubernetes && options.webhookPort !== undefined
-      ? new (await import('./kubernetes/namespace-labels.ts')).NamespaceLabels(
+  let bundleConfigMaps: TrustBundleConfigMaps | undefined;
+  const namespaces = options.kubernetes
+    ? new (await import('./kubernetes/namespace-labels.ts')).NamespaceLabels(
+        options.kubernetes,
+        logger,
+        () => void bundleConfigMaps?.sync(),
+      )
+    : undefined;
+  await namespaces?.start();
+  // The trust bundle injected sidecars mount, in every namespace.
+  bundleConfigMaps =
+    options.kubernetes && namespaces
+      ? new (await import('./kubernetes/trust-bundle-config-maps.ts')).TrustBundleConfigMaps(
           options.kubernetes,
           logger,
+          {
+            name: (options.injection ?? DEFAULT_INJECTION).caConfigMap,
+            namespaces: () => namespaces.names(),
+          },
         )
       : undefined;
-  await namespaces?.start();
   // Its own webhooks' caBundle: the mesh bundle, which verifies the serving certificate the webhooks present.
   const webhookCa =
     options.kubernetes && options.webhookPort !== undefined
@@ -304,6 +318,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   ca.onChange(({ signerChanged }) => {
     hub.setTrustBundle(ca.bundlePem);
     void webhookCa?.set(ca.bundlePem);
+    void bundleConfigMaps?.set(ca.bundlePem);
     if (signerChanged) void renewServing();
     else applyTls();
   });
@@ -328,6 +343,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           },
         });
   if (webhooks) await webhookCa?.set(ca.bundlePem);
+  await bundleConfigMaps?.set(ca.bundlePem);
   logger.info('control plane listening', {
     apiPort,
     trustDomain: ca.trustDomain,
@@ -354,6 +370,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await policies.close();
       await namespaces?.close();
       webhookCa?.close();
+      bundleConfigMaps?.close();
       await webhooks?.close();
       await closeServer(server);
       await openTelemetry?.shutdown();

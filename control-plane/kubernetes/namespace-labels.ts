@@ -3,23 +3,36 @@ import type { Logger } from '../../common/log.ts';
 import { NAMESPACES, ResourceInformer } from './resource-informer.ts';
 
 /**
- * Every namespace's labels, from a Namespace informer: the injection
- * webhook asks whether a pod's namespace opted in (`postern.dev/inject:
- * enabled`), and an AdmissionReview does not carry the namespace.
+ * Every namespace, with its labels, from a Namespace informer: the
+ * injection webhook asks whether a pod's namespace opted in
+ * (`postern.dev/inject: enabled`; an AdmissionReview does not carry the
+ * namespace), and the trust bundle ConfigMap goes into each.
  */
 export class NamespaceLabels {
   readonly #informer: ResourceInformer;
   readonly #closed = new AbortController();
   #byName = new Map<string, Readonly<Record<string, string>>>();
 
-  constructor(kubeConfig: KubeConfig, logger: Logger) {
+  readonly #onChange: (() => void) | undefined;
+
+  /** `onChange`: told when namespaces come, go or change labels. */
+  constructor(kubeConfig: KubeConfig, logger: Logger, onChange?: () => void) {
+    this.#onChange = onChange;
     this.#informer = new ResourceInformer(
       kubeConfig,
       NAMESPACES,
       logger,
-      () => this.#index(),
+      () => {
+        this.#index();
+        this.#onChange?.();
+      },
       this.#closed.signal,
     );
+  }
+
+  /** Every namespace's name. */
+  names(): string[] {
+    return [...this.#byName.keys()];
   }
 
   async start(): Promise<void> {

@@ -50,7 +50,9 @@ export class FileReloader<T> {
     }
     for (const [folder, names] of folders) {
       const watcher = watch(folder, (_event, name) => {
-        if (!names || name === null || names.has(name)) this.#schedule();
+        // A mounted Secret or ConfigMap changes by the kubelet swapping its `..data` symlink
+        // (and `..<timestamp>` folders): the file's own name is never in the event.
+        if (!names || name === null || names.has(name) || name.startsWith('..')) this.#schedule();
       });
       watcher.on('error', (error) =>
         this.#logger.warn(`watching the ${this.#what} failed`, { error }),

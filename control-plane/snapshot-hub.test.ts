@@ -301,16 +301,25 @@ t.test(
     const orders = subscriber('orders', ORDERS);
     hub.subscribe(edge.sub);
     hub.subscribe(orders.sub);
-    const route = (name: string, parent: { name: string; namespace?: string }) =>
+    const route = (
+      name: string,
+      parent: { name: string; namespace?: string },
+      namespace = 'shop',
+    ) =>
       ({
         apiVersion: 'gateway.networking.k8s.io/v1',
         kind: 'HTTPRoute',
-        metadata: { name, namespace: 'shop' },
+        metadata: { name, namespace },
         spec: { parentRefs: [parent], rules: [{ backendRefs: [{ name: 'orders' }] }] },
       }) as HttpRoute;
     hub.setPolicies(
       [],
-      [route('to-edge', { name: 'edge' }), route('elsewhere', { name: 'edge', namespace: 'ops' })],
+      [
+        route('to-edge', { name: 'edge' }),
+        route('elsewhere', { name: 'edge', namespace: 'ops' }),
+        // Another team's route naming shop's gateway: routes attach within the gateway's namespace only.
+        route('hijack', { name: 'edge', namespace: 'shop' }, 'marketing'),
+      ],
     );
     await new Promise((resolve) => setTimeout(resolve, 5));
     t.same(

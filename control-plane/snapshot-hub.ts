@@ -473,14 +473,22 @@ export class SnapshotHub {
     return [...found].sort((a, b) => this.#order.get(a)! - this.#order.get(b)!);
   }
 
-  /** The HTTPRoutes whose parentRefs name this workload: a gateway's routes, absent for any other workload. */
+  /**
+   * The HTTPRoutes whose parentRefs name this workload: a gateway's routes,
+   * absent for any other workload. Only routes of the gateway's own
+   * namespace attach (the Gateway API's default, allowedRoutes Same): a
+   * team cannot put a route on another namespace's gateway, where it could
+   * win a host and path by precedence and receive that traffic.
+   */
   #httpRoutesFor(subscriber: Subscriber): { httpRoutes?: readonly HttpRoute[] } {
-    const attached = this.#httpRoutes.filter((route) =>
-      route.spec.parentRefs.some(
-        (ref) =>
-          ref.name === subscriber.workload &&
-          (ref.namespace ?? route.metadata.namespace ?? 'default') === subscriber.namespace,
-      ),
+    const attached = this.#httpRoutes.filter(
+      (route) =>
+        (route.metadata.namespace ?? 'default') === subscriber.namespace &&
+        route.spec.parentRefs.some(
+          (ref) =>
+            ref.name === subscriber.workload &&
+            (ref.namespace ?? route.metadata.namespace ?? 'default') === subscriber.namespace,
+        ),
     );
     return attached.length ? { httpRoutes: attached } : {};
   }

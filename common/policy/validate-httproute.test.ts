@@ -171,6 +171,30 @@ spec:
 );
 
 t.test(
+  'regression: a backend in another namespace (no ReferenceGrant) and a framing header in a modifier were accepted',
+  async (t) => {
+    const { errors } = await load(`${HEADER}spec:
+  parentRefs: [{ name: gw }]
+  rules:
+    - filters:
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: { set: [{ name: Content-Length, value: "0" }], remove: [Transfer-Encoding] }
+      backendRefs: [{ name: billing, namespace: finance }]
+`);
+    t.ok(
+      errors.some((e) =>
+        /spec\.rules\[0\]\.backendRefs\[0\]\.namespace: finance is not the route's namespace \(shop\): .*ReferenceGrant/.test(
+          e,
+        ),
+      ),
+      errors.join('\n'),
+    );
+    t.ok(errors.some((e) => /set\[0\]\.name: "Content-Length" frames the message/.test(e)));
+    t.ok(errors.some((e) => /remove\[0\]: "Transfer-Encoding" frames the message/.test(e)));
+  },
+);
+
+t.test(
   'a rule without a backend, or whose backends all weigh 0, warns that it answers 500',
   async (t) => {
     const { errors, warnings } = await load(`${HEADER}spec:

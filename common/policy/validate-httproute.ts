@@ -5,7 +5,7 @@
  * by file, resource and JSON path, as for RoutePolicies.
  */
 import { canonicalTarget } from '../canonical-path.ts';
-import { roleOf } from '../header-roles.ts';
+import { isHopByHop, roleOf } from '../header-roles.ts';
 import {
   type CorsPolicy,
   GATEWAY_DURATION_PATTERN,
@@ -134,6 +134,14 @@ function checkHeaderModifier(
           `${JSON.stringify(name)} is modified already by ${earlier}; one change per header`,
         );
       } else named.set(lower, path);
+      // Framing is the connection's: a changed Content-Length or Transfer-Encoding desyncs it.
+      if (lower === 'content-length' || isHopByHop(lower)) {
+        found.error(
+          path,
+          `${JSON.stringify(name)} frames the message or belongs to one connection; a filter cannot change it`,
+        );
+        return;
+      }
       // The gateway states identity and client-address headers itself, after the filters.
       if (direction === 'request' && roleOf(lower)) {
         found.error(
@@ -224,7 +232,14 @@ function checkPathModifier(
   }
 }
 
-function checkRule(found: Findings, at: string, rule: HttpRouteRule): void {
+function checkRule(found: Findings, at: string, rule: HttpRouteRule, namespace: string): void {
+  (rule.backendRefs ?? []).forEach((ref, b) => {
+    if (ref.namespace !== undefined && ref.namespace !== namespace)
+      found.error(
+        `${at}.backendRefs[${b}].namespace`,
+        `${ref.namespace} is not the route's namespace (${namespace}): a backend in another namespace needs a ReferenceGrant, which Postern does not read`,
+      );
+  });
   (rule.matches ?? []).forEach((match, m) => {
     const where = `${at}.matches[${m}]`;
     if (match.path?.value !== undefined)
@@ -318,8 +333,10 @@ export function validateHttpRoute(
       `${JSON.stringify(maxBytes)} is not a size such as 512, 64Ki, 10Mi or 1Gi`,
     );
   const rules = Array.isArray(spec?.rules) ? spec.rules : [];
+  const namespace =
+    (doc as { metadata?: { namespace?: unknown } } | null)?.metadata?.namespace ?? 'default';
   rules.forEach((rule, r) => {
-    if (sound(`spec.rules[${r}]`)) checkRule(found, `spec.rules[${r}]`, rule);
+    if (sound(`spec.rules[${r}]`)) checkRule(found, `spec.rules[${r}]`, rule, String(namespace));
   });
   if (found.errors.length) return { errors: found.errors, warnings: found.warnings };
   const route = doc as HttpRoute;

@@ -61,6 +61,10 @@ t.test(
         /consumer acme is listed twice/,
       ],
       [`keys: []`, /expected "consumers: \[\{ name, sha256 \}\]" or a Kubernetes Secret/],
+      [
+        `consumers: [{ name: acme, sha256: ${ACME} }, { name: globex, sha256: ${ACME} }]`,
+        /consumers acme and globex have the same key/,
+      ],
     ];
     for (const [text, error] of cases) {
       await writeFile(file, text);

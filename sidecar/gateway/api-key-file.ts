@@ -77,9 +77,14 @@ export async function loadConsumers(path: string): Promise<readonly Consumer[]> 
     consumers = fromDocument(doc, path);
   }
   const seen = new Set<string>();
-  for (const { name } of consumers) {
+  const hashes = new Map<string, string>();
+  for (const { name, hash } of consumers) {
     if (seen.has(name)) throw new ConfigError(`${path}: consumer ${name} is listed twice`);
     seen.add(name);
+    // One key, two consumers: whichever matched would be a guess about who is calling.
+    const other = hashes.get(hash.toString('hex'));
+    if (other) throw new ConfigError(`${path}: consumers ${other} and ${name} have the same key`);
+    hashes.set(hash.toString('hex'), name);
   }
   return Object.freeze(consumers);
 }

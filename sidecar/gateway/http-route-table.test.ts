@@ -155,3 +155,36 @@ t.test(
     });
   },
 );
+
+t.test(
+  'regression: a PathPrefix with a trailing slash matched only below it, not the path itself',
+  async (t) => {
+    const table = new HttpRouteTable([
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'r', namespace: 'shop' },
+        spec: {
+          parentRefs: [{ name: 'edge' }],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: '/abc/' } }],
+              backendRefs: [{ name: 'orders' }],
+            },
+          ],
+        },
+      },
+    ]);
+    const at = (path: string) =>
+      table.match({
+        host: 'x',
+        method: 'GET',
+        path,
+        header: () => undefined,
+        query: () => undefined,
+      });
+    t.ok(at('/abc'), 'the trailing slash is ignored (Gateway API)');
+    t.ok(at('/abc/d'));
+    t.notOk(at('/abcd'));
+  },
+);

@@ -139,6 +139,14 @@ function pathMatches(match: CompiledMatch, path: string): boolean {
   );
 }
 
+/** A PathPrefix's trailing `/` is ignored (Gateway API): `/abc/` matches `/abc` and ranks as it. */
+function compiledPath(path: { type?: string; value?: string } | undefined): string {
+  const value = path?.value ?? '/';
+  return path?.type !== 'Exact' && value.length > 1 && value.endsWith('/')
+    ? value.slice(0, -1)
+    : value;
+}
+
 function compileRule(
   route: HttpRoute,
   rule: HttpRouteRule,
@@ -175,7 +183,7 @@ function compileRule(
       ruleIndex,
       ruleName: rule.name,
       exact: m.path?.type === 'Exact',
-      path: m.path?.value ?? '/',
+      path: compiledPath(m.path),
       method: m.method,
       headers: Object.freeze(
         (m.headers ?? []).map((h) => [h.name.toLowerCase(), h.value] as const),

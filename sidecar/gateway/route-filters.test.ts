@@ -131,6 +131,11 @@ t.test(
         location: 'http://new.example.com:443/new/x?a=1',
       },
     );
+    t.same(
+      to({ scheme: 'http' }),
+      { status: 302, location: 'http://shop.example.com/old/x?a=1' },
+      "regression: a scheme named, even the request's own, goes to its well-known port, not the listener's",
+    );
     t.equal(redirect(match('/old'), request), undefined, 'no RequestRedirect: no redirect');
   },
 );

@@ -79,9 +79,9 @@ export function redirect(
   if (!filter) return undefined;
   const scheme = filter.scheme ?? request.scheme;
   const host = filter.hostname ?? request.host;
-  // A scheme change without a port goes to that scheme's default port (Gateway API).
-  const port =
-    filter.port ?? (filter.scheme && filter.scheme !== request.scheme ? undefined : request.port);
+  // A redirect that names a scheme and no port goes to that scheme's well-known port; one
+  // that names neither keeps the listener's (Gateway API, HTTPRequestRedirectFilter.port).
+  const port = filter.port ?? (filter.scheme ? undefined : request.port);
   const standard = scheme === 'https' ? 443 : 80;
   const path = filter.path ? modifiedPath(match, filter.path, request.path) : request.path;
   return {
@@ -91,6 +91,25 @@ export function redirect(
 }
 
 type HeaderModifier = NonNullable<HttpRouteFilter['requestHeaderModifier']>;
+
+/** The same modifier applied to an IncomingMessage's headers in place (an Upgrade request, which http-proxy sends as they are). */
+export function modifyHeadersInPlace(
+  headers: Record<string, string | string[] | undefined>,
+  modifier: HeaderModifier,
+): void {
+  for (const name of modifier.remove ?? []) delete headers[name.toLowerCase()];
+  for (const { name, value } of modifier.set ?? []) headers[name.toLowerCase()] = value;
+  for (const { name, value } of modifier.add ?? []) {
+    const lower = name.toLowerCase();
+    const current = headers[lower];
+    headers[lower] =
+      current === undefined
+        ? value
+        : Array.isArray(current)
+          ? [...current, value]
+          : [current, value];
+  }
+}
 
 /**
  * Applies a header modifier to headers held as [name, value, ...] (the form

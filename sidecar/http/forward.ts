@@ -35,7 +35,7 @@ export interface ForwardOptions {
   readonly maxResponseBytes?: number;
   /** The caller may retry this attempt elsewhere: a failure before any byte is relayed is returned, not replied. */
   readonly retryable?: boolean;
-  /** The whole exchange, request sent to response relayed, within this (504 before the response starts, cut after). */
+  /** The whole exchange, from asking for a connection to the response relayed, within this (504 before the response starts, cut after). */
   readonly timeoutMs?: number;
   /** The upstream's response headers within this of the request (undici headersTimeout). */
   readonly headersTimeoutMs?: number;
@@ -53,6 +53,13 @@ const UPSTREAM_503: LocalReply = {
   status: 503,
   code: 'POSTERN_UPSTREAM_UNAVAILABLE',
   message: 'the upstream answered 503 Service Unavailable',
+};
+
+/** What is recorded for a request whose client went away first (nginx's 499); nobody reads it. */
+const CLIENT_GONE: LocalReply = {
+  status: 499,
+  code: 'POSTERN_CLIENT_GONE',
+  message: 'the client closed the connection before the response was complete',
 };
 
 /** A response longer than the route's cap allows this caller, refused before its first byte. */
@@ -90,6 +97,8 @@ export function upstreamFailure(error: unknown): LocalReply {
   // undici wraps connection errors: the reason is the error or its cause.
   const cause = (error as { cause?: unknown }).cause;
   if ([error, cause].some((e) => e instanceof BodyTooLargeError)) return TOO_LARGE;
+  // The client left: nothing was wrong upstream (so no endpoint is counted as failing).
+  if ([error, cause].some((e) => e instanceof ClientGoneError)) return CLIENT_GONE;
   // Our own refusals of the peer's certificate (sidecar/identity/peer-verification.ts) name their reason.
   const refusal = [error, cause].find((e) => e instanceof PeerCertificateError);
   if (refusal) return { status: 502, code: refusal.code, message: refusal.message };
@@ -183,6 +192,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   /** The upstream answered 503 to a retryable attempt: aborted, for the caller to retry. */
   #unavailable = false;
 
+  #settled = false;
+
   constructor(res: ServerResponse, done: (result: ForwardResult) => void, options: ForwardOptions) {
     this.#res = res;
     this.#done = done;
@@ -190,6 +201,9 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#limit = options.maxResponseBytes ?? Number.POSITIVE_INFINITY;
     this.#retryable = options.retryable ?? false;
     this.#options = options;
+    // From the start, so connecting and waiting for a pooled connection count too.
+    if (options.timeoutMs !== undefined)
+      this.#deadline = setTimeout(() => this.#timedOut(), options.timeoutMs);
     // on, not once: 'close' fires once, and once() would wrap the listener per request.
     res.on('close', this.#onClientClose);
   }
@@ -202,13 +216,24 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#controller = controller;
     // The client left while the request waited for a connection.
     if (this.#res.destroyed) controller.abort(new ClientGoneError());
-    const timeout = this.#options.timeoutMs;
-    if (timeout !== undefined && this.#deadline === undefined) {
-      this.#deadline = setTimeout(() => controller.abort(new RequestTimeoutError()), timeout);
+    if (this.#settled) controller.abort(new RequestTimeoutError());
+  }
+
+  /** The route's request timeout passed: abort what is under way, or answer 504 before it even started. */
+  #timedOut(): void {
+    if (this.#controller) {
+      this.#controller.abort(new RequestTimeoutError());
+      return;
     }
+    const failure = upstreamFailure(new RequestTimeoutError());
+    if (!this.#res.headersSent && !this.#res.destroyed)
+      sendLocalReply(this.#res, failure, this.#extraHeaders);
+    this.#settle({ status: failure.status, responseBytes: 0, failure });
   }
 
   #settle(result: ForwardResult): void {
+    if (this.#settled) return;
+    this.#settled = true;
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#done(result);
   }
@@ -234,7 +259,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#status = statusCode;
     const out = downstreamResponseHeaders(headers);
     const extra = this.#extraHeaders;
-    if (extra) for (let i = 0; i < extra.length; i += 2) out[extra[i]!] = extra[i + 1];
+    if (extra)
+      for (let i = 0; i < extra.length; i += 2) {
+        const name = extra[i]!;
+        // Vary lists what the response depends on: the upstream's and ours (CORS: Origin) both hold.
+        out[name] = name === 'vary' && out.vary ? `${out.vary}, ${extra[i + 1]}` : extra[i + 1];
+      }
     const removed = this.#options.responseHeadersRemoved;
     if (removed) for (const name of removed) delete out[name];
     const added = this.#options.responseHeadersAdded;
@@ -268,6 +298,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // Already answered (the request timed out before it started): nothing more to say.
+    if (this.#settled) return;
     const res = this.#res;
     const overCap = this.#overCap;
     if (res.headersSent) {
@@ -282,7 +314,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       return;
     }
     if (overCap) {
-      if (!res.destroyed) sendLocalReply(res, OVER_CAP);
+      if (!res.destroyed) sendLocalReply(res, OVER_CAP, this.#extraHeaders);
       this.#settle({ status: OVER_CAP.status, responseBytes: 0, failure: OVER_CAP, overCap });
       return;
     }
@@ -292,7 +324,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       this.#settle({ status: failure.status, responseBytes: 0, failure, retry: true });
       return;
     }
-    if (!res.destroyed) sendLocalReply(res, failure);
+    if (!res.destroyed) sendLocalReply(res, failure, this.#extraHeaders);
     this.#settle({ status: failure.status, responseBytes: 0, failure });
   }
 }

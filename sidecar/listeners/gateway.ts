@@ -14,7 +14,12 @@ import { settleResponse } from '../filters/exfiltration-guard.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { hostName } from '../filters/http-route.ts';
 import type { Consumer } from '../gateway/consumers.ts';
-import { modifyHeaders, pickBackend, rewrite } from '../gateway/route-filters.ts';
+import {
+  modifyHeaders,
+  modifyHeadersInPlace,
+  pickBackend,
+  rewrite,
+} from '../gateway/route-filters.ts';
 import type { ForwardOptions } from '../http/forward.ts';
 import {
   type ClientAddress,
@@ -113,8 +118,16 @@ export class GatewayListener {
       replaceTraceContext: options.traced,
     });
     const keyHeader = options.apiKeyHeader;
-    // A client's forwarding claims go, and so does its API key: a secret for the gateway, not the backend.
-    const untrustedDrop = new Set(['x-forwarded-for', 'forwarded', 'x-forwarded-host', keyHeader]);
+    // A client's forwarding claims go (frameworks build URLs and redirects from them), and so
+    // does its API key: a secret for the gateway, not the backend.
+    const claims = [
+      'x-forwarded-host',
+      'x-forwarded-port',
+      'x-forwarded-prefix',
+      'x-forwarded-server',
+    ];
+    const untrustedDrop = new Set(['x-forwarded-for', 'forwarded', ...claims, keyHeader]);
+    // A trusted proxy's own forwarding claims stand, but for the host: the gateway states the Host it was asked for.
     const trustedDrop = new Set(['x-forwarded-host', keyHeader]);
 
     this.server = createServer({
@@ -255,14 +268,23 @@ export class GatewayListener {
           failTunnel(socket, new Error(`no endpoint for ${String(service)}`), logger, 'gateway');
           return;
         }
+        const { req } = exchange;
+        const match = exchange.httpRoute!;
         const facts = factsOf(exchange);
+        const host = req.headers.host ?? '';
         scrubRequestHeadersInPlace(
-          exchange.req.headers,
+          req.headers,
           headerRules,
           facts.client,
-          addFor(exchange, exchange.req.headers.host ?? ''),
+          addFor(exchange, host),
           dropFor(exchange, facts),
         );
+        // The rule applies to an upgrade as to any request: its rewrite and its header changes.
+        const target = exchange.target!;
+        const rewritten = rewrite(match, target.path, hostName(req));
+        req.url = rewritten.path + target.search;
+        if (rewritten.host !== hostName(req)) req.headers.host = rewritten.host;
+        if (match.requestHeaders) modifyHeadersInPlace(req.headers, match.requestHeaders);
         upstreams.tunnel(exchange, service as readonly Endpoint[], socket, head);
       },
     });

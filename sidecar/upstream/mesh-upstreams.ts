@@ -147,7 +147,7 @@ export class MeshUpstreams {
           continue;
         }
         metrics.upstreamRetries.inc(serviceName, inTime ? 'budget-exhausted' : 'out-of-time');
-        sendLocalReply(res, result.failure!);
+        sendLocalReply(res, result.failure!, call.options?.responseHeaders);
       }
       exchange.responseBytes = result.responseBytes;
       if (result.failure) {

@@ -136,6 +136,26 @@ t.test('postern gateway routes outside clients by HTTPRoute', async (t) => {
     },
   );
 
+  t.test(
+    'regression: a Host that is not a host name matched wildcards and landed in redirects',
+    async (t) => {
+      for (const host of [
+        'evil.com/#.shop.example.com',
+        'a b.shop.example.com',
+        'shop.example.com:port',
+      ]) {
+        const response = await edge.call(host, '/old');
+        t.equal(response.status, 400, host);
+        t.match(JSON.parse(response.body), { error: { code: 'POSTERN_BAD_HOST' } });
+      }
+      t.equal(
+        (await edge.call('shop.example.com.', '/orders/1')).status,
+        200,
+        'a trailing dot is a host',
+      );
+    },
+  );
+
   t.test('an unmatched host or path gets 404 with a JSON body', async (t) => {
     for (const [host, path] of [
       ['shop.example.com', '/nothing-here'],

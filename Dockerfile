@@ -7,8 +7,8 @@
 FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-COPY build/postinstall.mjs build/postinstall.mjs
-RUN npm ci --no-audit --no-fund
+# No install scripts: postinstall would bundle sources not copied yet; the bundle is the next step.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 RUN node build/bundle.ts
 

@@ -340,6 +340,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             settings: options.injection ?? DEFAULT_INJECTION,
             namespaceLabels: (name) => namespaces?.labelsOf(name) ?? {},
             onDecision: (entry) => logger.info('admission: pod', entry),
+            servesGateway: (parent) => hub.hasWorkload(parent.namespace, parent.name),
           },
         });
   if (webhooks) await webhookCa?.set(ca.bundlePem);

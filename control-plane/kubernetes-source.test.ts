@@ -25,7 +25,7 @@ const ROUTES_PATH = '/apis/gateway.networking.k8s.io/v1/httproutes';
 const fixture = (name: string) =>
   readFile(join(import.meta.dirname, `../test/fixtures/kubernetes/${name}`), 'utf8');
 
-async function fakeApiServer(t: Test) {
+async function fakeApiServer(t: Test, options: { withoutGatewayApi?: boolean } = {}) {
   const ca = await CertificateAuthority.create('cluster.local');
   const keys = await generateKeyPair();
   const cert = await ca.issue(keys.publicKey, {
@@ -62,6 +62,19 @@ async function fakeApiServer(t: Test) {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(body);
       });
+      return;
+    }
+    if (url.pathname === ROUTES_PATH && options.withoutGatewayApi) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: 'NotFound',
+          code: 404,
+        }),
+      );
       return;
     }
     if (url.pathname === ROUTES_PATH) {
@@ -437,3 +450,18 @@ function sortedKeys(value: unknown): unknown {
       .map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]),
   );
 }
+
+t.test(
+  "regression: without the Gateway API's CRDs the control plane never started (the HTTPRoute list 404s)",
+  async (t) => {
+    const api = await fakeApiServer(t, { withoutGatewayApi: true });
+    const { source } = recordingSource(t, api.kubeConfig);
+    const started = await source.start();
+    t.same(
+      started.policies.map((p) => p.metadata.name),
+      ['orders-api'],
+      'RoutePolicies alone',
+    );
+    t.same(started.httpRoutes, []);
+  },
+);

@@ -47,6 +47,8 @@ const HTTP_ROUTES = {
   version: GATEWAY_VERSION,
   plural: 'httproutes',
   kind: 'HTTPRoute',
+  // A cluster without the Gateway API's CRDs runs RoutePolicies alone.
+  optional: true,
 };
 /** How often HTTPRoute statuses are reconciled besides on change (gateways connect and leave). */
 const STATUS_INTERVAL_MS = 10_000;

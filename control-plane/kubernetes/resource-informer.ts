@@ -15,6 +15,12 @@ export interface ResourceKind {
   readonly plural: string;
   /** For logs: RoutePolicy, HTTPRoute, Namespace. */
   readonly kind: string;
+  /**
+   * The kind may not be installed (HTTPRoute without the Gateway API's
+   * CRDs): a list the API answers 404 means none for now, and the informer
+   * keeps trying in the background instead of holding the start.
+   */
+  readonly optional?: boolean;
 }
 
 export const NAMESPACES: ResourceKind = Object.freeze({
@@ -79,6 +85,14 @@ export class ResourceInformer {
       this.#failure = undefined;
       await this.#informer.start();
       if (!this.#failure) break;
+      if (this.#kind.optional && (this.#failure as { code?: number }).code === 404) {
+        this.#logger.info(
+          `${this.#kind.kind}s are not installed in this cluster; checking again in the background`,
+        );
+        this.#started = true;
+        void this.#restart();
+        return;
+      }
       const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
       this.#logger.warn(`listing ${this.#kind.kind}s failed; retrying`, {
         error: this.#failure,
@@ -100,8 +114,11 @@ export class ResourceInformer {
     this.#restarting = true;
     for (let attempt = 0; !this.#closed.aborted; attempt++) {
       const delay = backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 });
-      this.#logger.warn(
-        `${this.#kind.kind} watch failed; keeping what it listed and restarting it`,
+      const missing = this.#kind.optional && (this.#failure as { code?: number })?.code === 404;
+      this.#logger[missing ? 'info' : 'warn'](
+        missing
+          ? `${this.#kind.kind}s are still not installed; checking again`
+          : `${this.#kind.kind} watch failed; keeping what it listed and restarting it`,
         {
           error: this.#failure,
           retryInMs: delay,

@@ -3,11 +3,13 @@
  * `admission.k8s.io/v1` in and out:
  *   - POST /inject (mutating): a Pod being created gets the sidecar as a
  *     base64 JSON Patch, or is let through untouched with the reason;
- *   - POST /validate: a RoutePolicy or HTTPRoute being applied is refused
- *     with the same messages `postern policy validate` prints.
- * Neither ever refuses a pod: a pod the webhook cannot make sense of is
- * allowed as it is, with a warning kubectl shows. A request that is not an
- * AdmissionReview gets 400.
+ *   - POST /validate: a RoutePolicy, or an HTTPRoute whose parentRefs name a
+ *     gateway of this mesh, being applied is refused with the same messages
+ *     `postern policy validate` prints; HTTPRoutes of other controllers'
+ *     gateways (features Postern lacks and they have) pass untouched.
+ * The injection never refuses a pod: one that is not a Pod with containers
+ * passes with a warning kubectl shows; one left alone passes as it is (the
+ * control plane logs why). A request that is not an AdmissionReview gets 400.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatProblem } from '../../common/policy/problems.ts';
@@ -48,6 +50,8 @@ export interface WebhookDeps {
   namespaceLabels(namespace: string): Readonly<Record<string, string>>;
   /** Told of every decision, for the log. */
   onDecision?(entry: Readonly<Record<string, unknown>>): void;
+  /** Whether an HTTPRoute parent names a gateway of this mesh (only those routes are validated). */
+  servesGateway(parent: { name: string; namespace: string }): boolean;
 }
 
 class BadReview extends Error {}
@@ -93,10 +97,26 @@ export function injectReview(request: AdmissionRequest, deps: WebhookDeps): Admi
   };
 }
 
-/** The validating webhook's answer: RoutePolicies and HTTPRoutes checked as `policy validate` checks them. */
-export function validateReview(request: AdmissionRequest): AdmissionResponse {
+/** Whether any parentRef of an HTTPRoute names one of this mesh's gateways. */
+function namesOurGateway(object: unknown, namespace: string, deps: WebhookDeps): boolean {
+  const refs = (object as { spec?: { parentRefs?: unknown } } | undefined)?.spec?.parentRefs;
+  if (!Array.isArray(refs)) return true; // not even shaped like one: let validation say so
+  return refs.some(
+    (ref: { name?: unknown; namespace?: unknown }) =>
+      typeof ref?.name === 'string' &&
+      deps.servesGateway({
+        name: ref.name,
+        namespace: typeof ref.namespace === 'string' ? ref.namespace : namespace,
+      }),
+  );
+}
+
+/** The validating webhook's answer: RoutePolicies and this mesh's HTTPRoutes checked as `policy validate` checks them. */
+export function validateReview(request: AdmissionRequest, deps: WebhookDeps): AdmissionResponse {
   const uid = request.uid;
   const object = request.object as { kind?: string; metadata?: { name?: string } } | undefined;
+  if (object?.kind === 'HTTPRoute' && !namesOurGateway(object, request.namespace ?? 'default', deps))
+    return { uid, allowed: true };
   const label = `${request.namespace ?? 'default'}/${object?.metadata?.name ?? '?'}`;
   const result =
     object?.kind === 'HTTPRoute'
@@ -164,7 +184,8 @@ export function admissionHandler(deps: WebhookDeps) {
       reply(res, 400, { error: { code: 'POSTERN_BAD_REVIEW', message: error.message } });
       return;
     }
-    const response = path === '/inject' ? injectReview(request, deps) : validateReview(request);
+    const response =
+      path === '/inject' ? injectReview(request, deps) : validateReview(request, deps);
     reply(res, 200, { apiVersion: ADMISSION_VERSION, kind: 'AdmissionReview', response });
   };
 }

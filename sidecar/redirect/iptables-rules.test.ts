@@ -31,6 +31,7 @@ t.test(
     t.same(v4, [
       '-A POSTERN_OUTPUT -m owner --uid-owner 1337 -j RETURN',
       '-A POSTERN_OUTPUT -d 127.0.0.1/32 -j RETURN',
+      '-A POSTERN_OUTPUT -p tcp --dport 53 -j RETURN',
       '-A POSTERN_OUTPUT -p tcp --dport 5432 -j RETURN',
       '-A POSTERN_OUTPUT -d 169.254.169.254/32 -j RETURN',
       '-A POSTERN_OUTPUT -p tcp -j POSTERN_REDIRECT',

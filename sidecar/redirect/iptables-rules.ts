@@ -8,7 +8,9 @@
  *     port itself;
  *   - outbound: every TCP connection the pod opens goes to the outbound
  *     port (15001), except the sidecar's own (by its UID, so what it sends
- *     on is not caught again), loopback, and the ports and CIDRs excluded.
+ *     on is not caught again), loopback, DNS over TCP, and the ports and
+ *     CIDRs excluded. The outbound listener speaks HTTP: an app's other TCP
+ *     (a database, TLS to the outside) needs its port or CIDR excluded.
  * A pure function of the options, so the rules can be read and tested
  * without a kernel; `postern redirect --dry-run` prints them.
  */
@@ -54,6 +56,8 @@ export function redirectRules(options: RedirectOptions, family: 4 | 6 = 4): stri
     `-A OUTPUT -p tcp -j ${CHAINS.output}`,
     `-A ${CHAINS.output} -m owner --uid-owner ${options.proxyUid} -j RETURN`,
     `-A ${CHAINS.output} -d ${loopback} -j RETURN`,
+    // DNS over TCP (answers too long for UDP): the outbound listener speaks HTTP only.
+    `-A ${CHAINS.output} -p tcp --dport 53 -j RETURN`,
     ...options.excludeOutboundPorts.map(
       (port) => `-A ${CHAINS.output} -p tcp --dport ${port} -j RETURN`,
     ),

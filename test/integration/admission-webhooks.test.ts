@@ -105,6 +105,7 @@ t.test(
         settings: DEFAULT_INJECTION,
         namespaceLabels: (ns): Record<string, string> =>
           ns === 'shop' ? { 'postern.dev/inject': 'enabled' } : {},
+        servesGateway: () => false,
       },
       logger: testLogger('webhook'),
     });
@@ -168,7 +169,25 @@ t.test('a request that is not an AdmissionReview gets 400, and an unknown path 4
 t.test(
   'the validating webhook refuses an invalid RoutePolicy or HTTPRoute with the messages policy validate prints',
   async (t) => {
-    const { post, port } = await webhooks(t);
+    const { mesh, post, port } = await webhooks(t);
+    // This mesh's gateway is `edge` in shop (the function stands in for the control plane's registry).
+    const serving = await clientCredentials(
+      mesh.controlPlane.ca,
+      'spiffe://cluster.local/ns/postern-system/sa/postern-control-plane',
+      { dnsNames: ['localhost'] },
+    );
+    const ours = await startWebhookServer({
+      port: 0,
+      host: '127.0.0.1',
+      tls: { cert: serving.cert, key: serving.key },
+      deps: {
+        settings: DEFAULT_INJECTION,
+        namespaceLabels: () => ({}),
+        servesGateway: ({ name, namespace }) => name === 'edge' && namespace === 'shop',
+      },
+      logger: testLogger('webhook'),
+    });
+    t.teardown(() => ours.close());
     const policy = {
       apiVersion: 'postern.dev/v1alpha1',
       kind: 'RoutePolicy',
@@ -192,13 +211,24 @@ t.test(
         rules: [{ backendRefs: [{ name: 'orders', port: 80 }] }],
       },
     };
-    const accepted = (await post(port, '/validate', review(route, 'HTTPRoute'))).body
+    const accepted = (await post(ours.port, '/validate', review(route, 'HTTPRoute'))).body
       .response as ReviewResponse;
     t.equal(accepted.allowed, true);
     const badRoute = { ...route, spec: { ...route.spec, hostnames: ['*.*.example.com'] } };
-    const rejected = (await post(port, '/validate', review(badRoute, 'HTTPRoute'))).body
+    const rejected = (await post(ours.port, '/validate', review(badRoute, 'HTTPRoute'))).body
       .response as ReviewResponse;
     t.equal(rejected.allowed, false);
     t.match(rejected.status?.message, /spec\.hostnames\[0\]/);
+    // Another controller's route (an Istio gateway's, with features Postern lacks) is not Postern's to refuse.
+    const istio = {
+      ...route,
+      spec: {
+        parentRefs: [{ name: 'istio-ingress', namespace: 'istio-system' }],
+        rules: [{ matches: [{ path: { type: 'RegularExpression', value: '/v[0-9]+/.*' } }] }],
+      },
+    };
+    const foreign = (await post(ours.port, '/validate', review(istio, 'HTTPRoute'))).body
+      .response as ReviewResponse;
+    t.equal(foreign.allowed, true, "regression: /validate refused other controllers' HTTPRoutes");
   },
 );

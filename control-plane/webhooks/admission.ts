@@ -78,13 +78,14 @@ export function injectReview(request: AdmissionRequest, deps: WebhookDeps): Admi
     return { uid, allowed: true, warnings: ['postern: not a Pod with containers; not injected'] };
   }
   const namespace = request.namespace ?? pod.metadata?.namespace ?? 'default';
-  const decision = injectionDecision(pod, deps.namespaceLabels(namespace));
+  const labels = deps.namespaceLabels(namespace);
+  const decision = injectionDecision(pod, labels);
   const name = pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`;
   if (!decision.inject) {
     deps.onDecision?.({ namespace, pod: name, injected: false, reason: decision.reason });
     return { uid, allowed: true };
   }
-  const injected = injectPod(pod, deps.settings);
+  const injected = injectPod(pod, deps.settings, labels);
   deps.onDecision?.({ namespace, pod: name, injected: true });
   return {
     uid,
@@ -115,7 +116,10 @@ function namesOurGateway(object: unknown, namespace: string, deps: WebhookDeps):
 export function validateReview(request: AdmissionRequest, deps: WebhookDeps): AdmissionResponse {
   const uid = request.uid;
   const object = request.object as { kind?: string; metadata?: { name?: string } } | undefined;
-  if (object?.kind === 'HTTPRoute' && !namesOurGateway(object, request.namespace ?? 'default', deps))
+  if (
+    object?.kind === 'HTTPRoute' &&
+    !namesOurGateway(object, request.namespace ?? 'default', deps)
+  )
     return { uid, allowed: true };
   const label = `${request.namespace ?? 'default'}/${object?.metadata?.name ?? '?'}`;
   const result =

@@ -164,3 +164,120 @@ t.test('injection leaves the pod it was given as it was', async (t) => {
   injectPod(pod);
   t.equal(JSON.stringify(pod), before);
 });
+
+t.test(
+  'regression: pods the API server would refuse or that could never be ready (review of the injection)',
+  async (t) => {
+    const base = PODS['one container'];
+    const withAnnotations = (annotations: Record<string, string>): PodTemplate => ({
+      ...base,
+      metadata: { ...base.metadata, annotations },
+    });
+
+    t.match(
+      injectionDecision({ ...base, spec: { ...base.spec, os: { name: 'windows' } } }, ENABLED),
+      { inject: false, reason: 'Windows pod' },
+    );
+
+    const strict = injectPod(base, DEFAULT_INJECTION, {
+      ...ENABLED,
+      'pod-security.kubernetes.io/enforce': 'restricted',
+    });
+    t.notOk(
+      strict.pod.spec.initContainers!.some((c) => c.name === 'postern-init'),
+      'Pod Security restricted: no NET_ADMIN init container',
+    );
+    t.equal(env(strict.pod.spec.containers[0]!, 'HTTP_PROXY'), 'http://127.0.0.1:15001');
+    t.match(strict.warnings, [/enforces Pod Security "restricted".*explicit mode/]);
+
+    const resources = injectPod(
+      withAnnotations({ 'postern.dev/proxy-memory': '512Mi', 'postern.dev/proxy-cpu': 'lots' }),
+    );
+    const proxy = resources.pod.spec.initContainers!.find((c) => c.name === 'postern-proxy')!;
+    t.match(proxy.resources, {
+      requests: { cpu: '100m', memory: '512Mi' },
+      limits: { memory: '512Mi' },
+    });
+    t.match(resources.warnings, [
+      /postern.dev\/proxy-cpu: "lots" is not a quantity/,
+      /memory request 512Mi is above its limit 256Mi/,
+    ]);
+    t.doesNotThrow(() => valid(resources.pod));
+
+    const excluded = injectPod(
+      withAnnotations({
+        'postern.dev/exclude-inbound-ports': '9090, abc',
+        'postern.dev/exclude-outbound-cidrs': '10.0.0.0/8,not-a-cidr',
+      }),
+    );
+    const init = excluded.pod.spec.initContainers!.find((c) => c.name === 'postern-init')!;
+    t.same(init.args, [
+      'redirect',
+      '--inbound-port',
+      '15006',
+      '--outbound-port',
+      '15001',
+      '--proxy-uid',
+      '1337',
+      '--exclude-inbound-ports',
+      '15021,9090',
+      '--exclude-outbound-cidrs',
+      '10.0.0.0/8',
+    ]);
+    t.match(excluded.warnings, [
+      /exclude-inbound-ports: ignored "abc"/,
+      /exclude-outbound-cidrs: ignored "not-a-cidr"/,
+    ]);
+
+    const probed = injectPod({
+      ...base,
+      spec: {
+        ...base.spec,
+        initContainers: [
+          {
+            name: 'cache',
+            image: 'cache:1',
+            restartPolicy: 'Always',
+            ports: [{ containerPort: 6380 }],
+            readinessProbe: { tcpSocket: { port: 6380 }, periodSeconds: 3 },
+          },
+        ],
+        containers: [
+          {
+            name: 'api',
+            image: 'api:1',
+            ports: [{ containerPort: 8080 }],
+            livenessProbe: { tcpSocket: { port: 8080 } },
+            readinessProbe: { grpc: { port: 9000 } },
+          },
+        ],
+      },
+    });
+    const [api] = probed.pod.spec.containers as [Container];
+    t.same(
+      api.livenessProbe,
+      {
+        httpGet: { path: '/app-health/api/livez', port: 15021, scheme: 'HTTP' },
+      },
+      'a TCP probe goes through the status port (redirected, it would always succeed)',
+    );
+    t.same(api.readinessProbe, { grpc: { port: 9000 } });
+    t.match(probed.warnings, [/api's readinessProbe is gRPC/]);
+    const cache = probed.pod.spec.initContainers!.find((c) => c.name === 'cache')!;
+    t.same(
+      cache.readinessProbe!.httpGet,
+      {
+        path: '/app-health/cache/readyz',
+        port: 15021,
+        scheme: 'HTTP',
+      },
+      "the pod's own native sidecar's probe too",
+    );
+    const proxyEnv = probed.pod.spec.initContainers!.find((c) => c.name === 'postern-proxy')!;
+    t.same(JSON.parse(env(proxyEnv, 'POSTERN_APP_PROBES')!), {
+      '/app-health/api/livez': { tcp: true, port: 8080 },
+      '/app-health/cache/readyz': { tcp: true, port: 6380 },
+    });
+    t.doesNotThrow(() => valid(probed.pod));
+  },
+);

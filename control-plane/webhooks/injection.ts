@@ -27,6 +27,7 @@
 
 import type { InjectionSettings } from '../../common/injection-settings.ts';
 import { DEFAULT_INJECTION } from '../../common/injection-settings.ts';
+import { parseCidr } from '../../common/policy/cidr.ts';
 
 export type { InjectionSettings } from '../../common/injection-settings.ts';
 export { DEFAULT_INJECTION } from '../../common/injection-settings.ts';
@@ -45,6 +46,8 @@ export interface Container {
 
 export interface Probe {
   httpGet?: { path?: string; port: number | string; scheme?: string; host?: string };
+  tcpSocket?: { port: number | string; host?: string };
+  grpc?: { port: number };
   [field: string]: unknown;
 }
 
@@ -138,6 +141,9 @@ export function injectionDecision(
   if (annotations[STATUS_ANNOTATION] === 'injected' || hasProxy(pod.spec))
     return { inject: false, reason: 'already injected' };
   if (pod.spec.hostNetwork) return { inject: false, reason: 'hostNetwork pod' };
+  // The sidecar's security context (UIDs, capabilities, seccomp) and iptables are Linux's.
+  if ((pod.spec.os as { name?: string } | undefined)?.name === 'windows')
+    return { inject: false, reason: 'Windows pod' };
   const override = annotations[INJECT_ANNOTATION];
   if (override === 'false')
     return { inject: false, reason: `annotation ${INJECT_ANNOTATION}: "false"` };
@@ -199,23 +205,52 @@ function probePort(container: Container, port: number | string): number | undefi
 }
 
 /**
- * Rewrites each HTTP probe of the app's containers to the proxy's status
- * port; returns the originals by the path that now stands for them.
+ * Rewrites each HTTP and TCP probe of the app's containers (its restartable
+ * init containers too) to the proxy's status port; returns the originals by
+ * the path that now stands for them. A TCP probe would otherwise be
+ * redirected to the sidecar, which always accepts: it would check nothing.
+ * A gRPC probe, or one whose named port no container declares, is left as it
+ * is and said in `warnings`: it reaches the sidecar in plaintext and fails.
  */
-function rewriteProbes(containers: Container[]): Record<string, unknown> {
+function rewriteProbes(containers: Container[], warnings: string[]): Record<string, unknown> {
   const originals: Record<string, unknown> = {};
   for (const container of containers) {
     for (const [kind, suffix] of PROBE_KINDS) {
       const probe = container[kind];
-      if (!probe?.httpGet) continue;
-      const port = probePort(container, probe.httpGet.port);
-      if (port === undefined) continue;
+      if (!probe) continue;
       const path = `/app-health/${container.name}/${suffix}`;
+      if (probe.grpc) {
+        warnings.push(
+          `${container.name}'s ${kind} is gRPC, which the sidecar does not relay: exclude port ${probe.grpc.port} (${EXCLUDE_INBOUND_PORTS_ANNOTATION}) or use an HTTP probe`,
+        );
+        continue;
+      }
+      if (probe.tcpSocket) {
+        const port = probePort(container, probe.tcpSocket.port);
+        if (port === undefined) {
+          warnings.push(
+            `${container.name}'s ${kind} names a port no container declares: left as it is`,
+          );
+          continue;
+        }
+        originals[path] = { tcp: true, port };
+        const { tcpSocket: _tcp, ...rest } = probe;
+        container[kind] = { ...rest, httpGet: { path, port: PORTS.status, scheme: 'HTTP' } };
+        continue;
+      }
+      if (!probe.httpGet) continue;
+      const port = probePort(container, probe.httpGet.port);
+      if (port === undefined) {
+        warnings.push(
+          `${container.name}'s ${kind} names a port no container declares: left as it is`,
+        );
+        continue;
+      }
+      // `host` is where the kubelet would connect (the app is on loopback here); a Host header travels in httpHeaders.
       originals[path] = {
         path: probe.httpGet.path ?? '/',
         port,
         scheme: probe.httpGet.scheme ?? 'HTTP',
-        ...(probe.httpGet.host ? { host: probe.httpGet.host } : {}),
         ...(probe.httpGet['httpHeaders' as keyof typeof probe.httpGet]
           ? { httpHeaders: probe.httpGet['httpHeaders' as keyof typeof probe.httpGet] }
           : {}),
@@ -231,13 +266,57 @@ const fieldEnv = (name: string, fieldPath: string) => ({
   valueFrom: { fieldRef: { fieldPath } },
 });
 
-function resources(annotations: Readonly<Record<string, string>>) {
-  const pick = (key: keyof typeof RESOURCE_ANNOTATIONS) =>
-    annotations[RESOURCE_ANNOTATIONS[key]] ?? DEFAULT_RESOURCES[key];
-  return {
-    requests: { cpu: pick('cpu'), memory: pick('memory') },
-    limits: { cpu: pick('cpuLimit'), memory: pick('memoryLimit') },
+const CPU = /^([0-9]+(?:\.[0-9]+)?)(m?)$/;
+const MEMORY = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/;
+const MEMORY_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+
+/** A resource quantity as a number (cores, bytes), or undefined when it is not one we read. */
+function quantity(kind: 'cpu' | 'memory', text: string): number | undefined {
+  const match = (kind === 'cpu' ? CPU : MEMORY).exec(text);
+  if (!match) return undefined;
+  const value = Number(match[1]);
+  return kind === 'cpu' ? (match[2] ? value / 1000 : value) : value * MEMORY_UNITS[match[2] ?? '']!;
+}
+
+/**
+ * The proxy's resources from the annotations, each checked: a value that is
+ * not a quantity falls back to the default, and a request above its limit
+ * (which the API server would refuse, and the pod with it) raises the
+ * limit to it; both with a warning.
+ */
+function resources(annotations: Readonly<Record<string, string>>, warnings: string[]) {
+  const pick = (key: keyof typeof RESOURCE_ANNOTATIONS, kind: 'cpu' | 'memory') => {
+    const given = annotations[RESOURCE_ANNOTATIONS[key]];
+    if (given === undefined) return DEFAULT_RESOURCES[key];
+    if (quantity(kind, given) !== undefined) return given;
+    warnings.push(
+      `${RESOURCE_ANNOTATIONS[key]}: ${JSON.stringify(given)} is not a quantity; using ${DEFAULT_RESOURCES[key]}`,
+    );
+    return DEFAULT_RESOURCES[key];
   };
+  const chosen = {
+    requests: { cpu: pick('cpu', 'cpu'), memory: pick('memory', 'memory') },
+    limits: { cpu: pick('cpuLimit', 'cpu'), memory: pick('memoryLimit', 'memory') },
+  };
+  for (const kind of ['cpu', 'memory'] as const) {
+    if (quantity(kind, chosen.requests[kind])! > quantity(kind, chosen.limits[kind])!) {
+      warnings.push(
+        `the proxy's ${kind} request ${chosen.requests[kind]} is above its limit ${chosen.limits[kind]}, which Kubernetes refuses: the limit is raised to the request`,
+      );
+      chosen.limits[kind] = chosen.requests[kind];
+    }
+  }
+  return chosen;
 }
 
 const list = (text: string | undefined) =>
@@ -246,12 +325,30 @@ const list = (text: string | undefined) =>
     .map((item) => item.trim())
     .filter(Boolean);
 
+const IS_PORT = (item: string) =>
+  /^\d{1,5}$/.test(item) && Number(item) >= 1 && Number(item) <= 65535;
+const IS_CIDR = (item: string) => parseCidr(item) !== undefined;
+
+/** An exclusion annotation's entries that `postern redirect` accepts; the rest dropped with a warning (it would crash the init container). */
+function checkedList(
+  annotations: Readonly<Record<string, string>>,
+  name: string,
+  valid: (item: string) => boolean,
+  warnings: string[],
+): string[] {
+  const items = list(annotations[name]);
+  const bad = items.filter((item) => !valid(item));
+  if (bad.length) warnings.push(`${name}: ignored ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+  return items.filter(valid);
+}
+
 function proxyContainer(
   pod: PodTemplate,
   settings: InjectionSettings,
   port: number,
   probes: Record<string, unknown>,
   native: boolean,
+  warnings: string[],
 ): Container {
   const labels = Object.entries(pod.metadata?.labels ?? {})
     .map(([k, v]) => `${k}=${v}`)
@@ -288,7 +385,7 @@ function proxyContainer(
       httpGet: { path: '/healthz/ready', port: PORTS.status },
       periodSeconds: 5,
     },
-    resources: resources(pod.metadata?.annotations ?? {}),
+    resources: resources(pod.metadata?.annotations ?? {}, warnings),
     securityContext: {
       runAsUser: PROXY_UID,
       runAsGroup: PROXY_UID,
@@ -307,12 +404,28 @@ function proxyContainer(
   };
 }
 
-function initContainer(pod: PodTemplate, settings: InjectionSettings): Container {
+function initContainer(
+  pod: PodTemplate,
+  settings: InjectionSettings,
+  warnings: string[],
+): Container {
   const annotations = pod.metadata?.annotations ?? {};
   const excludedInbound = [
     String(PORTS.status),
-    ...list(annotations[EXCLUDE_INBOUND_PORTS_ANNOTATION]),
+    ...checkedList(annotations, EXCLUDE_INBOUND_PORTS_ANNOTATION, IS_PORT, warnings),
   ];
+  const outboundPorts = checkedList(
+    annotations,
+    EXCLUDE_OUTBOUND_PORTS_ANNOTATION,
+    IS_PORT,
+    warnings,
+  );
+  const outboundCidrs = checkedList(
+    annotations,
+    EXCLUDE_OUTBOUND_CIDRS_ANNOTATION,
+    IS_CIDR,
+    warnings,
+  );
   return {
     name: INIT_CONTAINER,
     image: settings.image,
@@ -321,18 +434,8 @@ function initContainer(pod: PodTemplate, settings: InjectionSettings): Container
       ...['--inbound-port', String(PORTS.inbound), '--outbound-port', String(PORTS.outbound)],
       ...['--proxy-uid', String(PROXY_UID)],
       ...['--exclude-inbound-ports', excludedInbound.join(',')],
-      ...(annotations[EXCLUDE_OUTBOUND_PORTS_ANNOTATION]
-        ? [
-            '--exclude-outbound-ports',
-            list(annotations[EXCLUDE_OUTBOUND_PORTS_ANNOTATION]).join(','),
-          ]
-        : []),
-      ...(annotations[EXCLUDE_OUTBOUND_CIDRS_ANNOTATION]
-        ? [
-            '--exclude-outbound-cidrs',
-            list(annotations[EXCLUDE_OUTBOUND_CIDRS_ANNOTATION]).join(','),
-          ]
-        : []),
+      ...(outboundPorts.length ? ['--exclude-outbound-ports', outboundPorts.join(',')] : []),
+      ...(outboundCidrs.length ? ['--exclude-outbound-cidrs', outboundCidrs.join(',')] : []),
     ],
     resources: {
       requests: { cpu: '10m', memory: '32Mi' },
@@ -389,24 +492,41 @@ function explicitProxyEnv(container: Container): Container {
   };
 }
 
-/** The pod with its sidecar (assumes injectionDecision said inject). */
+/** Pod Security levels that forbid the redirect init container (root with NET_ADMIN and NET_RAW). */
+const STRICT_POD_SECURITY = new Set(['baseline', 'restricted']);
+
+/**
+ * The pod with its sidecar (assumes injectionDecision said inject). A
+ * namespace whose Pod Security enforces baseline or restricted would refuse
+ * the redirect init container, and the pod with it: such pods get explicit
+ * mode instead, with a warning.
+ */
 export function injectPod(
   pod: PodTemplate,
   settings: InjectionSettings = DEFAULT_INJECTION,
+  namespaceLabels: Readonly<Record<string, string>> = {},
 ): Injected {
   const warnings: string[] = [];
   const copy = structuredClone(pod);
   const annotations = copy.metadata?.annotations ?? {};
-  const explicit = annotations[REDIRECT_ANNOTATION] === 'explicit';
+  const enforced = namespaceLabels['pod-security.kubernetes.io/enforce'];
+  const forced = enforced !== undefined && STRICT_POD_SECURITY.has(enforced);
+  const explicit = annotations[REDIRECT_ANNOTATION] === 'explicit' || forced;
+  if (forced && annotations[REDIRECT_ANNOTATION] !== 'explicit')
+    warnings.push(
+      `the namespace enforces Pod Security "${enforced}", which refuses the iptables init container: explicit mode (the app's egress through HTTP_PROXY; inbound only as mTLS to port ${PORTS.inbound})`,
+    );
   const native = annotations[NATIVE_SIDECAR_ANNOTATION] !== 'false';
   const port = appPort(copy, warnings);
-  const probes = rewriteProbes(copy.spec.containers);
-  const proxy = proxyContainer(copy, settings, port, probes, native);
+  // The pod's own native sidecars are probed like its containers, and their ports are redirected too.
+  const restartable = (copy.spec.initContainers ?? []).filter((c) => c.restartPolicy === 'Always');
+  const probes = rewriteProbes([...copy.spec.containers, ...restartable], warnings);
+  const proxy = proxyContainer(copy, settings, port, probes, native, warnings);
   const containers = explicit ? copy.spec.containers.map(explicitProxyEnv) : copy.spec.containers;
   const spec: PodSpec = {
     ...copy.spec,
     initContainers: [
-      ...(explicit ? [] : [initContainer(copy, settings)]),
+      ...(explicit ? [] : [initContainer(copy, settings, warnings)]),
       ...(native ? [proxy] : []),
       ...(copy.spec.initContainers ?? []),
     ],

@@ -1,13 +1,15 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { sendJson } from '../../common/http-json.ts';
 
-/** One of the app's HTTP probes as the pod spec had it before injection (control-plane/webhooks/injection.ts). */
+/** One of the app's probes as the pod spec had it before injection (control-plane/webhooks/injection.ts): HTTP, or a TCP connect. */
 export interface AppProbe {
-  readonly path: string;
   readonly port: number;
+  /** A tcpSocket probe: the port accepting a connection is the answer. */
+  readonly tcp?: boolean;
+  readonly path?: string;
   readonly scheme?: 'HTTP' | 'HTTPS';
-  readonly host?: string;
   readonly httpHeaders?: readonly { readonly name: string; readonly value: string }[];
 }
 
@@ -23,15 +25,15 @@ export function parseAppProbes(text: string): ReadonlyMap<string, AppProbe> {
   for (const [path, probe] of Object.entries(parsed)) {
     if (!path.startsWith('/app-health/'))
       throw new Error(`${path}: probe paths start with /app-health/`);
-    if (typeof probe?.path !== 'string' || !Number.isInteger(probe.port))
-      throw new Error(`${path}: expected { path, port, scheme }`);
+    if (!Number.isInteger(probe?.port) || (!probe.tcp && typeof probe.path !== 'string'))
+      throw new Error(`${path}: expected { path, port, scheme } or { tcp: true, port }`);
     probes.set(path, Object.freeze({ ...probe }));
   }
   return probes;
 }
 
 /**
- * The status listener (15021, on the pod's address): what the kubelet asks.
+ * The status listener (15021, on every address of the pod): what the kubelet asks.
  * `/healthz/ready` is the sidecar's own readiness; `/app-health/...` runs
  * one of the app's original HTTP probes against the app on loopback and
  * answers with its status. The kubelet cannot reach the app's port itself
@@ -57,10 +59,24 @@ export function createStatusServer(
       });
       return;
     }
+    if (probe.tcp) {
+      const socket = connect({ host: '127.0.0.1', port: probe.port, timeout: PROBE_TIMEOUT_MS });
+      const answer = (status: number, text: string) => {
+        socket.destroy();
+        if (!res.headersSent)
+          res.writeHead(status, { 'content-type': 'text/plain' }).end(`${text}\n`);
+      };
+      socket.once('connect', () => answer(200, 'app accepted the connection'));
+      socket.once('timeout', () => answer(503, 'the app did not accept the connection in time'));
+      socket.once('error', (error) =>
+        answer(503, `the app refused the connection: ${error.message}`),
+      );
+      return;
+    }
     const send = probe.scheme === 'HTTPS' ? httpsRequest : httpRequest;
     const headers: Record<string, string> = { 'user-agent': 'kube-probe (via postern)' };
+    // As the kubelet: httpHeaders win, a Host among them too.
     for (const { name, value } of probe.httpHeaders ?? []) headers[name.toLowerCase()] = value;
-    if (probe.host) headers.host = probe.host;
     const outgoing = send(
       {
         host: '127.0.0.1',

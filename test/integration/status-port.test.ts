@@ -27,6 +27,8 @@ t.test(
         ['/app-health/orders/readyz', { path: '/ready', port: appPort }],
         ['/app-health/orders/startupz', { path: '/warming', port: appPort }],
         ['/app-health/orders/livez', { path: '/', port: closed }],
+        ['/app-health/orders/tcp-open', { tcp: true, port: appPort }],
+        ['/app-health/orders/tcp-closed', { tcp: true, port: closed }],
       ]),
     });
     await untilReady(sidecar.adminPort);
@@ -44,6 +46,12 @@ t.test(
     const down = await status('/app-health/orders/livez');
     t.equal(down.code, 503, 'an app that does not answer fails the probe');
     t.match(down.body, /POSTERN_APP_PROBE_FAILED/);
+    t.equal(
+      (await status('/app-health/orders/tcp-open')).code,
+      200,
+      'a TCP probe: the port accepts',
+    );
+    t.equal((await status('/app-health/orders/tcp-closed')).code, 503, 'and a port that does not');
     t.equal((await status('/config')).code, 404, 'nothing else is served there');
     t.equal((await status('/app-health/other/readyz')).code, 404);
   },

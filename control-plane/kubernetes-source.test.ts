@@ -11,11 +11,10 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import t, { type Test } from 'tap';
-import { CertificateAuthority } from '../certs/authority.ts';
-import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import type { RoutePolicy } from '../common/policy/schema.ts';
+import { apiServerTls, fakeKubeConfig } from '../test/fake-kubernetes-api.ts';
 import { eventually, testLogger } from '../test/helpers.ts';
 import { KubernetesPolicySource } from './kubernetes-source.ts';
 import type { PolicySet } from './policy-source.ts';
@@ -26,14 +25,7 @@ const fixture = (name: string) =>
   readFile(join(import.meta.dirname, `../test/fixtures/kubernetes/${name}`), 'utf8');
 
 async function fakeApiServer(t: Test, options: { withoutGatewayApi?: boolean } = {}) {
-  const ca = await CertificateAuthority.create('cluster.local');
-  const keys = await generateKeyPair();
-  const cert = await ca.issue(keys.publicKey, {
-    uris: [],
-    dnsNames: ['localhost'],
-    ipAddresses: ['127.0.0.1'],
-    ttlMs: 3600_000,
-  });
+  const tls = await apiServerTls();
   let list = await fixture('routepolicy-list.json');
   const routeList = await fixture('httproute-list.json');
   const watchers: ServerResponse[] = [];
@@ -42,7 +34,7 @@ async function fakeApiServer(t: Test, options: { withoutGatewayApi?: boolean } =
   /** Status writes: the path, content type and body of each PATCH. */
   const patches: { path: string; contentType: string; body: unknown }[] = [];
   let failLists = 0;
-  const server = createServer({ cert, key: privateKeyToPem(keys.privateKey) }, (req, res) => {
+  const server = createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
     requests.push(`${req.method} ${req.url} ${req.headers.authorization}`);
     const url = new URL(req.url ?? '/', 'https://api');
     if (
@@ -119,19 +111,7 @@ async function fakeApiServer(t: Test, options: { withoutGatewayApi?: boolean } =
     server.closeAllConnections();
     return new Promise((resolve) => server.close(resolve));
   });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [
-      {
-        name: 'fake',
-        server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        caData: Buffer.from(ca.bundlePem).toString('base64'),
-      },
-    ],
-    users: [{ name: 'control-plane', token: 'service-account-token' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'control-plane' }],
-    currentContext: 'fake',
-  });
+  const kubeConfig = fakeKubeConfig((server.address() as AddressInfo).port, tls.caPem);
   const event = (type: 'ADDED' | 'MODIFIED' | 'DELETED', object: unknown) => {
     for (const watcher of watchers) watcher.write(`${JSON.stringify({ type, object })}\n`);
   };

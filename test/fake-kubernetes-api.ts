@@ -18,10 +18,8 @@ export interface RecordedRequest {
   readonly body: unknown;
 }
 
-export async function startFakeKubernetesApi(
-  t: { teardown(fn: () => unknown): void },
-  handle: (req: RecordedRequest, res: ServerResponse) => void,
-): Promise<{ kubeConfig: KubeConfig; requests: RecordedRequest[] }> {
+/** A serving certificate for localhost/127.0.0.1 from a CA of its own: what a fake API server presents. */
+export async function apiServerTls(): Promise<{ cert: string; key: string; caPem: string }> {
   const ca = await CertificateAuthority.create('cluster.local');
   const keys = await generateKeyPair();
   const cert = await ca.issue(keys.publicKey, {
@@ -30,9 +28,35 @@ export async function startFakeKubernetesApi(
     ipAddresses: ['127.0.0.1'],
     ttlMs: 3600_000,
   });
+  return { cert, key: privateKeyToPem(keys.privateKey), caPem: ca.bundlePem };
+}
+
+/** A kubeconfig for the fake at `port`, trusting `caPem`, with a service-account token as the control plane has. */
+export function fakeKubeConfig(port: number, caPem: string): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: 'fake',
+        server: `https://127.0.0.1:${port}`,
+        caData: Buffer.from(caPem).toString('base64'),
+      },
+    ],
+    users: [{ name: 'control-plane', token: 'service-account-token' }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: 'control-plane' }],
+    currentContext: 'fake',
+  });
+  return kubeConfig;
+}
+
+export async function startFakeKubernetesApi(
+  t: { teardown(fn: () => unknown): void },
+  handle: (req: RecordedRequest, res: ServerResponse) => void,
+): Promise<{ kubeConfig: KubeConfig; requests: RecordedRequest[] }> {
+  const tls = await apiServerTls();
   const requests: RecordedRequest[] = [];
   const server = createServer(
-    { cert, key: privateKeyToPem(keys.privateKey) },
+    { cert: tls.cert, key: tls.key },
     (req: IncomingMessage, res: ServerResponse) => {
       let text = '';
       req.on('data', (chunk) => {
@@ -55,19 +79,7 @@ export async function startFakeKubernetesApi(
     server.closeAllConnections();
     return new Promise((resolve) => server.close(resolve));
   });
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [
-      {
-        name: 'fake',
-        server: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        caData: Buffer.from(ca.bundlePem).toString('base64'),
-      },
-    ],
-    users: [{ name: 'control-plane', token: 'service-account-token' }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: 'control-plane' }],
-    currentContext: 'fake',
-  });
+  const kubeConfig = fakeKubeConfig((server.address() as AddressInfo).port, tls.caPem);
   return { kubeConfig, requests };
 }
 

@@ -104,14 +104,7 @@ export class GatewayListener {
   constructor(options: GatewayListenerOptions) {
     const { state, logger, metrics } = options;
     this.#clientCa = options.tls.clientCa;
-    const upstreams = new MeshUpstreams({
-      svid: options.svid,
-      revokedUpTo: (spiffeId) => state.current?.revoked.get(spiffeId),
-      metrics,
-      logger,
-      onTunnelError: (error, socket) => failTunnel(socket, error, logger, 'gateway'),
-      now: options.now,
-    });
+    const upstreams = MeshUpstreams.forListener(options, 'gateway');
     this.upstreams = upstreams;
     const headerRules: RequestHeaderRules = Object.freeze({
       underscores: DEFAULT_UNDERSCORE_ACTION,

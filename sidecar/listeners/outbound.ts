@@ -11,7 +11,7 @@ import {
 } from '../http/headers.ts';
 import { writeLocalReplyToSocket } from '../http/local-reply.ts';
 import { MeshUpstreams } from '../upstream/mesh-upstreams.ts';
-import { failTunnel, serveExchanges } from './serve-exchanges.ts';
+import { serveExchanges } from './serve-exchanges.ts';
 
 const NO_HEADERS: readonly string[] = Object.freeze([]);
 
@@ -35,14 +35,7 @@ export class OutboundListener {
 
   constructor(options: OutboundOptions) {
     const { state, logger, metrics } = options;
-    const upstreams = new MeshUpstreams({
-      svid: options.svid,
-      revokedUpTo: (spiffeId) => state.current?.revoked.get(spiffeId),
-      metrics,
-      logger,
-      onTunnelError: (error, socket) => failTunnel(socket, error, logger, 'outbound'),
-      now: options.now,
-    });
+    const upstreams = MeshUpstreams.forListener(options, 'outbound');
     this.upstreams = upstreams;
     const chain = outboundChain({ state });
     const headerRules: RequestHeaderRules = options.traced

@@ -3,10 +3,12 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../../common/log.ts';
+import type { ListenerParts } from '../data-plane.ts';
 import type { Exchange } from '../filters/filter.ts';
 import { type ForwardOptions, type ForwardResult, forwardRequest } from '../http/forward.ts';
 import { sendLocalReply } from '../http/local-reply.ts';
 import type { Svid } from '../identity/svid.ts';
+import { failTunnel } from '../listeners/serve-exchanges.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 import { Balancer, RetryBudget } from './balancer.ts';
 import { MeshConnections } from './mesh-connections.ts';
@@ -101,6 +103,22 @@ export class MeshUpstreams {
     this.#proxy.on('error', (error, _req, socket) =>
       options.onTunnelError(error, socket as Duplex),
     );
+  }
+
+  /** The upstreams of a listener of the data plane: its SVID, the snapshot's revocations, its metrics and log. */
+  static forListener(
+    parts: Pick<ListenerParts, 'svid' | 'state' | 'metrics' | 'logger'> & { now?: () => number },
+    direction: 'outbound' | 'gateway',
+  ): MeshUpstreams {
+    const { state, logger } = parts;
+    return new MeshUpstreams({
+      svid: parts.svid,
+      revokedUpTo: (spiffeId) => state.current?.revoked.get(spiffeId),
+      metrics: parts.metrics,
+      logger,
+      onTunnelError: (error, socket) => failTunnel(socket, error, logger, direction),
+      ...(parts.now ? { now: parts.now } : {}),
+    });
   }
 
   /** Sends the request, retrying where that is safe; resolves with the last attempt's result (the status the client got). */

@@ -55,3 +55,10 @@ export class ForbiddenError extends PosternError {
     super('POSTERN_FORBIDDEN', message);
   }
 }
+
+/** Something the answer depends on (the Kubernetes API, say) cannot answer now: retry (503). */
+export class UnavailableError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_UNAVAILABLE', message);
+  }
+}

@@ -17,7 +17,6 @@ import { policyActions, policyCaps } from './detection/cap.ts';
 import { localInput } from './detection/input.ts';
 import { LiveDetection } from './detection/live-detection.ts';
 import type { SharedDetectionLog } from './detection/shared-log.ts';
-import type { TrustBundleConfigMaps } from './kubernetes/trust-bundle-config-maps.ts';
 import { MeshAuthority } from './mesh-authority.ts';
 import { defaultOperators } from './operators.ts';
 import { PolicyDirectory, type PolicySet } from './policy-source.ts';
@@ -27,6 +26,7 @@ import { meshId, nextEpoch, statePaths } from './state.ts';
 import { TokenStore } from './tokens.ts';
 import { DEFAULT_INJECTION, type InjectionSettings } from './webhooks/injection.ts';
 import { startWebhookServer, type WebhookServer } from './webhooks/webhook-server.ts';
+import { tokenCredentials, type WorkloadCredentials } from './workload-credentials.ts';
 
 /** Connections the kernel may queue before the control plane accepts them. */
 export const API_LISTEN_BACKLOG = 4096;
@@ -221,25 +221,42 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const at = tokens.revocationsNow().get(spiffeId);
     return at === undefined ? undefined : at - BACKDATE_MS;
   };
-  const tokensChanged = () => {
+  // In a cluster, pods are credentials too (ServiceAccount tokens), and
+  // their coming and going changes who may renew and watch.
+  let credentials: WorkloadCredentials = tokenCredentials(tokens);
+  const credentialsChanged = () => {
     hub.setRevocations(revocations());
     const ended = hub.endWhere(
       (s) =>
-        !tokens.bindingNow(s.workload, s.spiffeId) ||
+        !credentials.stillBound(s.workload, s.spiffeId) ||
         isRevokedCertificate(s.certificateNotBeforeMs, revokedUpTo(s.spiffeId)),
     );
     if (ended) logger.warn('revoked identities: snapshot watches ended', { ended });
   };
   await tokens.refresh();
-  tokensChanged();
-  tokens.watch(tokensChanged, (error) => logger.error('watching the token file failed', { error }));
+  const cluster = options.kubernetes
+    ? await (await import('./kubernetes/cluster.ts')).startCluster(options.kubernetes, {
+        logger,
+        trustDomain: ca.trustDomain,
+        tokens,
+        hub,
+        caConfigMap: (options.injection ?? DEFAULT_INJECTION).caConfigMap,
+        servesWebhooks: options.webhookPort !== undefined,
+        onPodsChange: credentialsChanged,
+      })
+    : undefined;
+  if (cluster) credentials = cluster.credentials;
+  credentialsChanged();
+  tokens.watch(credentialsChanged, (error) =>
+    logger.error('watching the token file failed', { error }),
+  );
   // Where the folder cannot be watched (some network filesystems) a stat
   // every half minute still ends revoked watches; with a watch it finds
   // nothing new and costs one stat.
   const recheck = setInterval(() => {
     tokens
       .refresh()
-      .then(tokensChanged)
+      .then(credentialsChanged)
       .catch((error: unknown) => logger.error('reading the token files failed', { error }));
   }, TOKEN_RECHECK_MS);
   recheck.unref();
@@ -252,37 +269,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const keepAliveMs = options.keepAliveMs ?? 15_000;
   let serving = await servingCertificate(ca, options.host);
   let webhooks: WebhookServer | undefined;
-  // Injection asks whether a pod's namespace opted in; only the cluster knows (and only cluster mode serves the webhook usefully).
-  let bundleConfigMaps: TrustBundleConfigMaps | undefined;
-  const namespaces = options.kubernetes
-    ? new (await import('./kubernetes/namespace-labels.ts')).NamespaceLabels(
-        options.kubernetes,
-        logger,
-        () => void bundleConfigMaps?.sync(),
-      )
-    : undefined;
-  await namespaces?.start();
-  // The trust bundle injected sidecars mount, in every namespace.
-  bundleConfigMaps =
-    options.kubernetes && namespaces
-      ? new (await import('./kubernetes/trust-bundle-config-maps.ts')).TrustBundleConfigMaps(
-          options.kubernetes,
-          logger,
-          {
-            name: (options.injection ?? DEFAULT_INJECTION).caConfigMap,
-            namespaces: () => namespaces.names(),
-          },
-        )
-      : undefined;
-  // Its own webhooks' caBundle: the mesh bundle, which verifies the serving certificate the webhooks present.
-  const webhookCa =
-    options.kubernetes && options.webhookPort !== undefined
-      ? new (await import('./kubernetes/webhook-ca.ts')).WebhookCaBundle(options.kubernetes, logger)
-      : undefined;
   const server = createApiServer({
     ca,
     rotation,
-    tokens,
+    credentials,
     hub,
     logger,
     svidTtlMs: options.svidTtlMs,
@@ -317,8 +307,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // which every sidecar has confirmed by then.
   ca.onChange(({ signerChanged }) => {
     hub.setTrustBundle(ca.bundlePem);
-    void webhookCa?.set(ca.bundlePem);
-    void bundleConfigMaps?.set(ca.bundlePem);
+    void cluster?.setTrustBundle(ca.bundlePem);
     if (signerChanged) void renewServing();
     else applyTls();
   });
@@ -338,13 +327,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           logger,
           deps: {
             settings: options.injection ?? DEFAULT_INJECTION,
-            namespaceLabels: (name) => namespaces?.labelsOf(name) ?? {},
+            // Injection asks whether a pod's namespace opted in; only the cluster knows.
+            namespaceLabels: (name) => cluster?.namespaceLabels(name) ?? {},
             onDecision: (entry) => logger.info('admission: pod', entry),
             servesGateway: (parent) => hub.hasWorkload(parent.namespace, parent.name),
           },
         });
-  if (webhooks) await webhookCa?.set(ca.bundlePem);
-  await bundleConfigMaps?.set(ca.bundlePem);
+  // The trust bundle injected sidecars mount, in every namespace, and the
+  // webhooks' caBundle (the mesh bundle verifies their serving certificate).
+  await cluster?.setTrustBundle(ca.bundlePem);
   logger.info('control plane listening', {
     apiPort,
     trustDomain: ca.trustDomain,
@@ -369,9 +360,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await shared?.close();
       await blocks.saved();
       await policies.close();
-      await namespaces?.close();
-      webhookCa?.close();
-      bundleConfigMaps?.close();
+      await cluster?.close();
       await webhooks?.close();
       await closeServer(server);
       await openTelemetry?.shutdown();

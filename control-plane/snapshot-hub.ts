@@ -19,6 +19,19 @@ import {
 } from '../common/wire.ts';
 import { WatchLimitError } from './api/errors.ts';
 
+/**
+ * A mesh endpoint the control plane learned from the platform rather than
+ * from a registration (in a cluster: EndpointSlices and Pods, see
+ * kubernetes/discovery.ts): what the registry carries, plus the pod's
+ * workload and labels (which policies select it, so who may call it).
+ */
+export interface DiscoveredEndpoint {
+  readonly entry: RegistryEntry;
+  readonly workload: string;
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 /** A sidecar holding a snapshot watch open: its registration and a way to push to it. */
 export interface Subscriber {
   readonly workload: string;
@@ -196,6 +209,8 @@ export class SnapshotHub {
   /** Registered sidecars per `namespace/workload`, built with #endpoints. */
   #replicas: Map<string, number> | undefined;
   #blocks: ReadonlyMap<string, readonly Block[]> = new Map();
+  /** Set in a cluster: the registry then comes from discovery (setDiscoveredEndpoints). */
+  #discovered: readonly DiscoveredEndpoint[] | undefined;
   #httpRoutes: readonly HttpRoute[] = [];
   /** Registered pod addresses per SPIFFE ID, built with #endpoints. */
   #hosts: Map<string, string[]> | undefined;
@@ -244,6 +259,17 @@ export class SnapshotHub {
   /** Callers blocked after exfiltration alerts, by `namespace/workload`; each workload's snapshot carries its own. */
   setBlocks(blocks: ReadonlyMap<string, readonly Block[]>): void {
     this.#blocks = blocks;
+    this.#changed();
+  }
+
+  /**
+   * From now on the registry is these endpoints, not the registrations: in
+   * a cluster every replica of the control plane sees the same Kubernetes
+   * objects, so each serves the same snapshots whichever replica a sidecar
+   * watches, where registrations are only the watches this replica holds.
+   */
+  setDiscoveredEndpoints(endpoints: readonly DiscoveredEndpoint[]): void {
+    this.#discovered = endpoints;
     this.#changed();
   }
 
@@ -390,32 +416,46 @@ export class SnapshotHub {
     return this.#hosts!.get(spiffeId);
   }
 
-  /** Every registered endpoint with the callers its policies admit; rebuilt after each change. */
+  /** Every endpoint (discovered, else registered) with the callers its policies admit; rebuilt after each change. */
   #registry(): readonly Endpoint[] {
     if (!this.#endpoints) {
       const endpoints: Endpoint[] = [];
-      for (const sub of this.#subscribers.keys()) {
-        if (!sub.address) continue;
-        endpoints.push({
-          entry: {
+      // Replicas count pods, not entries: one pod behind two Services is one replica.
+      const pods = new Map<string, Set<string>>();
+      const add = (
+        workload: Pick<Subscriber, 'namespace' | 'labels'>,
+        name: string,
+        entry: RegistryEntry,
+      ) => {
+        endpoints.push({ entry, callers: this.#group(workload).callers });
+        const key = `${entry.namespace}/${name}`;
+        pods.set(key, (pods.get(key) ?? new Set()).add(entry.address));
+      };
+      if (this.#discovered) {
+        for (const endpoint of this.#discovered) add(endpoint, endpoint.workload, endpoint.entry);
+      } else {
+        for (const sub of this.#subscribers.keys()) {
+          if (!sub.address) continue;
+          add(sub, sub.workload, {
             service: sub.workload,
             namespace: sub.namespace,
             address: sub.address,
             spiffeId: sub.spiffeId,
-          },
-          callers: this.#group(sub).callers,
-        });
+          });
+        }
       }
-      this.#endpoints = endpoints.sort((a, b) =>
-        (a.entry.service + a.entry.address).localeCompare(b.entry.service + b.entry.address),
+      this.#endpoints = endpoints.sort(
+        (a, b) =>
+          a.entry.namespace.localeCompare(b.entry.namespace) ||
+          a.entry.service.localeCompare(b.entry.service) ||
+          a.entry.address.localeCompare(b.entry.address),
       );
-      this.#replicas = new Map();
+      this.#replicas = new Map([...pods].map(([key, addresses]) => [key, addresses.size]));
       this.#hosts = new Map();
       for (const { entry } of endpoints) {
-        const key = `${entry.namespace}/${entry.service}`;
-        this.#replicas.set(key, (this.#replicas.get(key) ?? 0) + 1);
         const hosts = this.#hosts.get(entry.spiffeId) ?? [];
-        hosts.push(hostOfHostPort(entry.address));
+        const host = hostOfHostPort(entry.address);
+        if (!hosts.includes(host)) hosts.push(host);
         this.#hosts.set(entry.spiffeId, hosts);
       }
     }

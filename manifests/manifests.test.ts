@@ -101,11 +101,16 @@ t.test(
         [443, 'webhooks'],
       ],
     );
+    t.equal(
+      service.spec.sessionAffinity,
+      'ClientIP',
+      "a sidecar's acks reach the replica holding its watch",
+    );
   },
 );
 
 t.test(
-  'RBAC is least privilege: no wildcard, writes only to HTTPRoute status and its own webhooks',
+  'RBAC is least privilege: no wildcard, reads what discovery and bootstrap watch, writes only to HTTPRoute status, its own webhooks and the trust bundle',
   async (t) => {
     const role = find(kustomize('.'), 'ClusterRole', 'postern-control-plane');
     for (const rule of role.rules) {
@@ -119,7 +124,9 @@ t.test(
       const allowed =
         rule.resources.join() === 'httproutes/status' ||
         rule.resourceNames?.length === 1 ||
-        (rule.resources.join() === 'configmaps' && writes.join() === 'create');
+        (rule.resources.join() === 'configmaps' && writes.join() === 'create') ||
+        // A TokenReview is a question to the API server, stored nowhere.
+        (rule.resources.join() === 'tokenreviews' && writes.join() === 'create');
       t.ok(allowed, `writes only where it must: ${JSON.stringify(rule)}`);
     }
     const grants = (group: string, resource: string, verb: string) =>
@@ -131,10 +138,14 @@ t.test(
       ['postern.dev', 'routepolicies'],
       ['gateway.networking.k8s.io', 'httproutes'],
       ['', 'namespaces'],
+      ['', 'pods'],
+      ['', 'services'],
+      ['discovery.k8s.io', 'endpointslices'],
     ])
       for (const verb of ['list', 'watch'])
         t.ok(grants(group, resource, verb), `${verb} ${resource}`);
     t.ok(grants('gateway.networking.k8s.io', 'httproutes/status', 'patch'));
+    t.ok(grants('authentication.k8s.io', 'tokenreviews', 'create'));
     t.ok(grants('admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'patch'));
   },
 );

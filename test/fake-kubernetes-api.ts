@@ -14,6 +14,8 @@ import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 export interface RecordedRequest {
   readonly method: string;
   readonly path: string;
+  /** The query string's parameters (watch=true, resourceVersion, ...). */
+  readonly query: URLSearchParams;
   readonly contentType: string | undefined;
   readonly body: unknown;
 }
@@ -63,9 +65,11 @@ export async function startFakeKubernetesApi(
         text += chunk;
       });
       req.on('end', () => {
+        const url = new URL(req.url ?? '/', 'https://api');
         const recorded = {
           method: req.method ?? '',
-          path: new URL(req.url ?? '/', 'https://api').pathname,
+          path: url.pathname,
+          query: url.searchParams,
           contentType: req.headers['content-type'],
           body: text ? JSON.parse(text) : undefined,
         };

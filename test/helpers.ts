@@ -11,14 +11,14 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import type { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
 import type { ConnectionLimits } from '../common/connection-limits.ts';
 import { Logger } from '../common/log.ts';
 import type { Alert } from '../common/usage.ts';
-import type { RegistryEntry } from '../common/wire.ts';
+import type { CertificateResponse, RegistryEntry } from '../common/wire.ts';
 import { workloadDnsNames } from '../control-plane/api/caller.ts';
 import {
   type ControlPlane,
@@ -203,6 +203,8 @@ export interface TestMesh {
     inboundLimits?: Partial<ConnectionLimits>;
     /** Default 127.0.0.1. */
     inboundHost?: string;
+    /** Default 0 (any); a pod in a fake cluster names its port beforehand. */
+    inboundPort?: number;
     /** --headers-with-underscores for this sidecar (default allow). */
     headersWithUnderscores?: UnderscoreAction;
     /** The sidecar's clock (JWT and key-set expiry, entry expiry); default Date.now. */
@@ -297,7 +299,7 @@ export async function startTestMesh(
         trustDomain: 'cluster.local',
         labels: o.labels ?? { app: o.workload },
         inboundHost: o.inboundHost ?? '127.0.0.1',
-        inboundPort: 0,
+        inboundPort: o.inboundPort ?? 0,
         outboundPort: 0,
         adminPort: o.adminPort ?? 0,
         logger: testLogger(`sidecar ${o.workload}`),
@@ -340,6 +342,34 @@ export async function shopSidecars(
 }
 
 /** Waits until the sidecar whose admin port is `adminPort` answers ready (a certificate and a snapshot). */
+/** A certificate response, or the API's error. */
+export type CertificateAnswer = CertificateResponse & { error?: { code: string; message: string } };
+
+/**
+ * POST /v1/certificates at the mesh's control plane, as a sidecar sends it:
+ * over a connection that verifies the control plane with the mesh bundle,
+ * presenting no client certificate unless `dispatcher` does (a renewal).
+ */
+export function certificatePoster(
+  t: { teardown(fn: () => unknown): void },
+  mesh: Pick<TestMesh, 'controlPlane' | 'controlPlaneUrl'>,
+): (
+  body: unknown,
+  dispatcher?: Dispatcher,
+) => Promise<{ status: number; body: CertificateAnswer }> {
+  const verifying = new Agent({ connect: { ca: mesh.controlPlane.ca.bundlePem } });
+  t.teardown(() => verifying.close());
+  return async (body, dispatcher = verifying) => {
+    const res = await request(`${mesh.controlPlaneUrl}/v1/certificates`, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as CertificateAnswer };
+  };
+}
+
 export function untilReady(adminPort: number): Promise<void> {
   return eventually(
     async () => (await request(`http://127.0.0.1:${adminPort}/healthz/ready`)).statusCode === 200,

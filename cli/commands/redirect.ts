@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
 import { ConfigError } from '../../common/errors.ts';
 import { parseCidr } from '../../common/policy/cidr.ts';
 import { portFlag } from '../flags.ts';
@@ -79,8 +80,18 @@ export const redirect: Command = {
     }
     await restore('iptables-restore', rules[4]);
     await restore('ip6tables-restore', rules[6]).catch((error: Error) => {
-      // A node without IPv6 has no ip6tables nat table: IPv4 alone is the pod's traffic.
-      process.stderr.write(`postern redirect: IPv6 rules not installed: ${error.message}\n`);
+      // A node without IPv6 has no ip6tables nat table: IPv4 alone is the
+      // pod's traffic. A pod that has an IPv6 address would send that
+      // traffic around the sidecar: fail closed, the pod does not start.
+      const v6 = routableIpv6Addresses();
+      if (v6.length) {
+        throw new ConfigError(
+          `the pod has IPv6 addresses (${v6.join(', ')}) but the IPv6 redirect rules could not be installed, so IPv6 traffic would bypass the sidecar: ${error.message}`,
+        );
+      }
+      process.stderr.write(
+        `postern redirect: IPv6 rules not installed (the pod has no IPv6 address): ${error.message}\n`,
+      );
     });
     process.stderr.write('postern redirect: traffic redirected through the sidecar\n');
     return 0;
@@ -101,4 +112,14 @@ function restore(binary: string, rules: string): Promise<void> {
     );
     child.stdin.end(rules);
   });
+}
+
+/** The pod's IPv6 addresses other than loopback and link-local (which leave no node). */
+export function routableIpv6Addresses(
+  interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces(),
+): string[] {
+  return Object.values(interfaces)
+    .flat()
+    .filter((a) => a && a.family === 'IPv6' && !a.internal && !a.address.startsWith('fe80:'))
+    .map((a) => a!.address);
 }

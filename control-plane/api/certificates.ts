@@ -8,33 +8,38 @@ import type { ApiContext, Handler, Routes } from './context.ts';
 
 /** POST /v1/certificates (CSR signing) and GET /v1/trust-bundle. */
 export function certificateRoutes(ctx: ApiContext): Routes {
-  const { ca, tokens, logger } = ctx;
+  const { ca, credentials, logger } = ctx;
 
-  // The first request proves identity with a bootstrap token; renewals with
-  // the SVID being renewed. Either way the identity comes from the
-  // credential, and the CSR must ask for exactly that identity.
+  // The first request proves identity with a bootstrap credential (a token
+  // an operator minted; in a cluster, the pod's projected ServiceAccount
+  // token); renewals with the SVID being renewed. Either way the identity
+  // comes from the credential, never from what the CSR asks.
   const issue: Handler = async (req, res) => {
     const body = (await readJsonBody(req)) as Partial<CertificateRequest>;
     if (typeof body?.csr !== 'string')
       throw new BadRequestBodyError(400, 'expected {"csr": "<PEM>", "token"?: "..."}');
     let spiffeId: string;
     let dnsNames: string[];
+    let via: string;
     const current = svidIdentity(req);
     if (typeof body.token === 'string') {
-      const binding = await tokens.verify(body.token);
-      if (!binding) throw new AuthenticationError('the bootstrap token is not known');
+      const binding = await credentials.bootstrap(body.token);
+      if (!binding)
+        throw new AuthenticationError('the bootstrap credential proves no workload identity');
       spiffeId = binding.spiffeId;
       dnsNames = workloadDnsNames(binding.workload, binding.namespace);
+      via = binding.via;
     } else if (current) {
-      if (!(await tokens.isBound(current))) {
+      if (!(await credentials.mayRenew(current))) {
         throw new AuthenticationError(
-          `${current} has no bootstrap binding any more (revoked); it cannot renew`,
+          `${current} has no bootstrap binding any more (revoked) nor, in a cluster, a live pod; it cannot renew`,
         );
       }
       refuseRevoked(req, current, ctx.revokedUpTo);
       spiffeId = current;
       // A renewal keeps the names the bootstrap proved: they are in the certificate being renewed.
       dnsNames = svidDnsNames(req);
+      via = 'svid';
     } else {
       throw new AuthenticationError(
         'send a bootstrap token, or renew over a connection that presents your current SVID',
@@ -59,7 +64,7 @@ export function certificateRoutes(ctx: ApiContext): Routes {
     logger.info('certificate issued', {
       spiffeId,
       notAfter,
-      via: body.token ? 'bootstrap-token' : 'svid',
+      via,
       remote: (req.socket as TLSSocket).remoteAddress,
     });
     sendJson(res, 200, response);

@@ -7,14 +7,15 @@ import type { LiveDetection } from '../detection/live-detection.ts';
 import type { MeshAuthority } from '../mesh-authority.ts';
 import type { RootRotation } from '../root-rotation.ts';
 import type { SnapshotHub } from '../snapshot-hub.ts';
-import type { TokenStore } from '../tokens.ts';
+import type { WorkloadCredentials } from '../workload-credentials.ts';
 
 /** What the API's handlers share: one per control plane. */
 export interface ApiContext {
   /** Signs with the root that signs now; its `bundlePem` is the bundle of the moment. */
   readonly ca: MeshAuthority;
   readonly rotation: RootRotation;
-  readonly tokens: TokenStore;
+  /** Who may bootstrap, renew and register (bootstrap tokens; in a cluster, pods too). */
+  readonly credentials: WorkloadCredentials;
   readonly hub: SnapshotHub;
   readonly logger: Logger;
   readonly svidTtlMs: number;

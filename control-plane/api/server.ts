@@ -5,7 +5,12 @@ import {
   capConnections,
   timeoutOptions,
 } from '../../common/connection-limits.ts';
-import { AuthenticationError, CsrRejectedError, ForbiddenError } from '../../common/errors.ts';
+import {
+  AuthenticationError,
+  CsrRejectedError,
+  ForbiddenError,
+  UnavailableError,
+} from '../../common/errors.ts';
 import { BadRequestBodyError, sendError } from '../../common/http-json.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { NoPreparedRootError, RotationInProgressError } from '../root-phases.ts';
@@ -36,6 +41,7 @@ function statusOf(error: unknown): number {
   )
     return 409;
   if (error instanceof WatchLimitError) return 429;
+  if (error instanceof UnavailableError) return 503;
   return 500;
 }
 

@@ -2,7 +2,6 @@ import { isHostPort } from '../../common/address.ts';
 import { ForbiddenError } from '../../common/errors.ts';
 import { BadRequestBodyError } from '../../common/http-json.ts';
 import { formatLabels, parseLabels } from '../../common/wire.ts';
-import { labelsOf } from '../tokens.ts';
 import { mayAdvertise, refuseRevoked, svidNotBefore, workloadCaller } from './caller.ts';
 import type { ApiContext, Handler, Routes } from './context.ts';
 import { SnapshotStream } from './snapshot-stream.ts';
@@ -14,12 +13,12 @@ const sortedLabels = (labels: Readonly<Record<string, string>>) =>
  * GET /v1/snapshots: an SSE stream of this workload's snapshots. Opening it
  * registers the workload; closing it removes the registration. Every part of
  * the registration comes from what the caller proved, not from what it
- * says: the workload from its SVID, the labels from its bootstrap binding,
- * the address only where it connects from. The query's `workload` and
+ * says: the workload from its SVID, the labels from its bootstrap binding
+ * (in a cluster, from its pod), the address only where it connects from. The query's `workload` and
  * `labels` are checked against those, so a misconfigured sidecar hears why.
  */
 export function snapshotRoutes(ctx: ApiContext): Routes {
-  const { tokens, hub, logger } = ctx;
+  const { credentials, hub, logger } = ctx;
 
   const watch: Handler = async (req, res, url) => {
     const caller = workloadCaller(req, 'the snapshot watch');
@@ -30,19 +29,32 @@ export function snapshotRoutes(ctx: ApiContext): Routes {
         `the certificate of ${spiffeId} was issued for workload ${JSON.stringify(workload)}, not ${JSON.stringify(asked)}`,
       );
     }
-    const binding = await tokens.bindingFor(workload, spiffeId);
+    const address = url.searchParams.get('address') || undefined;
+    let host = req.socket.remoteAddress ?? '';
+    if (address !== undefined) {
+      if (!isHostPort(address))
+        throw new BadRequestBodyError(400, `address ${JSON.stringify(address)} is not host:port`);
+      host = address.slice(0, address.lastIndexOf(':'));
+      if (!mayAdvertise(host, req.socket.remoteAddress)) {
+        throw new ForbiddenError(
+          `address ${JSON.stringify(address)} is not where this sidecar connects from (${req.socket.remoteAddress}); a sidecar advertises its own IP`,
+        );
+      }
+    }
+    const binding = await credentials.bindingFor(workload, spiffeId, host);
     // The caller may have gone while we looked: registering it now would
     // leave a registry entry that nothing ever removes.
     if (res.destroyed) return;
     if (!binding) {
       throw new ForbiddenError(
-        `${spiffeId} is not bound to workload ${JSON.stringify(workload)} any more (revoked)`,
+        `${spiffeId} is not bound to workload ${JSON.stringify(workload)} any more (revoked), and no live pod of it runs at ${host}`,
       );
     }
     refuseRevoked(req, spiffeId, ctx.revokedUpTo);
-    const labels = labelsOf(binding);
+    const { labels } = binding;
     const askedLabels = url.searchParams.get('labels');
-    if (askedLabels) {
+    // A pod's labels are the pod's as the API says now; a token's were bound with it, and a sidecar asking for others is misconfigured.
+    if (askedLabels && binding.via === 'bootstrap-token') {
       let parsed: Record<string, string>;
       try {
         parsed = parseLabels(askedLabels);
@@ -52,17 +64,6 @@ export function snapshotRoutes(ctx: ApiContext): Routes {
       if (sortedLabels(parsed) !== sortedLabels(labels)) {
         throw new ForbiddenError(
           `labels come from the credential: workload ${workload} was bound with ${JSON.stringify(sortedLabels(labels))}, the sidecar asked for ${JSON.stringify(sortedLabels(parsed))} (mint its token with --labels to change them)`,
-        );
-      }
-    }
-    const address = url.searchParams.get('address') || undefined;
-    if (address !== undefined) {
-      if (!isHostPort(address))
-        throw new BadRequestBodyError(400, `address ${JSON.stringify(address)} is not host:port`);
-      const host = address.slice(0, address.lastIndexOf(':'));
-      if (!mayAdvertise(host, req.socket.remoteAddress)) {
-        throw new ForbiddenError(
-          `address ${JSON.stringify(address)} is not where this sidecar connects from (${req.socket.remoteAddress}); a sidecar advertises its own IP`,
         );
       }
     }

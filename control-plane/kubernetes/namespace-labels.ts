@@ -1,4 +1,4 @@
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../common/log.ts';
 import { NAMESPACES, ResourceInformer } from './resource-informer.ts';
 
@@ -10,6 +10,8 @@ import { NAMESPACES, ResourceInformer } from './resource-informer.ts';
  */
 export class NamespaceLabels {
   readonly #informer: ResourceInformer;
+  readonly #core: CoreV1Api;
+  readonly #logger: Logger;
   readonly #closed = new AbortController();
   #byName = new Map<string, Readonly<Record<string, string>>>();
 
@@ -18,6 +20,8 @@ export class NamespaceLabels {
   /** `onChange`: told when namespaces come, go or change labels. */
   constructor(kubeConfig: KubeConfig, logger: Logger, onChange?: () => void) {
     this.#onChange = onChange;
+    this.#core = kubeConfig.makeApiClient(CoreV1Api);
+    this.#logger = logger;
     this.#informer = new ResourceInformer(
       kubeConfig,
       NAMESPACES,
@@ -51,6 +55,37 @@ export class NamespaceLabels {
   /** The namespace's labels; none for a namespace not seen (yet). */
   labelsOf(name: string): Readonly<Record<string, string>> {
     return this.#byName.get(name) ?? {};
+  }
+
+  /**
+   * The namespace's labels, read from the API when the informer has not
+   * seen it yet: `kubectl create namespace` with its label and a Deployment
+   * right after is a common script, and the first pods must not escape
+   * injection because the watch event trails them. A read that fails (or
+   * takes over `timeoutMs`, the webhook's own deadline being short) answers
+   * no labels: the pod is then not injected, as failurePolicy Ignore would.
+   */
+  async labelsFresh(name: string, timeoutMs = 2_000): Promise<Readonly<Record<string, string>>> {
+    const known = this.#byName.get(name);
+    if (known) return known;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const namespace = await Promise.race([
+        this.#core.readNamespace({ name }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      return Object.freeze({ ...(namespace.metadata?.labels ?? {}) });
+    } catch (error) {
+      this.#logger.warn('reading a namespace the informer has not seen failed', {
+        namespace: name,
+        error,
+      });
+      return {};
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {

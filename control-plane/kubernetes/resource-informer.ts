@@ -29,6 +29,31 @@ export const NAMESPACES: ResourceKind = Object.freeze({
   plural: 'namespaces',
   kind: 'Namespace',
 });
+export const PODS: ResourceKind = Object.freeze({
+  group: '',
+  version: 'v1',
+  plural: 'pods',
+  kind: 'Pod',
+});
+export const SERVICES: ResourceKind = Object.freeze({
+  group: '',
+  version: 'v1',
+  plural: 'services',
+  kind: 'Service',
+});
+export const ENDPOINT_SLICES: ResourceKind = Object.freeze({
+  group: 'discovery.k8s.io',
+  version: 'v1',
+  plural: 'endpointslices',
+  kind: 'EndpointSlice',
+});
+
+/** The core group's cluster-wide lists this informer knows. */
+const CORE_LISTS = {
+  namespaces: (core: CoreV1Api) => core.listNamespace(),
+  pods: (core: CoreV1Api) => core.listPodForAllNamespaces(),
+  services: (core: CoreV1Api) => core.listServiceForAllNamespaces(),
+} as const;
 
 /**
  * A list-then-watch informer (@kubernetes/client-node) of one kind that
@@ -60,11 +85,14 @@ export class ResourceInformer {
     const { group, version, plural } = kind;
     if (group === '') {
       const core = kubeConfig.makeApiClient(CoreV1Api);
-      if (plural !== 'namespaces') throw new Error(`no core list for ${plural}`);
+      const list = CORE_LISTS[plural as keyof typeof CORE_LISTS];
+      if (!list) throw new Error(`no core list for ${plural}`);
       this.#informer = makeInformer<KubernetesObject>(kubeConfig, `/api/${version}/${plural}`, () =>
-        core.listNamespace(),
+        list(core),
       );
     } else {
+      // Any group's cluster-wide list is GET /apis/<group>/<version>/<plural>,
+      // built-in groups (discovery.k8s.io) as much as custom resources.
       const api = kubeConfig.makeApiClient(CustomObjectsApi);
       this.#informer = makeInformer<KubernetesObject>(
         kubeConfig,

@@ -47,7 +47,9 @@ export interface AdmissionResponse {
 export interface WebhookDeps {
   readonly settings: InjectionSettings;
   /** The labels of a namespace, as the cluster has them; {} when unknown. */
-  namespaceLabels(namespace: string): Readonly<Record<string, string>>;
+  namespaceLabels(
+    namespace: string,
+  ): Readonly<Record<string, string>> | Promise<Readonly<Record<string, string>>>;
   /** Told of every decision, for the log. */
   onDecision?(entry: Readonly<Record<string, unknown>>): void;
   /** Whether an HTTPRoute parent names a gateway of this mesh (only those routes are validated). */
@@ -70,15 +72,24 @@ function reviewRequest(body: unknown): AdmissionRequest {
   return request;
 }
 
+/** The namespace a review's pod is created in. */
+const namespaceOf = (request: AdmissionRequest) =>
+  request.namespace ??
+  (request.object as PodTemplate | undefined)?.metadata?.namespace ??
+  'default';
+
 /** The mutating webhook's answer for one request (a pure function of the request and the namespace's labels). */
-export function injectReview(request: AdmissionRequest, deps: WebhookDeps): AdmissionResponse {
+export function injectReview(
+  request: AdmissionRequest,
+  deps: Omit<WebhookDeps, 'namespaceLabels'>,
+  labels: Readonly<Record<string, string>>,
+): AdmissionResponse {
   const pod = request.object as (PodTemplate & { kind?: string }) | undefined;
   const uid = request.uid;
   if (request.kind?.kind !== 'Pod' || !pod?.spec || !Array.isArray(pod.spec.containers)) {
     return { uid, allowed: true, warnings: ['postern: not a Pod with containers; not injected'] };
   }
-  const namespace = request.namespace ?? pod.metadata?.namespace ?? 'default';
-  const labels = deps.namespaceLabels(namespace);
+  const namespace = namespaceOf(request);
   const decision = injectionDecision(pod, labels);
   const name = pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`;
   if (!decision.inject) {
@@ -189,7 +200,9 @@ export function admissionHandler(deps: WebhookDeps) {
       return;
     }
     const response =
-      path === '/inject' ? injectReview(request, deps) : validateReview(request, deps);
+      path === '/inject'
+        ? injectReview(request, deps, await deps.namespaceLabels(namespaceOf(request)))
+        : validateReview(request, deps);
     reply(res, 200, { apiVersion: ADMISSION_VERSION, kind: 'AdmissionReview', response });
   };
 }

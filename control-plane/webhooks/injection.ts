@@ -165,10 +165,16 @@ export interface Injected {
   readonly warnings: readonly string[];
 }
 
-/** The workload name a pod's sidecar registers as: its app label, else its service account. */
-function workloadOf(pod: PodTemplate): string {
-  const labels = pod.metadata?.labels ?? {};
-  return labels['app.kubernetes.io/name'] ?? labels.app ?? pod.spec.serviceAccountName ?? 'default';
+/**
+ * The workload name a pod's sidecar registers as: its app label, else its
+ * service account. The control plane derives it again from the pod it finds
+ * at bootstrap (kubernetes/pod-index.ts), so both must agree.
+ */
+export function workloadOf(
+  labels: Readonly<Record<string, string>>,
+  serviceAccount: string | undefined,
+): string {
+  return labels['app.kubernetes.io/name'] ?? labels.app ?? serviceAccount ?? 'default';
 }
 
 /** The app's port: the annotation, else the first TCP port of the first container that declares one. */
@@ -363,7 +369,10 @@ function proxyContainer(
       fieldEnv('POSTERN_NAMESPACE', 'metadata.namespace'),
       fieldEnv('POSTERN_SERVICE_ACCOUNT', 'spec.serviceAccountName'),
       fieldEnv('POSTERN_POD_IP', 'status.podIP'),
-      { name: 'POSTERN_WORKLOAD', value: workloadOf(pod) },
+      {
+        name: 'POSTERN_WORKLOAD',
+        value: workloadOf(pod.metadata?.labels ?? {}, pod.spec.serviceAccountName),
+      },
       { name: 'POSTERN_LABELS', value: labels },
       { name: 'POSTERN_TRUST_DOMAIN', value: settings.trustDomain },
       { name: 'POSTERN_APP_PORT', value: String(port) },
@@ -374,7 +383,11 @@ function proxyContainer(
       { name: 'POSTERN_STATUS_PORT', value: String(PORTS.status) },
       { name: 'POSTERN_APP_PROBES', value: JSON.stringify(probes) },
     ],
-    ports: [{ name: 'postern-status', containerPort: PORTS.status, protocol: 'TCP' }],
+    // Named so that discovery finds where the pod takes mesh traffic (kubernetes/pod-index.ts).
+    ports: [
+      { name: 'postern-inbound', containerPort: PORTS.inbound, protocol: 'TCP' },
+      { name: 'postern-status', containerPort: PORTS.status, protocol: 'TCP' },
+    ],
     // Ready once it holds a certificate and a policy snapshot: the app starts after (native sidecar).
     startupProbe: {
       httpGet: { path: '/healthz/ready', port: PORTS.status },

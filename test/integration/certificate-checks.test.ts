@@ -12,7 +12,7 @@ import { createServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { Agent, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { CA_FILES, CertificateAuthority } from '../../certs/authority.ts';
 import {
   EC_SIGNING_ALGORITHM,
@@ -21,10 +21,11 @@ import {
   privateKeyToPem,
   x509,
 } from '../../certs/x509.ts';
-import type { CertificateResponse, RegistryEntry } from '../../common/wire.ts';
+import type { RegistryEntry } from '../../common/wire.ts';
 import { workloadDnsNames } from '../../control-plane/api/caller.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import {
+  certificatePoster,
   clientCredentials,
   type PemCredentials,
   startEchoApp,
@@ -403,22 +404,8 @@ t.test('server certificates on outbound mesh connections', async (t) => {
 t.test('CSRs at the control plane', async (t) => {
   const mesh = await startTestMesh(t, '');
   const token = (await readFile(await mesh.tokenFor('orders', 'shop'), 'utf8')).trim();
-  const verifying = new Agent({ connect: { ca: mesh.controlPlane.ca.bundlePem } });
-  t.teardown(() => verifying.close());
-
-  const post = async (body: unknown, dispatcher = verifying) => {
-    const res = await request(`${mesh.controlPlaneUrl}/v1/certificates`, {
-      method: 'POST',
-      dispatcher,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return {
-      status: res.statusCode,
-      body: (await res.body.json()) as CertificateResponse & { error?: { code: string } },
-    };
-  };
-  const outcome = async (body: unknown, dispatcher = verifying) => {
+  const post = certificatePoster(t, mesh);
+  const outcome = async (body: unknown, dispatcher?: Dispatcher) => {
     const res = await post(body, dispatcher);
     return res.status === 200 ? '200' : `${res.status} ${res.body.error?.code}`;
   };

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Agent, ProxyAgent, request } from 'undici';
 import { createCsr } from '../../certs/csr.ts';
-import { startControlPlane } from '../../control-plane/control-plane.ts';
+import { startControlPlaneProcess, waitUntilHealthy } from '../../cli/processes.ts';
 import { statePaths } from '../../control-plane/state.ts';
 import { type FakeCluster, type StoredObject, startFakeCluster } from '../fake-cluster.ts';
 import {
@@ -34,7 +34,6 @@ import {
   startTestMesh,
   type TestMesh,
   tempDir,
-  testLogger,
 } from '../helpers.ts';
 
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -246,48 +245,62 @@ t.test(
     const frontend2 = await meshPod('frontend-5c7d-b', 'frontend', '127.0.42.4');
     cluster.put(frontend2);
     cluster.put(endpointSlice('frontend', 'shop', [{ pod: frontend1 }, { pod: frontend2 }]));
-    // The second replica: its own state folder, the same CA (the postern-ca Secret both mount).
-    const replicaState = join(await tempDir(t), 'state');
+    // The second replica, as its own process: its own state folder, the same
+    // CA (the postern-ca Secret both mount), the same API server.
+    const dir = await tempDir(t);
+    const replicaState = join(dir, 'state');
     await cp(statePaths(mesh.stateDir).ca, statePaths(replicaState).ca, { recursive: true });
-    const replica = await startControlPlane({
-      kubernetes: cluster.kubeConfig,
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, cluster.kubeConfig.exportConfig());
+    const replicaPort = await freePort();
+    const replica = startControlPlaneProcess({
+      policiesDir: dir,
       stateDir: replicaState,
-      apiPort: 0,
-      host: '127.0.0.1',
-      trustDomain: 'cluster.local',
-      meshDefault: 'deny',
-      svidTtlMs: 3600_000,
-      logger: testLogger('control-plane-2'),
+      apiPort: replicaPort,
+      logFile: join(dir, 'control-plane-2.log'),
+      env: { POSTERN_POLICY_SOURCE: 'kubernetes', POSTERN_KUBECONFIG: kubeconfig },
     });
-    t.teardown(() => replica.close());
-    const replicas = [mesh.controlPlane.apiPort, replica.apiPort];
+    t.teardown(() => replica.process.kill('SIGKILL'));
+    const verifying = new Agent({ connect: { ca: mesh.controlPlane.ca.bundlePem } });
+    t.teardown(() => verifying.close());
+    await waitUntilHealthy(
+      `https://127.0.0.1:${replicaPort}/v1/trust-bundle`,
+      replica,
+      20_000,
+      verifying,
+    );
+    const replicas = [mesh.controlPlane.apiPort, replicaPort];
     const through = async (object: StoredObject, app: string, preferred: number) =>
       sidecarOf(object, app, await serviceWithAffinity(t, replicas, preferred));
 
     const orders = await through(orders1, 'orders', 0);
     const first = await through(frontend1, 'frontend', 0);
     const second = await through(frontend2, 'frontend', 1);
-    const watchers = (hub: typeof replica.hub) =>
-      new Set(hub.acks.map((ack) => ack.workload)).size > 0;
-    await eventually(() => watchers(mesh.controlPlane.hub) && watchers(replica.hub));
-    t.pass('the watches are spread over both replicas');
+    const watchingHere = () => new Set(mesh.controlPlane.hub.acks.map((ack) => ack.address)).size;
     const snapshots = async () =>
       Promise.all([first, second].map(async (s) => (await adminConfig(s.adminPort)).snapshot));
     await eventually(async () => (await snapshots()).every((s) => s?.registry.length === 1));
+    t.equal(
+      watchingHere(),
+      2,
+      'orders and one frontend watch this replica, the other frontend the other',
+    );
     const [a, b] = await snapshots();
     t.equal(a!.hash, b!.hash, 'the same hash from either replica');
     t.same(a!.registry, b!.registry);
 
-    // One replica goes: its sidecars reconnect to the other and keep calling orders.
-    await mesh.controlPlane.close();
-    const proxy = new ProxyAgent(`http://127.0.0.1:${first.outboundPort}`);
-    t.teardown(() => proxy.close());
-    const call = async () =>
-      (await request('http://orders.shop.svc.cluster.local/orders/1', { dispatcher: proxy }))
-        .statusCode;
-    await eventually(() => new Set(replica.hub.acks.map((ack) => ack.address)).size === 3, 20_000);
+    // One replica is killed: its sidecar reconnects to the other and keeps calling orders.
+    replica.process.kill('SIGKILL');
+    await replica.exited;
+    await eventually(() => watchingHere() === 3, 20_000);
     t.pass('every sidecar now watches the surviving replica');
-    t.equal(await call(), 200);
+    const proxy = new ProxyAgent(`http://127.0.0.1:${second.outboundPort}`);
+    t.teardown(() => proxy.close());
+    const res = await request('http://orders.shop.svc.cluster.local/orders/1', {
+      dispatcher: proxy,
+    });
+    t.equal(res.statusCode, 200);
+    await res.body.dump();
     t.ok(orders, 'orders served it');
   },
 );

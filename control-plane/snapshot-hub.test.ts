@@ -335,3 +335,47 @@ t.test(
     t.not(edge.sent.at(-1)!.hash, before, 'the routes are part of the content hash');
   },
 );
+
+t.test(
+  'in a cluster the registry is what discovery found, plus token-bound registrations; a pod’s own registration adds nothing',
+  async (t) => {
+    const hub = new SnapshotHub(1, 'allow-authenticated', { minFanOutIntervalMs: 0 });
+    t.teardown(() => hub.close());
+    const frontend = subscriber('frontend', FRONTEND);
+    hub.subscribe(frontend.sub);
+    const pod = subscriber('orders', ORDERS, '10.0.0.5:15006');
+    hub.subscribe({ ...pod.sub, via: 'pod' });
+    const vm = subscriber('billing', OTHER, '192.0.2.10:15006');
+    hub.subscribe({ ...vm.sub, via: 'bootstrap-token' });
+    const orders = {
+      entry: { service: 'orders', namespace: 'shop', address: '10.0.0.5:15006', spiffeId: ORDERS },
+      workload: 'orders',
+      namespace: 'shop',
+      labels: { app: 'orders' },
+    };
+    const discovered = {
+      endpoints: [orders],
+      replicas: new Map([['shop/orders', 2]]),
+      hosts: new Map([[ORDERS, ['10.0.0.5', '10.0.0.6']]]),
+    };
+    hub.setDiscovered(discovered);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    t.same(
+      frontend.sent.at(-1)?.registry.map((e) => e.address),
+      ['192.0.2.10:15006', '10.0.0.5:15006'],
+      'shop/orders from discovery once, ops/billing from its registration',
+    );
+    t.same(
+      hub.addressesOf(ORDERS),
+      ['10.0.0.5', '10.0.0.6'],
+      'every pod of the identity, ready or not',
+    );
+    t.same(hub.addressesOf(OTHER), ['192.0.2.10']);
+    const sentBefore = frontend.sent.length;
+    const version = hub.version;
+    hub.setDiscovered({ ...discovered, endpoints: [{ ...orders }] });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    t.equal(hub.version, version, 'the same discovery again changes nothing');
+    t.equal(frontend.sent.length, sentBefore);
+  },
+);

@@ -32,6 +32,15 @@ export interface DiscoveredEndpoint {
   readonly labels: Readonly<Record<string, string>>;
 }
 
+/** What discovery knows of a cluster (kubernetes/discovery.ts). */
+export interface Discovered {
+  readonly endpoints: readonly DiscoveredEndpoint[];
+  /** Live injected pods per `namespace/workload`: the replicas a global rate limit is shared by. */
+  readonly replicas: ReadonlyMap<string, number>;
+  /** Every live pod's IPs per SPIFFE ID: where an identity may be used from. */
+  readonly hosts: ReadonlyMap<string, readonly string[]>;
+}
+
 /** A sidecar holding a snapshot watch open: its registration and a way to push to it. */
 export interface Subscriber {
   readonly workload: string;
@@ -41,6 +50,12 @@ export interface Subscriber {
   /** Advertised inbound address (host:port), or undefined for a workload that only calls out. */
   readonly address: string | undefined;
   readonly spiffeId: string;
+  /**
+   * A pod (in a cluster: discovery lists it, its registration adds
+   * nothing), or a bootstrap token (a VM, a gateway outside the cluster:
+   * only its registration puts it in the registry). Absent: a token.
+   */
+  readonly via?: 'bootstrap-token' | 'pod';
   /** notBefore of the certificate the watch was opened with (revocations are by issue time). */
   readonly certificateNotBeforeMs: number;
   send(snapshot: Snapshot): void;
@@ -209,8 +224,9 @@ export class SnapshotHub {
   /** Registered sidecars per `namespace/workload`, built with #endpoints. */
   #replicas: Map<string, number> | undefined;
   #blocks: ReadonlyMap<string, readonly Block[]> = new Map();
-  /** Set in a cluster: the registry then comes from discovery (setDiscoveredEndpoints). */
-  #discovered: readonly DiscoveredEndpoint[] | undefined;
+  /** Set in a cluster: the registry then comes from discovery (setDiscovered). */
+  #discovered: Discovered | undefined;
+  #discoveredKey: string | undefined;
   #httpRoutes: readonly HttpRoute[] = [];
   /** Registered pod addresses per SPIFFE ID, built with #endpoints. */
   #hosts: Map<string, string[]> | undefined;
@@ -263,13 +279,23 @@ export class SnapshotHub {
   }
 
   /**
-   * From now on the registry is these endpoints, not the registrations: in
-   * a cluster every replica of the control plane sees the same Kubernetes
-   * objects, so each serves the same snapshots whichever replica a sidecar
-   * watches, where registrations are only the watches this replica holds.
+   * From now on the registry is what discovery found, plus the
+   * registrations of workloads bootstrapped by token: in a cluster every
+   * replica of the control plane sees the same Kubernetes objects, so each
+   * serves the same snapshots whichever replica a sidecar watches, where
+   * registrations are only the watches this replica holds (so token-bound
+   * workloads are known to the replica they watch, as outside a cluster).
    */
-  setDiscoveredEndpoints(endpoints: readonly DiscoveredEndpoint[]): void {
-    this.#discovered = endpoints;
+  setDiscovered(discovered: Discovered): void {
+    // Pod status changes all the time (restarts, probes); most change nothing here.
+    const key = JSON.stringify([
+      discovered.endpoints.map((e) => [e.entry, e.workload, e.labels]),
+      [...discovered.replicas],
+      [...discovered.hosts],
+    ]);
+    if (key === this.#discoveredKey) return;
+    this.#discoveredKey = key;
+    this.#discovered = discovered;
     this.#changed();
   }
 
@@ -416,48 +442,39 @@ export class SnapshotHub {
     return this.#hosts!.get(spiffeId);
   }
 
-  /** Every endpoint (discovered, else registered) with the callers its policies admit; rebuilt after each change. */
+  /** Every endpoint (discovered, and registered) with the callers its policies admit; rebuilt after each change. */
   #registry(): readonly Endpoint[] {
     if (!this.#endpoints) {
       const endpoints: Endpoint[] = [];
-      // Replicas count pods, not entries: one pod behind two Services is one replica.
-      const pods = new Map<string, Set<string>>();
-      const add = (
-        workload: Pick<Subscriber, 'namespace' | 'labels'>,
-        name: string,
-        entry: RegistryEntry,
-      ) => {
-        endpoints.push({ entry, callers: this.#group(workload).callers });
-        const key = `${entry.namespace}/${name}`;
-        pods.set(key, (pods.get(key) ?? new Set()).add(entry.address));
-      };
-      if (this.#discovered) {
-        for (const endpoint of this.#discovered) add(endpoint, endpoint.workload, endpoint.entry);
-      } else {
-        for (const sub of this.#subscribers.keys()) {
-          if (!sub.address) continue;
-          add(sub, sub.workload, {
-            service: sub.workload,
-            namespace: sub.namespace,
-            address: sub.address,
-            spiffeId: sub.spiffeId,
-          });
-        }
-      }
-      this.#endpoints = endpoints.sort(
-        (a, b) =>
-          a.entry.namespace.localeCompare(b.entry.namespace) ||
-          a.entry.service.localeCompare(b.entry.service) ||
-          a.entry.address.localeCompare(b.entry.address),
+      const replicas = new Map(this.#discovered?.replicas ?? []);
+      const hosts = new Map<string, string[]>(
+        [...(this.#discovered?.hosts ?? [])].map(([id, list]) => [id, [...list]]),
       );
-      this.#replicas = new Map([...pods].map(([key, addresses]) => [key, addresses.size]));
-      this.#hosts = new Map();
-      for (const { entry } of endpoints) {
-        const hosts = this.#hosts.get(entry.spiffeId) ?? [];
-        const host = hostOfHostPort(entry.address);
-        if (!hosts.includes(host)) hosts.push(host);
-        this.#hosts.set(entry.spiffeId, hosts);
+      for (const endpoint of this.#discovered?.endpoints ?? [])
+        endpoints.push({ entry: endpoint.entry, callers: this.#group(endpoint).callers });
+      for (const sub of this.#subscribers.keys()) {
+        // In a cluster a pod's registration adds nothing: discovery has it.
+        if (!sub.address || (this.#discovered && sub.via === 'pod')) continue;
+        const entry = {
+          service: sub.workload,
+          namespace: sub.namespace,
+          address: sub.address,
+          spiffeId: sub.spiffeId,
+        };
+        endpoints.push({ entry, callers: this.#group(sub).callers });
+        const key = `${sub.namespace}/${sub.workload}`;
+        replicas.set(key, (replicas.get(key) ?? 0) + 1);
+        const host = hostOfHostPort(sub.address);
+        const list = hosts.get(sub.spiffeId) ?? [];
+        if (!list.includes(host)) list.push(host);
+        hosts.set(sub.spiffeId, list);
       }
+      const order = (e: Endpoint) => `${e.entry.namespace}/${e.entry.service} ${e.entry.address}`;
+      this.#endpoints = endpoints.sort((a, b) =>
+        order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0,
+      );
+      this.#replicas = replicas;
+      this.#hosts = hosts;
     }
     return this.#endpoints;
   }

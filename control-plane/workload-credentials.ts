@@ -25,13 +25,14 @@ export interface WorkloadBinding {
  */
 export interface WorkloadCredentials {
   /**
-   * The binding a first-certificate credential proves, or undefined when it
-   * proves nothing. Throws UnavailableError when what decides cannot answer
-   * now (the sidecar retries).
+   * The binding a first-certificate credential proves, sent from `from`
+   * (the caller's address), or undefined when it proves nothing. Throws
+   * UnavailableError when what decides cannot answer now (the sidecar
+   * retries).
    */
-  bootstrap(credential: string): Promise<WorkloadBinding | undefined>;
-  /** Whether an SVID of `spiffeId` may still renew itself. */
-  mayRenew(spiffeId: string): Promise<boolean>;
+  bootstrap(credential: string, from: string): Promise<WorkloadBinding | undefined>;
+  /** Whether an SVID of `spiffeId` may still renew itself from `from`. */
+  mayRenew(spiffeId: string, from: string): Promise<boolean>;
   /**
    * The binding a snapshot watch of `workload` as `spiffeId` registers
    * under; `host` is where the sidecar runs (the address it advertises,

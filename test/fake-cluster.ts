@@ -109,16 +109,42 @@ export async function startFakeCluster(
   };
   for (const object of objects) put(object);
 
+  /**
+   * What the API server answers: the token's own status where the test
+   * vouched for it, narrowed to the audiences asked for (none in common:
+   * not authenticated), and refused when the pod it is bound to is gone.
+   */
+  const reviewed = (spec: { token: string; audiences?: string[] }): TokenReviewStatus => {
+    const refused = (error: string) => ({ authenticated: false, error });
+    const status = reviews.get(spec.token);
+    if (!status?.authenticated)
+      return (
+        status ??
+        refused('[invalid bearer token, square/go-jose: error in cryptographic primitive]')
+      );
+    const audiences = spec.audiences?.length
+      ? (status.audiences ?? []).filter((a) => spec.audiences!.includes(a))
+      : [];
+    if (spec.audiences?.length && !audiences.length)
+      return refused(
+        '[invalid bearer token, token audiences ["x"] is invalid for the target audiences]',
+      );
+    const extra = status.user?.extra ?? {};
+    const podName = extra['authentication.kubernetes.io/pod-name']?.[0];
+    const namespace = status.user?.username.split(':')[2];
+    if (podName) {
+      const pod = store.get('Pod')!.get(keyOf(namespace, podName));
+      if (pod?.metadata.uid !== extra['authentication.kubernetes.io/pod-uid']?.[0])
+        return refused(`[invalid bearer token, pod "${podName}" not found]`);
+    }
+    return { ...status, audiences };
+  };
   const api = await startFakeKubernetesApi(t, (req, res) => {
     if (down)
       return sendJson(res, 503, { kind: 'Status', code: 503, message: 'the API server is down' });
     if (req.method === 'POST' && req.path === '/apis/authentication.k8s.io/v1/tokenreviews') {
       const review = req.body as { spec: { token: string; audiences?: string[] } };
-      const status = reviews.get(review.spec.token) ?? {
-        authenticated: false,
-        error: '[invalid bearer token, square/go-jose: error in cryptographic primitive]',
-      };
-      return sendJson(res, 201, { ...review, status });
+      return sendJson(res, 201, { ...review, status: reviewed(review.spec) });
     }
     const aNamespace = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(req.path);
     if (aNamespace && req.method === 'GET') {

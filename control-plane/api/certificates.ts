@@ -23,16 +23,16 @@ export function certificateRoutes(ctx: ApiContext): Routes {
     let via: string;
     const current = svidIdentity(req);
     if (typeof body.token === 'string') {
-      const binding = await credentials.bootstrap(body.token);
+      const binding = await credentials.bootstrap(body.token, req.socket.remoteAddress ?? '');
       if (!binding)
         throw new AuthenticationError('the bootstrap credential proves no workload identity');
       spiffeId = binding.spiffeId;
       dnsNames = workloadDnsNames(binding.workload, binding.namespace);
       via = binding.via;
     } else if (current) {
-      if (!(await credentials.mayRenew(current))) {
+      if (!(await credentials.mayRenew(current, req.socket.remoteAddress ?? ''))) {
         throw new AuthenticationError(
-          `${current} has no bootstrap binding any more (revoked) nor, in a cluster, a live pod; it cannot renew`,
+          `${current} has no bootstrap binding any more (revoked) nor, in a cluster, a live pod at ${req.socket.remoteAddress}; it cannot renew`,
         );
       }
       refuseRevoked(req, current, ctx.revokedUpTo);

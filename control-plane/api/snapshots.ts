@@ -79,6 +79,7 @@ export function snapshotRoutes(ctx: ApiContext): Routes {
       labels,
       address,
       spiffeId,
+      via: binding.via,
       certificateNotBeforeMs: svidNotBefore(req),
       send: (snapshot) => stream.send(snapshot),
       close: (reason) => {

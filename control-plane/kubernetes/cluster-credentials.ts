@@ -1,4 +1,3 @@
-import { UnavailableError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { TokenStore } from '../tokens.ts';
 import {
@@ -6,15 +5,17 @@ import {
   type WorkloadBinding,
   type WorkloadCredentials,
 } from '../workload-credentials.ts';
-import type { MeshPod, PodIndex } from './pod-index.ts';
+import { comesFrom, type MeshPod, type PodIndex } from './pod-index.ts';
 import type { ReviewedToken, TokenReviewer } from './token-review.ts';
 
 /**
- * How long a bootstrap waits for the pod informer to hear of a pod the API
- * server already vouched for (a sidecar starts within a second of its pod
- * being created, and the watch event may trail it) before answering 503.
+ * How long a snapshot watch waits for the pod informer to show the pod at
+ * the sidecar's IP: a sidecar opens its watch within a second of its pod
+ * getting its IP, and the watch event may trail it.
  */
 const POD_ARRIVAL_WAIT_MS = 3_000;
+/** Watches waiting so at once; beyond this they are refused at once (the sidecar retries). */
+const MAX_WAITING = 256;
 
 const podBinding = (pod: MeshPod): WorkloadBinding => ({
   workload: pod.workload,
@@ -28,83 +29,74 @@ const podBinding = (pod: MeshPod): WorkloadBinding => ({
 /**
  * Credentials in a cluster: a projected ServiceAccount token (audience
  * `postern`) reviewed by the Kubernetes API proves the namespace, service
- * account and pod; the identity issued is that service account's, and the
- * workload and labels are the pod's own, whatever the CSR or the sidecar
- * says. An SVID renews while a live pod of its identity exists, and a
- * snapshot watch registers as the live pod at the sidecar's address.
- * Operator-minted bootstrap tokens keep working beside them (a VM, a
- * gateway outside the cluster).
+ * account and pod, and the request must come from that pod's IP (a token
+ * copied elsewhere buys nothing). The identity issued is that service
+ * account's; the workload and labels are the pod's own, whatever the CSR or
+ * the sidecar says. An SVID renews, and a snapshot watch registers, only
+ * from the IP of a live pod of its identity. Operator-minted bootstrap
+ * tokens keep working beside them (a VM, a gateway outside the cluster).
  */
 export class ClusterCredentials implements WorkloadCredentials {
   readonly #tokens: WorkloadCredentials;
   readonly #reviewer: Pick<TokenReviewer, 'accepts' | 'review'>;
-  readonly #pods: PodIndex;
+  readonly #pods: Pick<PodIndex, 'get' | 'fetch' | 'liveAt' | 'hasLive' | 'onChange'>;
   readonly #logger: Logger;
+  #waiting = 0;
 
-  constructor(tokens: TokenStore, reviewer: TokenReviewer, pods: PodIndex, logger: Logger) {
+  constructor(
+    tokens: TokenStore,
+    reviewer: Pick<TokenReviewer, 'accepts' | 'review'>,
+    pods: Pick<PodIndex, 'get' | 'fetch' | 'liveAt' | 'hasLive' | 'onChange'>,
+    logger: Logger,
+  ) {
     this.#tokens = tokenCredentials(tokens);
     this.#reviewer = reviewer;
     this.#pods = pods;
     this.#logger = logger;
   }
 
-  async bootstrap(credential: string): Promise<WorkloadBinding | undefined> {
+  async bootstrap(credential: string, from: string): Promise<WorkloadBinding | undefined> {
     const token = credential.trim();
-    if (!this.#reviewer.accepts(token)) return this.#tokens.bootstrap(token);
+    if (!this.#reviewer.accepts(token)) return this.#tokens.bootstrap(token, from);
     const reviewed = await this.#reviewer.review(token);
     if (!reviewed) return undefined;
     const pod = await this.#boundPod(reviewed);
-    if (!pod) return undefined;
-    return podBinding(pod);
-  }
-
-  /** The live pod the reviewed token is bound to: the same UID, running as the token's service account. */
-  async #boundPod(reviewed: ReviewedToken): Promise<MeshPod | undefined> {
-    let pod = this.#pods.get(reviewed.namespace, reviewed.podName);
-    if (!pod || pod.uid !== reviewed.podUid) pod = await this.#arrival(reviewed);
     const refuse = (why: string) => {
       this.#logger.warn('ServiceAccount token refused', {
         namespace: reviewed.namespace,
         serviceAccount: reviewed.serviceAccount,
         pod: reviewed.podName,
+        from,
         why,
       });
       return undefined;
     };
+    if (!pod) return refuse('the pod it is bound to no longer exists');
     if (!pod.live) return refuse('the pod it is bound to has finished');
     if (pod.serviceAccount !== reviewed.serviceAccount)
       return refuse(`the pod runs as ${pod.serviceAccount}`);
-    return pod;
+    if (!comesFrom(pod, from))
+      return refuse(`it was sent from ${from}, not from the pod's IP (${pod.ips.join(', ')})`);
+    return podBinding(pod);
   }
 
-  /** Waits for the pod informer to catch up with a pod the API server knows; 503 if it does not. */
-  #arrival(reviewed: ReviewedToken): Promise<MeshPod> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const pod = this.#pods.get(reviewed.namespace, reviewed.podName);
-        if (pod?.uid !== reviewed.podUid) return;
-        done();
-        resolve(pod);
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new UnavailableError(
-            `pod ${reviewed.namespace}/${reviewed.podName} is not known to the control plane yet; retry`,
-          ),
-        );
-      }, POD_ARRIVAL_WAIT_MS);
-      const unsubscribe = this.#pods.onChange(check);
-      const done = () => {
-        clearTimeout(timer);
-        unsubscribe();
-      };
-      check();
-    });
+  /**
+   * The pod the reviewed token is bound to, with the same UID: from the
+   * informer, else from the API (the informer may not have heard of a pod
+   * created a moment ago, or of one deleted a moment ago).
+   */
+  async #boundPod(reviewed: ReviewedToken): Promise<MeshPod | undefined> {
+    const known = this.#pods.get(reviewed.namespace, reviewed.podName);
+    if (known?.uid === reviewed.podUid) return known;
+    const current = await this.#pods.fetch(reviewed.namespace, reviewed.podName);
+    return current?.uid === reviewed.podUid ? current : undefined;
   }
 
-  async mayRenew(spiffeId: string): Promise<boolean> {
-    return this.#pods.hasLive(spiffeId) || this.#tokens.mayRenew(spiffeId);
+  async mayRenew(spiffeId: string, from: string): Promise<boolean> {
+    return (
+      this.#pods.liveAt(from, spiffeId) !== undefined ||
+      (await this.#tokens.mayRenew(spiffeId, from))
+    );
   }
 
   async bindingFor(
@@ -112,15 +104,35 @@ export class ClusterCredentials implements WorkloadCredentials {
     spiffeId: string,
     host: string,
   ): Promise<WorkloadBinding | undefined> {
-    const pod = this.#podAt(host, spiffeId, workload);
+    const pod =
+      this.#pods.liveAt(host, spiffeId, workload) ??
+      (await this.#arrival(host, spiffeId, workload));
     if (pod) return podBinding(pod);
     return this.#tokens.bindingFor(workload, spiffeId, host);
   }
 
-  /** The live pod at `host` running as this identity and workload. */
-  #podAt(host: string, spiffeId: string, workload: string): MeshPod | undefined {
-    const pod = this.#pods.atAddress(host);
-    return pod && pod.spiffeId === spiffeId && pod.workload === workload ? pod : undefined;
+  /** Waits a moment for the informer to show a live pod of this identity at `host`. */
+  async #arrival(host: string, spiffeId: string, workload: string): Promise<MeshPod | undefined> {
+    // Not a pod of the cluster at all (a VM with a token): nothing to wait for.
+    if (!this.#pods.hasLive(spiffeId, workload) || this.#waiting >= MAX_WAITING) return undefined;
+    this.#waiting++;
+    try {
+      return await new Promise<MeshPod | undefined>((resolve) => {
+        const check = () => {
+          const pod = this.#pods.liveAt(host, spiffeId, workload);
+          if (pod) done(pod);
+        };
+        const timer = setTimeout(() => done(undefined), POD_ARRIVAL_WAIT_MS);
+        const unsubscribe = this.#pods.onChange(check);
+        const done = (pod: MeshPod | undefined) => {
+          clearTimeout(timer);
+          unsubscribe();
+          resolve(pod);
+        };
+      });
+    } finally {
+      this.#waiting--;
+    }
   }
 
   stillBound(workload: string, spiffeId: string): boolean {

@@ -53,8 +53,8 @@ export async function startCluster(
   let bundleConfigMaps: TrustBundleConfigMaps | undefined;
   const namespaces = new NamespaceLabels(kubeConfig, logger, () => void bundleConfigMaps?.sync());
   const pods = new PodIndex(kubeConfig, options.trustDomain, logger);
-  const discovery = new ServiceDiscovery(kubeConfig, pods, logger, (endpoints) =>
-    options.hub.setDiscoveredEndpoints(endpoints),
+  const discovery = new ServiceDiscovery(kubeConfig, pods, logger, (discovered) =>
+    options.hub.setDiscovered(discovered),
   );
   await Promise.all([namespaces.start(), pods.start()]);
   await discovery.start();

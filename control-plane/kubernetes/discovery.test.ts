@@ -1,7 +1,7 @@
 /** Discovery as a pure function of the cluster's objects (hand-written fixtures in the API's form, test/fixtures/cluster.ts). */
 import t from 'tap';
-import { endpointSlice, pod, service } from '../../test/fixtures/cluster.ts';
-import { discoveredEndpoints } from './discovery.ts';
+import { endpointSlice, pod, service, specOf } from '../../test/fixtures/cluster.ts';
+import { discoveredEndpoints, podFacts } from './discovery.ts';
 import { meshPod } from './pod-index.ts';
 
 const orders1 = pod({
@@ -12,7 +12,7 @@ const orders1 = pod({
   ip: '10.0.1.5',
   inboundPort: 15006,
 });
-const orders2 = pod({ ...podSpec(orders1), name: 'orders-7d9f-b', ip: '10.0.2.7' });
+const orders2 = pod({ ...specOf(orders1), name: 'orders-7d9f-b', ip: '10.0.2.7' });
 const plain = pod({
   name: 'legacy-1',
   namespace: 'shop',
@@ -20,17 +20,6 @@ const plain = pod({
   labels: { app: 'legacy' },
   ip: '10.0.1.9',
 });
-
-function podSpec(object: ReturnType<typeof pod>) {
-  return {
-    name: object.metadata.name,
-    namespace: object.metadata.namespace!,
-    serviceAccount: 'orders',
-    labels: object.metadata.labels!,
-    ip: '10.0.0.1',
-    inboundPort: 15006,
-  };
-}
 
 const podsOf = (...pods: ReturnType<typeof pod>[]) => {
   const byName = new Map(
@@ -73,19 +62,19 @@ t.test(
   'left out: endpoints not ready, pods without a sidecar, finished pods, a slice whose Service is gone, an ExternalName Service, a pod recreated under the name',
   async (t) => {
     const finished = pod({
-      ...podSpec(orders1),
+      ...specOf(orders1),
       name: 'orders-done',
       ip: '10.0.3.1',
       phase: 'Succeeded',
     });
     const recreated = pod({
-      ...podSpec(orders1),
+      ...specOf(orders1),
       name: 'orders-re',
       ip: '10.0.3.2',
       uid: 'new-uid',
     });
     const staleSlice = endpointSlice('orders', 'shop', [
-      { pod: pod({ ...podSpec(orders1), name: 'orders-re', ip: '10.0.3.2', uid: 'old-uid' }) },
+      { pod: pod({ ...specOf(orders1), name: 'orders-re', ip: '10.0.3.2', uid: 'old-uid' }) },
     ]);
     const external = {
       ...service('partner', 'shop'),
@@ -116,7 +105,7 @@ t.test(
 t.test(
   'one pod behind two Services is an entry of each; IPv6 addresses are bracketed; the same objects in any order give the same registry',
   async (t) => {
-    const v6 = pod({ ...podSpec(orders1), name: 'orders-v6', ip: 'fd00::5' });
+    const v6 = pod({ ...specOf(orders1), name: 'orders-v6', ip: 'fd00::5' });
     const services = [service('orders', 'shop'), service('orders-canary', 'shop')];
     const slices = [
       endpointSlice('orders', 'shop', [{ pod: orders1 }, { pod: orders2 }]),
@@ -146,13 +135,108 @@ t.test(
 );
 
 t.test("a pod's inbound port is the one its proxy container names postern-inbound", async (t) => {
-  const custom = pod({ ...podSpec(orders1), inboundPort: 25006 });
+  const custom = pod({ ...specOf(orders1), inboundPort: 25006 });
   t.equal(meshPod(custom, 'cluster.local')!.inboundPort, 25006);
   t.equal(meshPod(plain, 'cluster.local')!.inboundPort, undefined, 'no sidecar, no inbound port');
   const hostNetwork = { ...orders1, spec: { ...(orders1.spec as object), hostNetwork: true } };
-  t.equal(
-    meshPod(hostNetwork, 'cluster.local')!.ip,
-    undefined,
-    "a hostNetwork pod's IP is its node's",
-  );
+  t.same(meshPod(hostNetwork, 'cluster.local')!.ips, [], "a hostNetwork pod's IP is its node's");
+});
+
+t.test(
+  'an EndpointSlice only selects: another namespace’s pod, an address that is not the pod’s, a reference without a UID are left out',
+  async (t) => {
+    const bank = pod({ ...specOf(orders1), name: 'pay-1', namespace: 'bank', ip: '10.0.9.9' });
+    const slice = endpointSlice('orders', 'shop', [
+      { pod: orders1 },
+      { pod: orders2 },
+      { pod: bank },
+    ]);
+    const endpoints = slice.endpoints as {
+      addresses: string[];
+      targetRef: { uid?: string };
+      conditions: { ready?: boolean };
+    }[];
+    endpoints[0]!.addresses = ['10.6.6.6']; // orders1's identity at someone else's address
+    delete endpoints[1]!.targetRef.uid; // orders2 named without its UID
+    const found = discoveredEndpoints(
+      [service('orders', 'shop')],
+      [slice],
+      podsOf(orders1, orders2, bank),
+    );
+    t.same(found, [], 'none of the three');
+  },
+);
+
+t.test('an endpoint whose ready condition is unset is ready (discovery.k8s.io/v1)', async (t) => {
+  const slice = endpointSlice('orders', 'shop', [{ pod: orders1 }]);
+  delete (slice.endpoints as { conditions: { ready?: boolean } }[])[0]!.conditions.ready;
+  const found = discoveredEndpoints([service('orders', 'shop')], [slice], podsOf(orders1));
+  t.equal(found.length, 1);
+});
+
+t.test(
+  'two live pods claiming one address: the one not being deleted, on every replica whatever the list order',
+  async (t) => {
+    const leaving = {
+      ...orders1,
+      metadata: { ...orders1.metadata, uid: 'a-old', deletionTimestamp: '2026-11-26T10:00:00Z' },
+    };
+    const arriving = {
+      ...orders1,
+      metadata: {
+        ...orders1.metadata,
+        name: 'orders-new',
+        uid: 'z-new',
+        labels: { app: 'orders', v: '2' },
+      },
+    };
+    const second = endpointSlice('orders', 'shop', [{ pod: arriving }]);
+    const slices = [
+      endpointSlice('orders', 'shop', [{ pod: leaving }]),
+      { ...second, metadata: { ...second.metadata, name: 'orders-2' } },
+    ];
+    const pods = podsOf(leaving, arriving);
+    const once = discoveredEndpoints([service('orders', 'shop')], slices, pods);
+    const reversed = discoveredEndpoints([service('orders', 'shop')], [...slices].reverse(), pods);
+    t.same(once, reversed);
+    t.equal(once.length, 1);
+    t.same(once[0]!.labels, { app: 'orders', v: '2' });
+  },
+);
+
+t.test(
+  'replicas count live injected pods per workload, hosts every live pod’s IPs per identity',
+  async (t) => {
+    const dual = pod({ ...specOf(orders1), name: 'orders-dual', ip: '10.0.5.5' });
+    (dual.status as { podIPs: { ip: string }[] }).podIPs.push({ ip: 'fd00::55' });
+    const pods = [orders1, orders2, dual, plain].map((p) => meshPod(p, 'cluster.local')!);
+    const byIdentity = new Map<string, typeof pods>();
+    for (const p of pods) byIdentity.set(p.spiffeId, [...(byIdentity.get(p.spiffeId) ?? []), p]);
+    const { replicas, hosts } = podFacts(byIdentity);
+    t.same(
+      [...replicas],
+      [['shop/orders', 3]],
+      'a dual-stack pod is one replica; a pod without a sidecar none',
+    );
+    t.same(hosts.get('spiffe://cluster.local/ns/shop/sa/orders'), [
+      '10.0.1.5',
+      '10.0.2.7',
+      '10.0.5.5',
+      'fd00::55',
+    ]);
+    t.same(hosts.get('spiffe://cluster.local/ns/shop/sa/legacy'), ['10.0.1.9']);
+  },
+);
+
+t.test('a relabelled pod keeps the workload its injection fixed', async (t) => {
+  const injected = {
+    ...orders1,
+    metadata: {
+      ...orders1.metadata,
+      labels: { debug: 'true' },
+      annotations: { 'postern.dev/status': 'injected', 'postern.dev/workload': 'orders' },
+    },
+  };
+  t.equal(meshPod(injected, 'cluster.local')!.workload, 'orders');
+  t.equal(meshPod(plain, 'cluster.local')!.workload, 'legacy', 'not injected: from its labels');
 });

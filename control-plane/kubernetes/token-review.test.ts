@@ -23,7 +23,7 @@ const reviews = (cluster: Awaited<ReturnType<typeof startFakeCluster>>) =>
 t.test(
   'a token the API server authenticates for audience postern proves its namespace, service account and pod',
   async (t) => {
-    const cluster = await startFakeCluster(t);
+    const cluster = await startFakeCluster(t, [orders]);
     const token = projectedToken(orders);
     cluster.reviews.set(token, reviewOf(orders));
     const reviewer = new TokenReviewer(cluster.kubeConfig);
@@ -46,17 +46,16 @@ t.test(
 t.test(
   'refused: what the API server does not authenticate, or not for us, or not bound to a pod',
   async (t) => {
-    const cluster = await startFakeCluster(t);
+    const cluster = await startFakeCluster(t, [orders]);
     const reviewer = new TokenReviewer(cluster.kubeConfig);
     t.equal(await reviewer.review(projectedToken(orders)), undefined, 'not authenticated');
 
     const forApiServer = projectedToken(orders);
-    cluster.reviews.set(forApiServer, { ...reviewOf(orders), audiences: [] });
-    t.equal(
-      await reviewer.review(forApiServer),
-      undefined,
-      'an empty status.audiences is the API server’s own audience',
-    );
+    cluster.reviews.set(forApiServer, {
+      ...reviewOf(orders),
+      audiences: ['https://kubernetes.default.svc'],
+    });
+    t.equal(await reviewer.review(forApiServer), undefined, 'a token for another audience');
 
     const userToken = projectedToken(orders);
     cluster.reviews.set(userToken, {
@@ -73,7 +72,7 @@ t.test(
 );
 
 t.test('junk is turned away without asking the API server', async (t) => {
-  const cluster = await startFakeCluster(t);
+  const cluster = await startFakeCluster(t, [orders]);
   const reviewer = new TokenReviewer(cluster.kubeConfig);
   for (const junk of [
     'pst_not-a-jwt',
@@ -90,7 +89,7 @@ t.test('junk is turned away without asking the API server', async (t) => {
 t.test(
   'an API server that cannot answer is UnavailableError (retry), never a refusal',
   async (t) => {
-    const cluster = await startFakeCluster(t);
+    const cluster = await startFakeCluster(t, [orders]);
     const token = projectedToken(orders);
     cluster.reviews.set(token, reviewOf(orders));
     const reviewer = new TokenReviewer(cluster.kubeConfig);

@@ -67,6 +67,11 @@ t.test(
     );
     t.equal(env(proxy, 'POSTERN_APP_PORT'), '8443');
     t.equal(env(proxy, 'POSTERN_WORKLOAD'), 'billing');
+    t.equal(
+      pod.metadata?.annotations?.['postern.dev/workload'],
+      'billing',
+      'the workload is fixed on the pod, where the control plane reads it back',
+    );
     t.equal(env(proxy, 'POSTERN_LABELS'), 'app=billing,pod-template-hash=7d9f8c6b5');
     t.equal(env(proxy, 'POSTERN_ADVERTISE'), '$(POSTERN_POD_IP):15006');
     t.match(proxy.securityContext, {

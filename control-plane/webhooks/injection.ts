@@ -78,6 +78,12 @@ export const INJECT_LABEL = 'postern.dev/inject';
 export const INJECT_ANNOTATION = 'postern.dev/inject';
 /** Set on an injected pod, so injecting it again changes nothing. */
 export const STATUS_ANNOTATION = 'postern.dev/status';
+/**
+ * The workload the pod's sidecar registers as, fixed at injection: the
+ * control plane reads it from the pod, so relabelling a running pod (taking
+ * it out of a Service to debug it, say) does not change who it is.
+ */
+export const WORKLOAD_ANNOTATION = 'postern.dev/workload';
 export const REDIRECT_ANNOTATION = 'postern.dev/redirect';
 export const NATIVE_SIDECAR_ANNOTATION = 'postern.dev/native-sidecar';
 export const APP_PORT_ANNOTATION = 'postern.dev/app-port';
@@ -167,8 +173,8 @@ export interface Injected {
 
 /**
  * The workload name a pod's sidecar registers as: its app label, else its
- * service account. The control plane derives it again from the pod it finds
- * at bootstrap (kubernetes/pod-index.ts), so both must agree.
+ * service account. Injection writes it into WORKLOAD_ANNOTATION, where the
+ * control plane reads it back (kubernetes/pod-index.ts).
  */
 export function workloadOf(
   labels: Readonly<Record<string, string>>,
@@ -551,7 +557,14 @@ export function injectPod(
       ...copy,
       metadata: {
         ...copy.metadata,
-        annotations: { ...annotations, [STATUS_ANNOTATION]: 'injected' },
+        annotations: {
+          ...annotations,
+          [STATUS_ANNOTATION]: 'injected',
+          [WORKLOAD_ANNOTATION]: workloadOf(
+            copy.metadata?.labels ?? {},
+            copy.spec.serviceAccountName,
+          ),
+        },
       },
       spec,
     },

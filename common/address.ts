@@ -37,3 +37,18 @@ export function isLoopbackAddress(address: string): boolean {
 export function hostOfHostPort(text: string): string {
   return plainAddress(text.slice(0, text.lastIndexOf(':')));
 }
+
+/**
+ * RFC 9110 Host as a mesh reads it: a DNS name (underscores allowed, as
+ * some resolvers hand them out; an optional trailing dot), an IPv4 address
+ * or a bracketed IPv6 address, then an optional port. Stricter than RFC
+ * 3986's reg-name on purpose: a comma or a space would let two parsers
+ * disagree on which host a request is for.
+ */
+const AUTHORITY =
+  /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+/** Whether `text` is a Host header value this mesh routes by (see AUTHORITY). */
+export function isAuthority(text: string): boolean {
+  return text.length <= 255 + 6 && AUTHORITY.test(text);
+}

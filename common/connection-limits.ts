@@ -17,7 +17,14 @@ export interface ConnectionLimits {
   readonly headersTimeoutMs: number;
   /** A whole request (headers and body) not received within this, likewise; 0: no limit. */
   readonly requestTimeoutMs: number;
+  /** Header lines one request may carry; more get 431 (Envoy's max_headers_count default). */
+  readonly maxHeaders: number;
+  /** Bytes one request head may take; more get 431 (Envoy's max_request_headers_kb default: 60 KiB). */
+  readonly maxHeaderBytes: number;
 }
+
+/** What every HTTP listener takes from its client, whoever that is. */
+const REQUEST_HEAD_LIMITS = { maxHeaders: 100, maxHeaderBytes: 60 * 1024 } as const;
 
 export const CONTROL_PLANE_LIMITS: ConnectionLimits = Object.freeze({
   maxConnections: 4096,
@@ -26,6 +33,7 @@ export const CONTROL_PLANE_LIMITS: ConnectionLimits = Object.freeze({
   // API requests are small (a CSR, an ack); the snapshot watch is a GET
   // whose request ends at once, so this does not cut the stream.
   requestTimeoutMs: 30_000,
+  ...REQUEST_HEAD_LIMITS,
 });
 
 export const INBOUND_LIMITS: ConnectionLimits = Object.freeze({
@@ -34,11 +42,23 @@ export const INBOUND_LIMITS: ConnectionLimits = Object.freeze({
   headersTimeoutMs: 10_000,
   // Node's default: uploads to the app may take minutes.
   requestTimeoutMs: 300_000,
+  ...REQUEST_HEAD_LIMITS,
 });
+
+/**
+ * The outbound listener's: its client is the app beside it (loopback, or
+ * redirected by iptables), so no TLS, but the same bounds on what one
+ * request head and one connection may hold.
+ */
+export const OUTBOUND_LIMITS: ConnectionLimits = Object.freeze({ ...INBOUND_LIMITS });
 
 /** The server options that carry these limits (tls.createServer and http(s).createServer both read them). */
 export function timeoutOptions(limits: ConnectionLimits) {
   return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    // The request-framing filter checks Host itself: Node's own check answers
+    // 400 but goes on parsing what was pipelined behind it.
+    requireHostHeader: false,
     handshakeTimeout: limits.handshakeTimeoutMs,
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,

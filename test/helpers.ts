@@ -115,7 +115,7 @@ export function mtlsAgent(
 export interface EchoApp {
   readonly server: Server;
   readonly port: number;
-  /** Every request the app received, in order. */
+  /** Every request the app received, in order (`complete` says whether its body arrived whole). */
   readonly requests: IncomingMessage[];
 }
 
@@ -125,7 +125,13 @@ export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Pr
   const server = createServer(async (req, res) => {
     requests.push(req);
     let body = '';
-    for await (const chunk of req) body += chunk;
+    try {
+      for await (const chunk of req) body += chunk;
+    } catch {
+      // The request was cut off mid-body (its client went, or the proxy refused
+      // what followed the head): there is no one left to answer.
+      return;
+    }
     // ?delay=MS holds the response, to keep a request in flight.
     const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
     if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
@@ -341,7 +347,6 @@ export async function shopSidecars(
   return { orders, frontend };
 }
 
-/** Waits until the sidecar whose admin port is `adminPort` answers ready (a certificate and a snapshot). */
 /** A certificate response, or the API's error. */
 export type CertificateAnswer = CertificateResponse & { error?: { code: string; message: string } };
 
@@ -370,6 +375,7 @@ export function certificatePoster(
   };
 }
 
+/** Waits until the sidecar whose admin port is `adminPort` answers ready (a certificate and a snapshot). */
 export function untilReady(adminPort: number): Promise<void> {
   return eventually(
     async () => (await request(`http://127.0.0.1:${adminPort}/healthz/ready`)).statusCode === 200,

@@ -41,6 +41,19 @@ t.test(
   },
 );
 
+t.test(
+  'policy validate reported a bad method but not the route name another route repeated (all errors at once)',
+  async (t) => {
+    const { errors, file } = await load(
+      `${HEADER}spec:\n  routes:\n    - name: r\n      match: { methods: [FETCH] }\n    - name: r\n`,
+    );
+    t.same(errors.sort(), [
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].match.methods[0]: expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE; found "FETCH"`,
+      `${file}: RoutePolicy shop/orders-api: spec.routes[1].name: duplicates the name of spec.routes[0] ("r")`,
+    ]);
+  },
+);
+
 t.test('a missing required field says it is required', async (t) => {
   const { errors } = await load(`${HEADER}spec: {}\n`);
   t.match(errors, [/spec\.routes: is required$/]);

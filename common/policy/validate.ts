@@ -561,15 +561,21 @@ function semanticProblems(
   if (policyLimit && limitSound) checkRateLimit(found, 'spec.rateLimit', policyLimit, hasProviders);
   const names = new Map<string, number>();
   (routes as Route[]).forEach((route, r) => {
-    if (!sound(r)) return;
     const at = `spec.routes[${r}]`;
-    const first = names.get(route.name);
-    if (first !== undefined) {
-      found.error(
-        `${at}.name`,
-        `duplicates the name of spec.routes[${first}] (${JSON.stringify(route.name)})`,
-      );
-    } else names.set(route.name, r);
+    // Names are checked on every route whose name is a string, sound or not:
+    // all errors at once means a bad method in one route does not hide a
+    // name another repeats.
+    const name = (route as { name?: unknown } | null)?.name;
+    if (typeof name === 'string') {
+      const first = names.get(name);
+      if (first !== undefined) {
+        found.error(
+          `${at}.name`,
+          `duplicates the name of spec.routes[${first}] (${JSON.stringify(name)})`,
+        );
+      } else names.set(name, r);
+    }
+    if (!sound(r)) return;
     if (route.match?.path) checkPath(found, `${at}.match.path`, route.match.path);
     if (route.rateLimit) checkRateLimit(found, `${at}.rateLimit`, route.rateLimit, hasProviders);
     route.match?.headers?.forEach((header, h) => {

@@ -2,6 +2,12 @@
  * The filter chains, in order, and why that order. Read this file to know
  * what happens to a request between accept and forward.
  *
+ * Every chain begins with request-framing: more header lines than the
+ * listener allows get 431, a Host missing (HTTP/1.1), repeated or not one
+ * authority gets 400, and the connection is closed. Before anything reads
+ * a header or routes by Host, the request must be one that every parser on
+ * the way reads the same way. The steps below come after it.
+ *
  * Inbound (peer sidecar or client → this sidecar → the local app); the TLS
  * handshake before the chain has already required and verified a client
  * certificate from the mesh CA (or, for a plaintext connection, which only
@@ -87,6 +93,7 @@ import type { Filter } from './filter.ts';
 import { routeHttp } from './http-route.ts';
 import { rateLimitRequest } from './rate-limit.ts';
 import { requestBodyLimit } from './request-body-limit.ts';
+import { requestFraming } from './request-framing.ts';
 import { requestHeaders } from './request-headers.ts';
 import { routeDestination } from './route-destination.ts';
 
@@ -102,8 +109,10 @@ export function inboundChain(deps: {
   buckets: LocalBuckets;
   global: GlobalLimiter;
   budgets: ByteBudgets;
+  maxHeaders: number;
 }): readonly Filter[] {
   return Object.freeze([
+    requestFraming(deps.maxHeaders),
     requestHeaders(deps.headerRules),
     canonicalize,
     authenticatePeer(deps.peerOf, deps.state, deps.metrics),
@@ -128,8 +137,10 @@ export function gatewayChain(deps: {
   certificateOf: (socket: Socket) => string | undefined;
   clientAddressOf: (req: IncomingMessage) => string | undefined;
   maxRequestBytes: number;
+  maxHeaders: number;
 }): readonly Filter[] {
   return Object.freeze([
+    requestFraming(deps.maxHeaders),
     requestHeaders(deps.headerRules),
     canonicalize,
     clientAddress(deps.clientAddressOf),
@@ -147,6 +158,14 @@ export function gatewayChain(deps: {
   ]);
 }
 
-export function outboundChain(deps: { state: SnapshotState }): readonly Filter[] {
-  return Object.freeze([outboundRequestHeaders, routeDestination(deps.state), canonicalize]);
+export function outboundChain(deps: {
+  state: SnapshotState;
+  maxHeaders: number;
+}): readonly Filter[] {
+  return Object.freeze([
+    requestFraming(deps.maxHeaders),
+    outboundRequestHeaders,
+    routeDestination(deps.state),
+    canonicalize,
+  ]);
 }

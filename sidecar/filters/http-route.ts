@@ -12,10 +12,6 @@ const NOT_READY: LocalReply = {
   message: 'the gateway has no policy snapshot yet',
 };
 
-/** host[:port] where host is a DNS name, an IPv4 address or a bracketed IPv6 address (RFC 9110 Host). */
-const AUTHORITY =
-  /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
-
 /** The Host header's name part, lower-cased: no port, no trailing dot. */
 export function hostName(req: IncomingMessage): string {
   const authority = req.headers.host ?? '';
@@ -27,13 +23,6 @@ export function hostName(req: IncomingMessage): string {
   const host = authority.slice(0, end).toLowerCase();
   return host.endsWith('.') ? host.slice(0, -1) : host;
 }
-
-const BAD_HOST: LocalReply = {
-  status: 400,
-  code: 'POSTERN_BAD_HOST',
-  message: 'the Host header is not a host name or address with an optional port',
-  close: true,
-};
 
 /** What the route table reads of one request; query parameters parsed only if a match asks. */
 class RequestView implements RouteRequest {
@@ -102,8 +91,8 @@ export function routeHttp(state: SnapshotState): Filter {
     onRequest(exchange) {
       const applied = state.current;
       if (!applied) return NOT_READY;
-      // A Host that is not one (`evil.com/#.example.com`) would match wildcards and land in redirects.
-      if (!AUTHORITY.test(exchange.req.headers.host ?? '')) return BAD_HOST;
+      // request-framing refused a Host that is not one (`evil.com/#.example.com`
+      // would match wildcards and land in redirects).
       const view = new RequestView(exchange);
       const match = applied.httpRoutes?.match(view);
       if (!match) return notFound(view);

@@ -187,6 +187,7 @@ export class GatewayListener {
           : facts?.client.ip;
       },
       headerRules,
+      maxHeaders: options.limits.maxHeaders,
     });
     /** What each request drops and adds on its way to the backend. */
     const dropFor = (exchange: Exchange, facts: ClientFacts): ReadonlySet<string> => {
@@ -208,6 +209,7 @@ export class GatewayListener {
     };
 
     serveExchanges(this.server, {
+      maxHeaders: options.limits.maxHeaders,
       direction: 'gateway',
       chain,
       metrics,

@@ -101,6 +101,7 @@ export class InboundListener {
       buckets: options.buckets,
       global: options.global,
       budgets: options.budgets,
+      maxHeaders: options.limits.maxHeaders,
     });
 
     this.server = createServer({
@@ -177,6 +178,7 @@ export class InboundListener {
     const handlers: ExchangeHandlers = {
       direction: 'inbound',
       chain,
+      maxHeaders: options.limits.maxHeaders,
       metrics,
       logger,
       observers: options.observers,

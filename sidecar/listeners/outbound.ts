@@ -1,5 +1,11 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
+import {
+  type ConnectionLimits,
+  capConnections,
+  OUTBOUND_LIMITS,
+  timeoutOptions,
+} from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import type { ListenerParts } from '../data-plane.ts';
 import { outboundChain } from '../filters/chains.ts';
@@ -20,7 +26,10 @@ export type OutboundOptions = Pick<
   ListenerParts,
   'svid' | 'state' | 'logger' | 'metrics' | 'observers' | 'traced'
 > &
-  Partial<Pick<ListenerParts, 'now'>>;
+  Partial<Pick<ListenerParts, 'now'>> & {
+    /** What one app connection and request may hold (default OUTBOUND_LIMITS). */
+    readonly limits?: ConnectionLimits;
+  };
 
 /**
  * The outbound listener (15001, loopback only): the app's plain HTTP egress,
@@ -37,13 +46,16 @@ export class OutboundListener {
     const { state, logger, metrics } = options;
     const upstreams = MeshUpstreams.forListener(options, 'outbound');
     this.upstreams = upstreams;
-    const chain = outboundChain({ state });
+    const limits = options.limits ?? OUTBOUND_LIMITS;
+    const chain = outboundChain({ state, maxHeaders: limits.maxHeaders });
     const headerRules: RequestHeaderRules = options.traced
       ? Object.freeze({ ...OUTBOUND_HEADER_RULES, replaceTraceContext: true })
       : OUTBOUND_HEADER_RULES;
 
-    this.server = createServer();
+    this.server = createServer(timeoutOptions(limits));
+    capConnections(this.server, limits, logger, 'outbound');
     serveExchanges(this.server, {
+      maxHeaders: limits.maxHeaders,
       direction: 'outbound',
       chain,
       metrics,

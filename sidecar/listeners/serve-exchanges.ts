@@ -4,7 +4,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Direction } from '../data-plane.ts';
 import { type Exchange, type Filter, runFilters } from '../filters/filter.ts';
 import { upstreamFailure } from '../http/forward.ts';
-import { sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
+import { type LocalReply, sendLocalReply, writeLocalReplyToSocket } from '../http/local-reply.ts';
 import { type ExchangeObserver, requestBodyBytes } from '../telemetry/exchange-observer.ts';
 import type { SidecarMetrics } from '../telemetry/metrics.ts';
 
@@ -31,6 +31,63 @@ export interface ExchangeHandlers {
   tunnel(exchange: Exchange, socket: Duplex, head: Buffer): void;
   /** Told of every request as it arrives and once it is answered (usage records, access log, tracing). */
   readonly observers: readonly ExchangeObserver[];
+  /** Header lines a request may carry (the request-framing filter refuses more). */
+  readonly maxHeaders: number;
+}
+
+/** How long a connection refused for a malformed request may take to read its answer before it is cut. */
+const REFUSAL_LINGER_MS = 2_000;
+
+/**
+ * What the parser refused before any request existed: Node's errors by
+ * code, answered as the sidecar answers everything (JSON, a stable code).
+ */
+function parseFailure(error: NodeJS.ErrnoException): LocalReply {
+  if (error.code === 'HPE_HEADER_OVERFLOW')
+    return {
+      status: 431,
+      code: 'POSTERN_HEADERS_TOO_LARGE',
+      message: 'the request head is larger than this listener takes',
+    };
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return {
+      status: 408,
+      code: 'POSTERN_REQUEST_TIMEOUT',
+      message: 'the request did not arrive in time',
+    };
+  return {
+    status: 400,
+    code: 'POSTERN_MALFORMED_REQUEST',
+    message: `the request is not valid HTTP/1.1 (${error.code ?? 'parse error'})`,
+  };
+}
+
+/**
+ * Answers a request the parser refused, then closes: Node's own handler
+ * writes its answer and destroys the socket at once, which over TLS loses
+ * the answer; this one ends the stream and cuts it only if the client does
+ * not take it within REFUSAL_LINGER_MS.
+ */
+function refuseUnparsable(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const inFlight = (
+    socket as Duplex & { _httpMessage?: { headersSent?: boolean; shouldKeepAlive: boolean } }
+  )._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (inFlight && error.code === 'HPE_CLOSED_CONNECTION') {
+    // Bytes after a request that ended the connection (HTTP/1.0, or
+    // Connection: close): that request's answer goes out, then the close.
+    inFlight.shouldKeepAlive = false;
+    return;
+  }
+  if (inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  writeLocalReplyToSocket(socket, parseFailure(error));
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
 /**
@@ -75,6 +132,14 @@ function newExchange(req: IncomingMessage): Exchange {
 
 export function serveExchanges(server: Server, handlers: ExchangeHandlers): void {
   const { direction, chain, metrics, observers, logger } = handlers;
+  // Node keeps this many header lines and silently drops the rest; one over
+  // the limit is all the request-framing filter needs to see to refuse it.
+  server.maxHeadersCount = handlers.maxHeaders + 1;
+  server.on('clientError', refuseUnparsable);
+  // Connections a local reply is closing: a request pipelined behind the
+  // refused one was parsed from a stream that can no longer be trusted, and
+  // is never acted on (Node hands it over all the same).
+  const closing = new WeakSet<object>();
   const beginning = observers.filter((observer) => observer.begin);
   const begin = (exchange: Exchange) => {
     for (let i = 0; i < beginning.length; i++) beginning[i]!.begin!(exchange);
@@ -88,6 +153,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
   };
 
   server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
+    if (closing.has(req.socket)) return;
     const exchange = newExchange(req);
     let status: number;
     try {
@@ -95,6 +161,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       const result = runFilters(chain, exchange);
       const reply = result instanceof Promise ? await result : result;
       if (reply) {
+        if (reply.close) closing.add(req.socket);
         sendLocalReply(res, reply, exchange.responseHeaders);
         status = reply.status;
       } else {
@@ -104,6 +171,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       // A bug must cost one request, never the process and every other request.
       status = 500;
       logger.error('request handling failed', { direction, error });
+      closing.add(req.socket);
       if (!res.headersSent) sendLocalReply(res, INTERNAL_ERROR);
       else res.destroy();
     }

@@ -15,6 +15,7 @@ import {
   startEchoApp,
   startTestMesh,
 } from '../helpers.ts';
+import { mtlsExchange } from '../raw-http.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const POLICY = ordersPolicyYaml([TESTER]);
@@ -155,7 +156,7 @@ t.test('the inbound listener over real mTLS', async (t) => {
 
   await t.test('a path that could be read two ways gets 400 and a closed connection', async (t) => {
     const before = app.requests.length;
-    const res = await rawExchange(
+    const res = await mtlsExchange(
       sidecar.inboundPort,
       tester,
       'GET /orders/..%2fadmin HTTP/1.1\r\nhost: orders\r\n\r\n',
@@ -169,10 +170,10 @@ t.test('the inbound listener over real mTLS', async (t) => {
     'a malformed request gets 400 and a closed connection, and nothing is forwarded',
     async (t) => {
       const before = app.requests.length;
-      const garbage = await rawExchange(sidecar.inboundPort, tester, 'GARBAGE / HTTP/1.1\r\n\r\n');
+      const garbage = await mtlsExchange(sidecar.inboundPort, tester, 'GARBAGE / HTTP/1.1\r\n\r\n');
       t.match(garbage, /^HTTP\/1\.1 400/);
       // Content-Length with Transfer-Encoding is the classic smuggling shape: refused, never guessed at.
-      const smuggle = await rawExchange(
+      const smuggle = await mtlsExchange(
         sidecar.inboundPort,
         tester,
         'POST /orders HTTP/1.1\r\nhost: orders\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
@@ -343,25 +344,6 @@ async function handshakeFailures(adminPort: number): Promise<number> {
     handshakeFailures: Record<string, number>;
   };
   return Object.values(stats.handshakeFailures).reduce((a, b) => a + b, 0);
-}
-
-/** Sends `text` as is over mTLS and returns everything received until the server closes. */
-function rawExchange(port: number, credentials: PemCredentials, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let received = '';
-    const socket = connect({
-      host: '127.0.0.1',
-      port,
-      ...credentials,
-      checkServerIdentity: () => undefined,
-    });
-    socket.on('secureConnect', () => socket.write(text));
-    socket.on('data', (chunk) => {
-      received += chunk;
-    });
-    socket.on('error', reject);
-    socket.on('close', () => resolve(received));
-  });
 }
 
 t.test('/stats says what the sidecar process holds: RSS, live heap and heap limit', async (t) => {

@@ -9,7 +9,6 @@ import { spawnSync } from 'node:child_process';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
@@ -28,6 +27,7 @@ import {
   startTestMesh,
   untilReady,
 } from '../helpers.ts';
+import { type Echoed, echoedBody, mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
@@ -61,12 +61,6 @@ spec:
         - principals: ["*"]
 `;
 
-interface Echoed {
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
 /** The echo app as "orders" behind a ready sidecar with `--headers-with-underscores underscores`. */
 async function ordersWith(
   t: Test,
@@ -96,63 +90,6 @@ async function ordersWith(
   await untilReady(sidecar.adminPort);
   const credentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
   return { sidecar, app, credentials, upgrades };
-}
-
-/** A server that has not closed the connection after this long is not going to. */
-const CLOSE_WAIT_MS = 5000;
-const STILL_OPEN = '\n[the server left the connection open]';
-
-/**
- * Writes `text` as is and resolves with everything received once the server
- * closes; a connection still open after CLOSE_WAIT_MS ends with STILL_OPEN.
- */
-function collectUntilClosed(socket: Socket, text: string, event: string): Promise<string> {
-  return new Promise((resolve) => {
-    let received = '';
-    const timer = setTimeout(() => {
-      received += STILL_OPEN;
-      socket.destroy();
-    }, CLOSE_WAIT_MS);
-    socket.once(event, () => socket.write(text));
-    socket.on('data', (chunk) => {
-      received += chunk;
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(received);
-    });
-  });
-}
-
-/** One raw exchange over mTLS with the inbound listener. */
-function mtlsExchange(port: number, credentials: PemCredentials, text: string): Promise<string> {
-  const socket = connectTls({
-    host: '127.0.0.1',
-    port,
-    ...credentials,
-    checkServerIdentity: () => undefined,
-  });
-  return collectUntilClosed(socket, text, 'secureConnect');
-}
-
-/** One raw exchange over plain TCP with the outbound listener. */
-function tcpExchange(port: number, text: string): Promise<string> {
-  return collectUntilClosed(connectTcp(port, '127.0.0.1'), text, 'connect');
-}
-
-/** The JSON body of a raw HTTP/1.1 response the echo app wrote (chunked: it sets no length). */
-function echoedBody(raw: string): Echoed {
-  let rest = raw.slice(raw.indexOf('\r\n\r\n') + 4);
-  let body = '';
-  for (;;) {
-    const eol = rest.indexOf('\r\n');
-    const size = Number.parseInt(rest.slice(0, eol), 16);
-    if (!size) break;
-    body += rest.slice(eol + 2, eol + 2 + size);
-    rest = rest.slice(eol + 2 + size + 2);
-  }
-  return JSON.parse(body) as Echoed;
 }
 
 /** Header names as a CGI server (Rack, WSGI, PHP) keys them: HTTP_X_POSTERN_PRINCIPAL. */

@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from './log.ts';
 
@@ -21,10 +22,55 @@ export interface ConnectionLimits {
   readonly maxHeaders: number;
   /** Bytes one request head may take; more get 431 (Envoy's max_request_headers_kb default: 60 KiB). */
   readonly maxHeaderBytes: number;
+  /** A keep-alive connection with no request for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /**
+   * A connection on which nothing moves either way for this long is cut
+   * (Envoy's stream_idle_timeout): a body that stops half-way, a client
+   * that stops reading the response.
+   */
+  readonly streamIdleTimeoutMs: number;
 }
 
 /** What every HTTP listener takes from its client, whoever that is. */
-const REQUEST_HEAD_LIMITS = { maxHeaders: 100, maxHeaderBytes: 60 * 1024 } as const;
+const REQUEST_HEAD_LIMITS = {
+  maxHeaders: 100,
+  maxHeaderBytes: 60 * 1024,
+  // Longer than the 4 s undici (the peer sidecars' pools) keeps an idle
+  // connection, so the client side always gives one up first.
+  idleTimeoutMs: 60_000,
+  streamIdleTimeoutMs: 300_000,
+} as const;
+
+/** How long the data plane waits on what it calls (the app, peer sidecars, a gateway's backends). */
+export interface UpstreamLimits {
+  /** A TCP and TLS connection not up within this: 504 (Envoy's cluster connect_timeout). */
+  readonly connectTimeoutMs: number;
+  /**
+   * Response headers not back within this of the request: 504. Envoy's
+   * route timeout is 15 s, which Istio turned off after it cut off too many
+   * slow reports; a minute keeps a hung upstream from holding a request
+   * for ever without surprising those.
+   */
+  readonly responseTimeoutMs: number;
+  /** A response body with no byte for this long: cut (Envoy's stream_idle_timeout). */
+  readonly streamIdleTimeoutMs: number;
+}
+
+export const UPSTREAM_LIMITS: UpstreamLimits = Object.freeze({
+  connectTimeoutMs: 5_000,
+  responseTimeoutMs: 60_000,
+  streamIdleTimeoutMs: 300_000,
+});
+
+/** undici's Pool options that carry them. */
+export function upstreamPoolOptions(limits: UpstreamLimits) {
+  return {
+    connectTimeout: limits.connectTimeoutMs,
+    headersTimeout: limits.responseTimeoutMs,
+    bodyTimeout: limits.streamIdleTimeoutMs,
+  };
+}
 
 export const CONTROL_PLANE_LIMITS: ConnectionLimits = Object.freeze({
   maxConnections: 4096,
@@ -55,6 +101,7 @@ export const OUTBOUND_LIMITS: ConnectionLimits = Object.freeze({ ...INBOUND_LIMI
 /** The server options that carry these limits (tls.createServer and http(s).createServer both read them). */
 export function timeoutOptions(limits: ConnectionLimits) {
   return {
+    keepAliveTimeout: limits.idleTimeoutMs,
     maxHeaderSize: limits.maxHeaderBytes,
     // The request-framing filter checks Host itself: Node's own check answers
     // 400 but goes on parsing what was pipelined behind it.
@@ -69,6 +116,14 @@ export function timeoutOptions(limits: ConnectionLimits) {
 }
 
 const DROP_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Cuts the connections of an HTTP server on which nothing moved either way
+ * for `streamIdleTimeoutMs` (with no 'timeout' listener, Node destroys them).
+ */
+export function cutIdleStreams(server: HttpServer, limits: ConnectionLimits): void {
+  server.setTimeout(limits.streamIdleTimeoutMs);
+}
 
 /**
  * Caps open connections on `server`. Connections past the cap are closed by

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
+import { UPSTREAM_LIMITS, type UpstreamLimits } from '../common/connection-limits.ts';
 import { closeServer, listen } from '../common/listen.ts';
 import { Logger } from '../common/log.ts';
 import { formatSpiffeId } from '../common/spiffe.ts';
@@ -59,6 +60,8 @@ export interface DataPlaneOptions {
   readonly statusHost?: string;
   /** The app's original HTTP probes, by the status path that now stands for each. */
   readonly appProbes?: ReadonlyMap<string, AppProbe>;
+  /** How long to wait on the app and peer sidecars (default UPSTREAM_LIMITS). */
+  readonly upstreamLimits?: Partial<UpstreamLimits>;
 }
 
 /** Which side of a listener a request comes from: the mesh (inbound), the app (outbound) or outside clients (gateway). */
@@ -79,6 +82,8 @@ export interface DataPlaneParts {
   readonly budgets: ByteBudgets;
   /** Requests are traced: the trace context sent on is this process's span's. */
   readonly traced: boolean;
+  /** How long to wait on the app and peer sidecars. */
+  readonly upstream: UpstreamLimits;
   /** What records each request of a direction (usage, access log, tracing). */
   observers(direction: Direction): ExchangeObserver[];
 }
@@ -342,6 +347,7 @@ export async function startDataPlane(
     global: globalLimits,
     budgets,
     traced: tracing !== undefined,
+    upstream: { ...UPSTREAM_LIMITS, ...options.upstreamLimits },
     observers,
   });
   const advertise = listeners.advertise;

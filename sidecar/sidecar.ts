@@ -2,7 +2,11 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ConnectionLimits, INBOUND_LIMITS } from '../common/connection-limits.ts';
+import {
+  type ConnectionLimits,
+  INBOUND_LIMITS,
+  OUTBOUND_LIMITS,
+} from '../common/connection-limits.ts';
 import { type DataPlaneOptions, startDataPlane } from './data-plane.ts';
 import type { UnderscoreAction } from './http/headers.ts';
 import { InboundListener } from './listeners/inbound.ts';
@@ -22,6 +26,8 @@ export interface SidecarOptions extends DataPlaneOptions {
   readonly outboundPort: number;
   /** Connection cap and timeouts of the inbound listener (default INBOUND_LIMITS). */
   readonly inboundLimits?: Partial<ConnectionLimits>;
+  /** What the app may hold on the outbound listener (default OUTBOUND_LIMITS). */
+  readonly outboundLimits?: Partial<ConnectionLimits>;
   /** What inbound does with request header names that have underscores (default allow; see http/headers.ts). */
   readonly headersWithUnderscores?: UnderscoreAction;
 }
@@ -97,7 +103,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       observers: parts.observers('inbound'),
       limits: { ...INBOUND_LIMITS, ...options.inboundLimits },
     });
-    const outbound = new OutboundListener({ ...parts, observers: parts.observers('outbound') });
+    const outbound = new OutboundListener({
+      ...parts,
+      observers: parts.observers('outbound'),
+      limits: { ...OUTBOUND_LIMITS, ...options.outboundLimits },
+    });
     const inboundPort = await inbound.listen(options.inboundPort, options.inboundHost);
     const outboundPort = await outbound.listen(options.outboundPort, '127.0.0.1');
     return {

@@ -15,7 +15,11 @@ import { Agent, type Dispatcher, request } from 'undici';
 import type { CertificateAuthority } from '../certs/authority.ts';
 import { generateKeyPair, privateKeyToPem } from '../certs/x509.ts';
 import { CHILD_NODE_ARGS, freePort, POSTERN_BIN } from '../cli/processes.ts';
-import type { ConnectionLimits } from '../common/connection-limits.ts';
+import {
+  type ConnectionLimits,
+  UPSTREAM_LIMITS,
+  type UpstreamLimits,
+} from '../common/connection-limits.ts';
 import { Logger } from '../common/log.ts';
 import type { Alert } from '../common/usage.ts';
 import type { CertificateResponse, RegistryEntry } from '../common/wire.ts';
@@ -154,12 +158,25 @@ export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Pr
       if (!res.destroyed) res.end(Buffer.alloc(size - (size >> 1), 's'));
       return;
     }
-    // &chunked=1: the same bytes in 8 KiB chunks, without a Content-Length.
+    // &chunked=1: the same bytes in 8 KiB chunks, without a Content-Length,
+    // made as the client takes them (a reader that stops holds up the app,
+    // not the app's memory).
     if (size && query.get('chunked')) {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      for (let sent = 0; sent < size; sent += 8192)
-        res.write(Buffer.alloc(Math.min(8192, size - sent), 'x'));
-      res.end();
+      const chunk = Buffer.alloc(8192, 'x');
+      let sent = 0;
+      const pump = () => {
+        while (sent < size && !res.destroyed) {
+          const part = Math.min(chunk.length, size - sent);
+          sent += part;
+          if (!res.write(part === chunk.length ? chunk : chunk.subarray(0, part))) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      pump();
       return;
     }
     if (size) {
@@ -207,6 +224,8 @@ export interface TestMesh {
     controlPlaneUrl?: string;
     watchIdleTimeoutMs?: number;
     inboundLimits?: Partial<ConnectionLimits>;
+    outboundLimits?: Partial<ConnectionLimits>;
+    upstreamLimits?: Partial<UpstreamLimits>;
     /** Default 127.0.0.1. */
     inboundHost?: string;
     /** Default 0 (any); a pod in a fake cluster names its port beforehand. */
@@ -288,6 +307,8 @@ export async function startTestMesh(
         controlPlane: o.controlPlaneUrl ?? mesh.controlPlaneUrl,
         ...(o.watchIdleTimeoutMs ? { watchIdleTimeoutMs: o.watchIdleTimeoutMs } : {}),
         ...(o.inboundLimits ? { inboundLimits: o.inboundLimits } : {}),
+        ...(o.outboundLimits ? { outboundLimits: o.outboundLimits } : {}),
+        ...(o.upstreamLimits ? { upstreamLimits: o.upstreamLimits } : {}),
         headersWithUnderscores: o.headersWithUnderscores,
         ...(o.now ? { now: o.now } : {}),
         ...(o.usageWindowSeconds ? { usageWindowSeconds: o.usageWindowSeconds } : {}),
@@ -394,6 +415,20 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** orders open to every caller on every path: for tests about what happens before or beside policy. */
+export const OPEN_ORDERS_POLICY = `
+apiVersion: postern.dev/v1alpha1
+kind: RoutePolicy
+metadata: { name: orders-open, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  routes:
+    - name: everything
+      match: { path: { prefix: / } }
+      allow:
+        - principals: ["*"]
+`;
 
 /**
  * The orders-api RoutePolicy the integration tests enforce on "orders":
@@ -505,6 +540,7 @@ export async function startOutboundListener(
     metrics: new SidecarMetrics(),
     observers: [],
     traced: false,
+    upstream: UPSTREAM_LIMITS,
   });
   const port = await outbound.listen(0, '127.0.0.1');
   t.teardown(() => outbound.close());

@@ -1,6 +1,7 @@
 import { INBOUND_LIMITS } from '../../common/connection-limits.ts';
 import { applyDataPlaneV8Settings } from '../../common/v8-settings.ts';
 import { countFlag, portFlag } from '../flags.ts';
+import { limitsFlag, parseLimitsFlag } from '../limits-flag.ts';
 import { bytesFlag, type Command, untilSignalled } from './command.ts';
 import { dataPlaneOptions, identityFlags, recordingFlags } from './data-plane-flags.ts';
 
@@ -42,10 +43,12 @@ export const gateway: Command = {
       help: 'open client connections accepted; more are closed on accept, logged and counted',
       default: String(INBOUND_LIMITS.maxConnections),
     },
+    limitsFlag,
     ...recordingFlags,
   ],
   async run(values) {
     applyDataPlaneV8Settings();
+    const limits = parseLimitsFlag(values.limits!);
     const { startGateway } = await import('../../sidecar/gateway/gateway.ts');
     const running = await startGateway({
       ...dataPlaneOptions(values),
@@ -58,7 +61,8 @@ export const gateway: Command = {
       apiKeyHeader: values['api-key-header']!,
       trustedProxies: values['trusted-proxies']!.split(',').filter(Boolean),
       maxRequestBytes: bytesFlag(values, 'max-request-bytes'),
-      limits: { maxConnections: countFlag(values, 'max-connections') },
+      limits: { ...limits.listener, maxConnections: countFlag(values, 'max-connections') },
+      upstreamLimits: limits.upstream,
     });
     return untilSignalled(() => running.close());
   },

@@ -7,6 +7,7 @@ import {
   UNDERSCORE_ACTIONS,
 } from '../../sidecar/http/headers.ts';
 import { countFlag, portFlag } from '../flags.ts';
+import { limitsFlag, parseLimitsFlag } from '../limits-flag.ts';
 import { type Command, untilSignalled } from './command.ts';
 import { dataPlaneOptions, identityFlags, recordingFlags } from './data-plane-flags.ts';
 
@@ -39,6 +40,7 @@ export const sidecar: Command = {
       help: 'open inbound connections accepted; more are closed on accept, logged and counted',
       default: String(INBOUND_LIMITS.maxConnections),
     },
+    limitsFlag,
     ...recordingFlags,
   ],
   async run(values) {
@@ -49,6 +51,7 @@ export const sidecar: Command = {
         `--headers-with-underscores must be ${UNDERSCORE_ACTIONS.slice(0, -1).join(', ')} or ${UNDERSCORE_ACTIONS.at(-1)}; found ${JSON.stringify(underscores)}`,
       );
     }
+    const limits = parseLimitsFlag(values.limits!);
     // Here, not at the top: other commands share this binary and must not load the data plane.
     const { startSidecar } = await import('../../sidecar/sidecar.ts');
     const running = await startSidecar({
@@ -60,7 +63,12 @@ export const sidecar: Command = {
       inboundPort: portFlag(values, 'inbound-port'),
       outboundPort: portFlag(values, 'outbound-port'),
       headersWithUnderscores: underscores,
-      inboundLimits: { maxConnections: countFlag(values, 'max-inbound-connections') },
+      inboundLimits: {
+        ...limits.listener,
+        maxConnections: countFlag(values, 'max-inbound-connections'),
+      },
+      outboundLimits: limits.listener,
+      upstreamLimits: limits.upstream,
     });
     return untilSignalled(() => running.close());
   },

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:https';
 import {
   type ConnectionLimits,
   capConnections,
+  cutIdleStreams,
   timeoutOptions,
 } from '../../common/connection-limits.ts';
 import {
@@ -113,5 +114,6 @@ export function createApiServer(options: ApiServerOptions): Server {
     },
   );
   capConnections(server, options.limits, logger, 'control-plane-api');
+  cutIdleStreams(server, options.limits);
   return server;
 }

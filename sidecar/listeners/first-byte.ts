@@ -18,6 +18,18 @@ export function routeByFirstByte(
   plaintext: Server,
   firstByteTimeoutMs: number,
 ): void {
+  // An HTTP server enforces its headers and request timeouts from a timer
+  // it starts on 'listening'. These two never listen (the front does), so
+  // without this a client could trickle its request head for ever: they
+  // start with the front, and stop with it.
+  front.once('listening', () => {
+    tls.emit('listening');
+    plaintext.emit('listening');
+  });
+  front.once('close', () => {
+    tls.close();
+    plaintext.close();
+  });
   front.on('connection', (socket: Socket) => {
     // Until a server owns the socket, a reset must not become an unhandled 'error'.
     socket.on('error', () => socket.destroy());

@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import {
   type ConnectionLimits,
   capConnections,
+  cutIdleStreams,
   timeoutOptions,
 } from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
@@ -131,6 +132,7 @@ export class GatewayListener {
       rejectUnauthorized: false,
       ...timeoutOptions(options.limits),
     });
+    cutIdleStreams(this.server, options.limits);
     capConnections(this.server, options.limits, logger, 'gateway', () =>
       metrics.connectionsRefused.inc('gateway'),
     );

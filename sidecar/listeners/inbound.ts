@@ -9,7 +9,9 @@ import { PeerIdentityCache } from '../../certs/peer-identity.ts';
 import {
   type ConnectionLimits,
   capConnections,
+  cutIdleStreams,
   timeoutOptions,
+  upstreamPoolOptions,
 } from '../../common/connection-limits.ts';
 import { closeServer, listen } from '../../common/listen.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
@@ -86,7 +88,11 @@ export class InboundListener {
     this.#ownId = options.svid.spiffeId;
     this.#identities = new PeerIdentityCache(parseSpiffeId(this.#ownId).trustDomain);
     const origin = `http://${options.appHost}:${options.appPort}`;
-    this.#pool = new Pool(origin, { connections: 128, pipelining: 1 });
+    this.#pool = new Pool(origin, {
+      connections: 128,
+      pipelining: 1,
+      ...upstreamPoolOptions(options.upstream),
+    });
     this.#proxy = httpProxy.createProxyServer({ target: origin, ws: true });
     this.#proxy.on('error', (error, _req, socket) =>
       failTunnel(socket as Duplex, error, logger, 'inbound'),
@@ -117,6 +123,8 @@ export class InboundListener {
     capConnections(this.#front, options.limits, logger, 'inbound', () =>
       metrics.connectionsRefused.inc('inbound'),
     );
+    cutIdleStreams(this.server, options.limits);
+    cutIdleStreams(this.#plaintext, options.limits);
     this.#plaintext.on('connection', (socket: Socket) => {
       this.#peers.set(socket, {
         principal: undefined,

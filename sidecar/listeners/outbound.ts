@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import {
   type ConnectionLimits,
   capConnections,
+  cutIdleStreams,
   OUTBOUND_LIMITS,
   timeoutOptions,
 } from '../../common/connection-limits.ts';
@@ -24,7 +25,7 @@ const NO_HEADERS: readonly string[] = Object.freeze([]);
 /** What the outbound listener uses of the parts; the clock (of ejections and the retry budget) defaults to Date.now. */
 export type OutboundOptions = Pick<
   ListenerParts,
-  'svid' | 'state' | 'logger' | 'metrics' | 'observers' | 'traced'
+  'svid' | 'state' | 'logger' | 'metrics' | 'observers' | 'traced' | 'upstream'
 > &
   Partial<Pick<ListenerParts, 'now'>> & {
     /** What one app connection and request may hold (default OUTBOUND_LIMITS). */
@@ -54,6 +55,7 @@ export class OutboundListener {
 
     this.server = createServer(timeoutOptions(limits));
     capConnections(this.server, limits, logger, 'outbound');
+    cutIdleStreams(this.server, limits);
     serveExchanges(this.server, {
       maxHeaders: limits.maxHeaders,
       direction: 'outbound',

@@ -1,5 +1,6 @@
 import { Agent as HttpsAgent } from 'node:https';
 import { Pool } from 'undici';
+import { type UpstreamLimits, upstreamPoolOptions } from '../../common/connection-limits.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { expectSpiffeId } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
@@ -20,9 +21,16 @@ export class MeshConnections {
   #pools = new Map<string, Pool>();
   #agents = new Map<string, HttpsAgent>();
 
-  constructor(svid: Svid, revokedUpTo: (spiffeId: string) => number | undefined) {
+  readonly #limits: UpstreamLimits;
+
+  constructor(
+    svid: Svid,
+    revokedUpTo: (spiffeId: string) => number | undefined,
+    limits: UpstreamLimits,
+  ) {
     this.#svid = svid;
     this.#revokedUpTo = revokedUpTo;
+    this.#limits = limits;
   }
 
   poolFor(endpoint: Endpoint): Pool {
@@ -31,6 +39,7 @@ export class MeshConnections {
     if (!pool) {
       pool = new Pool(`https://${endpoint.address}`, {
         connections: 64,
+        ...upstreamPoolOptions(this.#limits),
         connect: {
           ...tlsOptionsOf(this.#svid),
           ...TLS_POLICY,

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import httpProxy from 'http-proxy';
+import type { UpstreamLimits } from '../../common/connection-limits.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ListenerParts } from '../data-plane.ts';
 import type { Exchange } from '../filters/filter.ts';
@@ -89,11 +90,13 @@ export class MeshUpstreams {
     revokedUpTo: (spiffeId: string) => number | undefined;
     metrics: SidecarMetrics;
     logger: Logger;
+    /** How long to wait on a peer: connect, response headers, a body that goes quiet. */
+    limits: UpstreamLimits;
     /** Tells an Upgrade tunnel's client why its upstream failed. */
     onTunnelError: (error: Error, socket: Duplex) => void;
     now?: () => number;
   }) {
-    this.#connections = new MeshConnections(options.svid, options.revokedUpTo);
+    this.#connections = new MeshConnections(options.svid, options.revokedUpTo, options.limits);
     const clock = options.now ? { now: options.now } : {};
     this.#balancer = new Balancer(clock);
     this.#budget = new RetryBudget(clock);
@@ -107,7 +110,9 @@ export class MeshUpstreams {
 
   /** The upstreams of a listener of the data plane: its SVID, the snapshot's revocations, its metrics and log. */
   static forListener(
-    parts: Pick<ListenerParts, 'svid' | 'state' | 'metrics' | 'logger'> & { now?: () => number },
+    parts: Pick<ListenerParts, 'svid' | 'state' | 'metrics' | 'logger' | 'upstream'> & {
+      now?: () => number;
+    },
     direction: 'outbound' | 'gateway',
   ): MeshUpstreams {
     const { state, logger } = parts;
@@ -116,6 +121,7 @@ export class MeshUpstreams {
       revokedUpTo: (spiffeId) => state.current?.revoked.get(spiffeId),
       metrics: parts.metrics,
       logger,
+      limits: parts.upstream,
       onTunnelError: (error, socket) => failTunnel(socket, error, logger, direction),
       ...(parts.now ? { now: parts.now } : {}),
     });

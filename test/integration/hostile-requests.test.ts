@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import {
   clientCredentials,
   type EchoApp,
+  OPEN_ORDERS_POLICY,
   type PemCredentials,
   shopSidecars,
   startEchoApp,
@@ -19,18 +20,6 @@ import {
 import { mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
-const OPEN_POLICY = `
-apiVersion: postern.dev/v1alpha1
-kind: RoutePolicy
-metadata: { name: orders-open, namespace: shop }
-spec:
-  selector: { matchLabels: { app: orders } }
-  routes:
-    - name: everything
-      match: { path: { prefix: / } }
-      allow:
-        - principals: ["*"]
-`;
 
 /** Behind each case, a request the app must never see: had it been smuggled, it would. */
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: orders\r\n\r\n';
@@ -245,7 +234,7 @@ async function ordersAndFrontend(t: Test): Promise<{
   inbound: (raw: string) => Promise<string>;
   outbound: (raw: string) => Promise<string>;
 }> {
-  const mesh = await startTestMesh(t, OPEN_POLICY);
+  const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
   const app = await startEchoApp(t);
   // frontend's app is never called: only orders' app sees requests.
   const { orders, frontend } = await shopSidecars(mesh, app.port);

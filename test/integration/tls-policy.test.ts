@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import t, { type Test } from 'tap';
+import { UPSTREAM_LIMITS } from '../../common/connection-limits.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import { ControlPlaneClient } from '../../sidecar/control-plane-client.ts';
 import { MeshConnections } from '../../sidecar/upstream/mesh-connections.ts';
@@ -129,6 +130,7 @@ t.test("the sidecar's clients refuse a server that offers only a CBC suite", asy
       notAfterMs: Number.MAX_SAFE_INTEGER,
     },
     () => undefined,
+    UPSTREAM_LIMITS,
   );
   const pool = peers.poolFor({
     service: 'orders',

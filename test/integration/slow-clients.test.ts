@@ -1,0 +1,174 @@
+/**
+ * Slow and stuck clients and upstreams are cut off by the listener and
+ * upstream limits (common/connection-limits.ts), over real sockets, with
+ * the limits shortened to fractions of a second so the test takes seconds
+ * (the defaults are Envoy's: 5 s handshakes, 10 s headers, 5 min idle
+ * streams; `--limits` changes them). What these cost in memory and file
+ * descriptors under thousands of such connections is measured by
+ * `npm run slow-clients` (load-tests/slow-clients.ts), not here.
+ */
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
+import t from 'tap';
+import {
+  clientCredentials,
+  OPEN_ORDERS_POLICY,
+  type PemCredentials,
+  startEchoApp,
+  startTestMesh,
+  untilReady,
+} from '../helpers.ts';
+import { collectUntilClosed, STILL_OPEN } from '../raw-http.ts';
+
+const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+
+const SHORT = {
+  handshakeTimeoutMs: 400,
+  headersTimeoutMs: 400,
+  // Longer than the response timeout: undici checks its timers about once a second.
+  streamIdleTimeoutMs: 1_500,
+  idleTimeoutMs: 400,
+};
+
+/**
+ * Resolves with how long `socket` stays open from now, in ms, reading (and
+ * dropping) what arrives: a socket that does not read cannot see the close
+ * (rejects after `limitMs`).
+ */
+function closedWithin(socket: Socket, limitMs: number): Promise<number> {
+  const since = performance.now();
+  socket.resume();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after ${limitMs} ms`));
+    }, limitMs);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(performance.now() - since);
+    });
+  });
+}
+
+function tlsTo(port: number, credentials: PemCredentials): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls({
+      host: '127.0.0.1',
+      port,
+      ...credentials,
+      checkServerIdentity: () => undefined,
+    });
+    socket.once('secureConnect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+t.test('slow and stuck peers are cut off by the limits, answered where HTTP allows', async (t) => {
+  const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
+  const app = await startEchoApp(t);
+  const orders = await mesh.startSidecar({
+    workload: 'orders',
+    namespace: 'shop',
+    appPort: app.port,
+    inboundLimits: SHORT,
+    outboundLimits: SHORT,
+    upstreamLimits: { responseTimeoutMs: 500 },
+  });
+  await untilReady(orders.adminPort);
+  const credentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
+
+  await t.test('a TLS handshake that never starts: closed at the handshake timeout', async (t) => {
+    const socket = connectTcp(orders.inboundPort, '127.0.0.1');
+    const open = await closedWithin(socket, 3_000);
+    t.ok(open >= 300, `held ${open.toFixed(0)} ms, not cut at once`);
+  });
+
+  await t.test('request headers that never finish: 408 and closed', async (t) => {
+    const socket = await tlsTo(orders.inboundPort, credentials);
+    const reply = collectUntilClosed(
+      socket,
+      'GET /orders HTTP/1.1\r\nHost: orders\r\nX-Slow: ',
+      'ready',
+    );
+    socket.emit('ready');
+    const text = await reply;
+    t.match(text, /^HTTP\/1\.1 408/);
+    t.notMatch(text, STILL_OPEN);
+  });
+
+  await t.test(
+    'a body that stops half-way: the connection is cut, the app sees it aborted',
+    async (t) => {
+      const before = app.requests.length;
+      const socket = await tlsTo(orders.inboundPort, credentials);
+      socket.write(
+        'POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 100\r\n\r\n0123456789',
+      );
+      await closedWithin(socket, 5_000);
+      const seen = app.requests.slice(before);
+      t.equal(seen.length, 1, 'the request had started');
+      t.notOk(seen[0]!.complete, 'and never completed');
+    },
+  );
+
+  await t.test('an app that does not answer: 504 at the response timeout', async (t) => {
+    const socket = await tlsTo(orders.inboundPort, credentials);
+    const reply = collectUntilClosed(
+      socket,
+      'GET /orders?delay=3000 HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n',
+      'ready',
+    );
+    const started = performance.now();
+    socket.emit('ready');
+    const text = await reply;
+    t.match(text, /^HTTP\/1\.1 504/);
+    t.match(text, /POSTERN_UPSTREAM_TIMEOUT/);
+    t.ok(performance.now() - started < 2_500, 'before the app would have answered');
+  });
+
+  await t.test(
+    'an app that stops reading a large response on the outbound listener: cut when the stream goes idle',
+    async (t) => {
+      // Plain TCP, where pausing stops the reads for real (a paused TLS
+      // socket goes on decrypting into memory), so the sidecar's writes stall.
+      const size = 64 * 1024 * 1024; // far more than socket buffers hold
+      const socket = connectTcp(orders.outboundPort, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(`GET /orders?size=${size} HTTP/1.1\r\nHost: orders\r\n\r\n`);
+      socket.pause();
+      // A paused socket cannot see the close either: after a while it reads
+      // what was sent before the cut, then the end.
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      let received = 0;
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      socket.resume();
+      await closedWithin(socket, 5_000);
+      t.ok(
+        received < size / 2,
+        `cut after ${(received / 2 ** 20).toFixed(1)} MiB of ${size / 2 ** 20}`,
+      );
+    },
+  );
+
+  await t.test('a keep-alive connection left idle: closed at the idle timeout', async (t) => {
+    const socket = await tlsTo(orders.inboundPort, credentials);
+    socket.write('GET /orders HTTP/1.1\r\nHost: orders\r\n\r\n');
+    // Node closes an idle keep-alive connection 1 s after keepAliveTimeout (its keepAliveTimeoutBuffer).
+    const open = await closedWithin(socket, 3_000);
+    t.ok(open >= 300, `served, then held ${open.toFixed(0)} ms idle`);
+  });
+
+  await t.test('the outbound listener holds the app to the same limits', async (t) => {
+    const socket = connectTcp(orders.outboundPort, '127.0.0.1');
+    const reply = collectUntilClosed(
+      socket,
+      'GET /orders HTTP/1.1\r\nHost: orders\r\nX-Slow: ',
+      'connect',
+    );
+    const text = await reply;
+    t.match(text, /^HTTP\/1\.1 408/);
+  });
+});

@@ -16,6 +16,7 @@ import { describeTrustBundle, snapshotTrustBundle } from './identity/trust-bundl
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { createAdminServer } from './listeners/admin.ts';
 import { type AppProbe, createStatusServer } from './listeners/status.ts';
+import { type LoadReading, OverloadGuard } from './overload.ts';
 import { type ApplyResult, SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
 import { GlobalLimiter } from './rate-limit/global-limiter.ts';
@@ -62,6 +63,8 @@ export interface DataPlaneOptions {
   readonly appProbes?: ReadonlyMap<string, AppProbe>;
   /** How long to wait on the app and peer sidecars (default UPSTREAM_LIMITS). */
   readonly upstreamLimits?: Partial<UpstreamLimits>;
+  /** What the overload guard reads (default: this process's event-loop delay and heap); tests stand in for it. */
+  readonly loadSource?: { read(): LoadReading; stop?(): void };
 }
 
 /** Which side of a listener a request comes from: the mesh (inbound), the app (outbound) or outside clients (gateway). */
@@ -84,6 +87,8 @@ export interface DataPlaneParts {
   readonly traced: boolean;
   /** How long to wait on the app and peer sidecars. */
   readonly upstream: UpstreamLimits;
+  /** Whether the process sheds new requests now (its loop lags or its heap is nearly full). */
+  readonly overload: OverloadGuard;
   /** What records each request of a direction (usage, access log, tracing). */
   observers(direction: Direction): ExchangeObserver[];
 }
@@ -156,6 +161,14 @@ export async function startDataPlane(
   const now = options.now ?? Date.now;
   const spiffeId = formatSpiffeId(options);
   const metrics = new SidecarMetrics();
+  const overload = new OverloadGuard((shedding, reading) => {
+    const facts = {
+      eventLoopLagMs: Math.round(reading.lagMs),
+      heapRatio: Math.round(reading.heapRatio * 100) / 100,
+    };
+    if (shedding) logger.warn('overloaded: shedding new requests with 503', facts);
+    else logger.info('load back to normal: taking requests again', facts);
+  }, options.loadSource);
   const state = new SnapshotState(options.namespace, new JwtProviders({ logger, now }));
   const client = new ControlPlaneClient(
     options.controlPlane,
@@ -257,6 +270,7 @@ export async function startDataPlane(
     }),
     stats: () => ({
       process: processStats(),
+      overload: overload.describe(),
       requests: metrics.requests.toJSON(),
       snapshots: metrics.snapshots.toJSON(),
       handshakeFailures: metrics.handshakeFailures.toJSON(),
@@ -320,6 +334,7 @@ export async function startDataPlane(
 
   const closeAll = async () => {
     clearInterval(sweep);
+    overload.close();
     globalLimits.close();
     await usage?.close();
     certificate.close();
@@ -348,6 +363,7 @@ export async function startDataPlane(
     budgets,
     traced: tracing !== undefined,
     upstream: { ...UPSTREAM_LIMITS, ...options.upstreamLimits },
+    overload,
     observers,
   });
   const advertise = listeners.advertise;

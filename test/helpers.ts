@@ -36,6 +36,7 @@ import { type Gateway, type GatewayOptions, startGateway } from '../sidecar/gate
 import type { UnderscoreAction } from '../sidecar/http/headers.ts';
 import { OutboundListener } from '../sidecar/listeners/outbound.ts';
 import type { AppProbe } from '../sidecar/listeners/status.ts';
+import { type LoadReading, OverloadGuard } from '../sidecar/overload.ts';
 import { SnapshotState } from '../sidecar/policy/snapshot-state.ts';
 import { type Sidecar, startSidecar } from '../sidecar/sidecar.ts';
 import { SidecarMetrics } from '../sidecar/telemetry/metrics.ts';
@@ -226,6 +227,8 @@ export interface TestMesh {
     inboundLimits?: Partial<ConnectionLimits>;
     outboundLimits?: Partial<ConnectionLimits>;
     upstreamLimits?: Partial<UpstreamLimits>;
+    /** What the overload guard reads (default: the process's own load). */
+    loadSource?: { read(): LoadReading };
     /** Default 127.0.0.1. */
     inboundHost?: string;
     /** Default 0 (any); a pod in a fake cluster names its port beforehand. */
@@ -309,6 +312,7 @@ export async function startTestMesh(
         ...(o.inboundLimits ? { inboundLimits: o.inboundLimits } : {}),
         ...(o.outboundLimits ? { outboundLimits: o.outboundLimits } : {}),
         ...(o.upstreamLimits ? { upstreamLimits: o.upstreamLimits } : {}),
+        ...(o.loadSource ? { loadSource: o.loadSource } : {}),
         headersWithUnderscores: o.headersWithUnderscores,
         ...(o.now ? { now: o.now } : {}),
         ...(o.usageWindowSeconds ? { usageWindowSeconds: o.usageWindowSeconds } : {}),
@@ -533,6 +537,9 @@ export async function startOutboundListener(
     registry,
   });
   if (!applied.ok) throw new Error(applied.reason);
+  // A guard that never sheds: this listener runs without a data plane.
+  const calm = new OverloadGuard(() => {}, { read: () => ({ lagMs: 0, heapRatio: 0 }) });
+  t.teardown(() => calm.close());
   const outbound = new OutboundListener({
     svid,
     state,
@@ -541,6 +548,7 @@ export async function startOutboundListener(
     observers: [],
     traced: false,
     upstream: UPSTREAM_LIMITS,
+    overload: calm,
   });
   const port = await outbound.listen(0, '127.0.0.1');
   t.teardown(() => outbound.close());

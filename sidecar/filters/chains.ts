@@ -2,7 +2,10 @@
  * The filter chains, in order, and why that order. Read this file to know
  * what happens to a request between accept and forward.
  *
- * Every chain begins with request-framing: more header lines than the
+ * Every chain begins with load-shed: while the process is overloaded (its
+ * event loop lags or its heap nears the limit, sidecar/overload.ts) every
+ * new request gets 503 with Retry-After before anything is spent on it.
+ * Then request-framing: more header lines than the
  * listener allows get 431, a Host missing (HTTP/1.1), repeated or not one
  * authority gets 400, and the connection is closed. Before anything reads
  * a header or routes by Host, the request must be one that every parser on
@@ -78,6 +81,7 @@ import type { Logger } from '../../common/log.ts';
 import type { ByteBudgets } from '../exfiltration/byte-budgets.ts';
 import type { Consumer } from '../gateway/consumers.ts';
 import { OUTBOUND_HEADER_RULES, type RequestHeaderRules } from '../http/headers.ts';
+import type { OverloadGuard } from '../overload.ts';
 import type { SnapshotState } from '../policy/snapshot-state.ts';
 import type { GlobalLimiter } from '../rate-limit/global-limiter.ts';
 import type { LocalBuckets } from '../rate-limit/local-buckets.ts';
@@ -91,6 +95,7 @@ import { clientAddress } from './client-address.ts';
 import { exfiltrationGuard } from './exfiltration-guard.ts';
 import type { Filter } from './filter.ts';
 import { routeHttp } from './http-route.ts';
+import { loadShed } from './load-shed.ts';
 import { rateLimitRequest } from './rate-limit.ts';
 import { requestBodyLimit } from './request-body-limit.ts';
 import { requestFraming } from './request-framing.ts';
@@ -110,8 +115,10 @@ export function inboundChain(deps: {
   global: GlobalLimiter;
   budgets: ByteBudgets;
   maxHeaders: number;
+  overload: OverloadGuard;
 }): readonly Filter[] {
   return Object.freeze([
+    loadShed(deps.overload),
     requestFraming(deps.maxHeaders),
     requestHeaders(deps.headerRules),
     canonicalize,
@@ -138,8 +145,10 @@ export function gatewayChain(deps: {
   clientAddressOf: (req: IncomingMessage) => string | undefined;
   maxRequestBytes: number;
   maxHeaders: number;
+  overload: OverloadGuard;
 }): readonly Filter[] {
   return Object.freeze([
+    loadShed(deps.overload),
     requestFraming(deps.maxHeaders),
     requestHeaders(deps.headerRules),
     canonicalize,
@@ -161,8 +170,10 @@ export function gatewayChain(deps: {
 export function outboundChain(deps: {
   state: SnapshotState;
   maxHeaders: number;
+  overload: OverloadGuard;
 }): readonly Filter[] {
   return Object.freeze([
+    loadShed(deps.overload),
     requestFraming(deps.maxHeaders),
     outboundRequestHeaders,
     routeDestination(deps.state),

@@ -108,6 +108,7 @@ export class InboundListener {
       global: options.global,
       budgets: options.budgets,
       maxHeaders: options.limits.maxHeaders,
+      overload: options.overload,
     });
 
     this.server = createServer({

@@ -25,7 +25,7 @@ const NO_HEADERS: readonly string[] = Object.freeze([]);
 /** What the outbound listener uses of the parts; the clock (of ejections and the retry budget) defaults to Date.now. */
 export type OutboundOptions = Pick<
   ListenerParts,
-  'svid' | 'state' | 'logger' | 'metrics' | 'observers' | 'traced' | 'upstream'
+  'svid' | 'state' | 'logger' | 'metrics' | 'observers' | 'traced' | 'upstream' | 'overload'
 > &
   Partial<Pick<ListenerParts, 'now'>> & {
     /** What one app connection and request may hold (default OUTBOUND_LIMITS). */
@@ -48,7 +48,11 @@ export class OutboundListener {
     const upstreams = MeshUpstreams.forListener(options, 'outbound');
     this.upstreams = upstreams;
     const limits = options.limits ?? OUTBOUND_LIMITS;
-    const chain = outboundChain({ state, maxHeaders: limits.maxHeaders });
+    const chain = outboundChain({
+      state,
+      maxHeaders: limits.maxHeaders,
+      overload: options.overload,
+    });
     const headerRules: RequestHeaderRules = options.traced
       ? Object.freeze({ ...OUTBOUND_HEADER_RULES, replaceTraceContext: true })
       : OUTBOUND_HEADER_RULES;

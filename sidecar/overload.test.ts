@@ -1,0 +1,62 @@
+import t from 'tap';
+import { DEFAULT_OVERLOAD, type LoadReading, OverloadGuard, processLoad } from './overload.ts';
+
+/** A guard over readings the test sets, sampled only when the test says. */
+function guardOver(readings: LoadReading[]) {
+  const changes: boolean[] = [];
+  let next = { lagMs: 0, heapRatio: 0 };
+  const guard = new OverloadGuard((shedding) => changes.push(shedding), {
+    read: () => readings.shift() ?? next,
+  });
+  return {
+    guard,
+    changes,
+    set(reading: LoadReading) {
+      next = reading;
+    },
+  };
+}
+
+t.test(
+  'the guard sheds when the loop lags or the heap nears its limit, and stops only once both are well back',
+  async (t) => {
+    const { guard, changes } = guardOver([
+      { lagMs: 20, heapRatio: 0.5 },
+      { lagMs: 150, heapRatio: 0.5 },
+      { lagMs: 60, heapRatio: 0.5 }, // under the shed mark, over the recover mark: still shedding
+      { lagMs: 5, heapRatio: 0.85 }, // the heap over its recover mark: still shedding
+      { lagMs: 5, heapRatio: 0.5 },
+      { lagMs: 5, heapRatio: 0.95 },
+    ]);
+    t.teardown(() => guard.close());
+    const seen: boolean[] = [];
+    for (let i = 0; i < 6; i++) {
+      guard.sample();
+      seen.push(guard.shedding);
+    }
+    t.same(seen, [false, true, true, true, false, true]);
+    t.same(changes, [true, false, true], 'told of each change once');
+  },
+);
+
+t.test('the process reading sees a blocked event loop as lag', async (t) => {
+  const load = processLoad();
+  t.teardown(() => load.stop());
+  load.read();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.ok(load.read().lagMs < DEFAULT_OVERLOAD.lagShedMs, 'an idle loop does not lag');
+  // One long pause (a GC, one slow request) is one late tick: not overload.
+  let until = performance.now() + 300;
+  while (performance.now() < until);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  t.ok(load.read().lagMs < DEFAULT_OVERLOAD.lagShedMs, 'a single pause is not overload');
+  // Every turn of the loop 150 ms late, as under more work than it can do.
+  for (let turn = 0; turn < 6; turn++) {
+    until = performance.now() + 150;
+    while (performance.now() < until);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const reading = load.read();
+  t.ok(reading.lagMs >= DEFAULT_OVERLOAD.lagShedMs, `lag ${reading.lagMs.toFixed(0)} ms`);
+  t.ok(reading.heapRatio > 0 && reading.heapRatio < 1);
+});

@@ -1,3 +1,4 @@
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server, Socket } from 'node:net';
 
 // Every socket a server accepted, so that closing it can end them all: a
@@ -40,4 +41,48 @@ export async function closeServer(server: Server): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   for (const socket of accepted.get(server) ?? []) socket.destroy();
   await closed;
+}
+
+/** HTTP servers whose connections close after their current response (see drainServer). */
+const draining = new WeakSet<Server>();
+
+/** Whether `server` is draining: each response it sends now closes its connection (Connection: close). */
+export function isDraining(server: Server): boolean {
+  return draining.has(server);
+}
+
+/** Whether the server a connection came through is draining (for a response begun before the drain). */
+export function socketDraining(socket: Socket | null | undefined): boolean {
+  const server = (socket as (Socket & { server?: Server }) | null | undefined)?.server;
+  return server ? draining.has(server) : false;
+}
+
+const DRAIN_POLL_MS = 50;
+
+/**
+ * Drains a listener: `front` (the server that accepts) stops accepting at
+ * once; every response the HTTP servers in `http` send from now on closes
+ * its connection, and connections idle between requests are closed as they
+ * become idle, so a keep-alive client is not cut mid-request. Resolves with
+ * how many connections were still open after `graceMs` (those are then
+ * destroyed), 0 when all finished in time.
+ */
+export async function drainServer(
+  front: Server,
+  http: readonly HttpServer[],
+  graceMs: number,
+): Promise<number> {
+  draining.add(front);
+  for (const server of http) draining.add(server);
+  const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+  const sockets = accepted.get(front) ?? new Set<Socket>();
+  const deadline = performance.now() + graceMs;
+  while (sockets.size && performance.now() < deadline) {
+    for (const server of http) server.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+  }
+  const left = sockets.size;
+  for (const socket of sockets) socket.destroy();
+  await closed;
+  return left;
 }

@@ -112,14 +112,25 @@ export interface Listeners {
   describeEndpoints(endpoints: readonly Endpoint[]): object[];
   /** Identities revoked: end their open connections; returns how many inbound ones closed. */
   revoke(revoked: ReadonlyMap<string, number>, changed: ReadonlySet<string>): number;
+  /** Stops accepting and lets open requests finish within `graceMs`; resolves with the connections cut at the end. */
+  drain(graceMs: number): Promise<number>;
   close(): Promise<void>;
 }
 
 export interface DataPlane {
   readonly adminPort: number;
   readonly ports: Readonly<Record<string, number>>;
+  /**
+   * A graceful stop (SIGTERM): readiness turns false, the listeners stop
+   * accepting, open requests finish within `graceMs` (keep-alive clients
+   * are sent Connection: close, idle connections closed), then close().
+   */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How long a stopping data plane lets open requests finish (within Kubernetes' 30 s grace period). */
+export const DEFAULT_DRAIN_MS = 20_000;
 
 /** Redis answers a take in well under a millisecond on a pod network; 50 ms means it is in trouble. */
 export const DEFAULT_REDIS_TIMEOUT_MS = 50;
@@ -227,7 +238,9 @@ export async function startDataPlane(
   };
 
   let telemetry: { openTelemetry: boolean; accessLog: string } | undefined;
+  let draining = false;
   const notReadyBecause = () => [
+    ...(draining ? ['shutting down: draining open requests'] : []),
     ...(certificate.current ? [] : ['no workload certificate yet']),
     ...(certificate.expired()
       ? ['the workload certificate has expired and could not be renewed']
@@ -404,6 +417,13 @@ export async function startDataPlane(
   return {
     adminPort,
     ports: { ...listeners.ports, ...(statusPort === undefined ? {} : { statusPort }) },
+    async shutdown(graceMs) {
+      draining = true;
+      logger.info('shutting down: draining open requests', { graceMs });
+      const cut = await listeners!.drain(graceMs);
+      if (cut) logger.warn('drain grace period over: connections cut', { connections: cut });
+      await closeAll();
+    },
     close: closeAll,
   };
 }

@@ -22,19 +22,23 @@ t.test(
   async (t) => {
     const { guard, changes } = guardOver([
       { lagMs: 20, heapRatio: 0.5 },
-      { lagMs: 150, heapRatio: 0.5 },
-      { lagMs: 60, heapRatio: 0.5 }, // under the shed mark, over the recover mark: still shedding
+      { lagMs: 300, heapRatio: 0.5 }, // one reading over: a spike, not yet overload
+      { lagMs: 20, heapRatio: 0.5 },
+      { lagMs: 300, heapRatio: 0.5 },
+      { lagMs: 250, heapRatio: 0.5 }, // the second in a row: shedding
+      { lagMs: 80, heapRatio: 0.5 }, // under the shed mark, over the recover mark: still shedding
       { lagMs: 5, heapRatio: 0.85 }, // the heap over its recover mark: still shedding
       { lagMs: 5, heapRatio: 0.5 },
       { lagMs: 5, heapRatio: 0.95 },
+      { lagMs: 5, heapRatio: 0.96 },
     ]);
     t.teardown(() => guard.close());
     const seen: boolean[] = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 10; i++) {
       guard.sample();
       seen.push(guard.shedding);
     }
-    t.same(seen, [false, true, true, true, false, true]);
+    t.same(seen, [false, false, false, false, true, true, true, false, false, true]);
     t.same(changes, [true, false, true], 'told of each change once');
   },
 );
@@ -50,9 +54,9 @@ t.test('the process reading sees a blocked event loop as lag', async (t) => {
   while (performance.now() < until);
   await new Promise((resolve) => setTimeout(resolve, 60));
   t.ok(load.read().lagMs < DEFAULT_OVERLOAD.lagShedMs, 'a single pause is not overload');
-  // Every turn of the loop 150 ms late, as under more work than it can do.
+  // Every turn of the loop 250 ms late, as under more work than it can do.
   for (let turn = 0; turn < 6; turn++) {
-    until = performance.now() + 150;
+    until = performance.now() + 250;
     while (performance.now() < until);
     await new Promise((resolve) => setImmediate(resolve));
   }

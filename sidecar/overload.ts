@@ -15,6 +15,8 @@ export interface LoadReading {
  * are under their `recover` marks.
  */
 export interface OverloadThresholds {
+  /** Readings in a row past a shed mark before shedding starts: a moment's spike (start-up, one GC) is not overload. */
+  readonly shedAfter: number;
   readonly lagShedMs: number;
   readonly lagRecoverMs: number;
   readonly heapShed: number;
@@ -24,13 +26,15 @@ export interface OverloadThresholds {
 
 /**
  * A sidecar's loop answering a request takes well under a millisecond; a
- * median delay of 100 ms means every request waits behind a queue it is
- * only adding to. The heap marks keep the last tenth of the limit for what is in
+ * median delay of 200 ms for half a second means every request waits
+ * behind a queue it is only adding to (a process loading its modules, or
+ * on a busy machine, is late by tens of milliseconds, briefly). The heap marks keep the last tenth of the limit for what is in
  * flight, so the process sheds before V8 kills it.
  */
 export const DEFAULT_OVERLOAD: OverloadThresholds = Object.freeze({
-  lagShedMs: 100,
-  lagRecoverMs: 30,
+  shedAfter: 2,
+  lagShedMs: 200,
+  lagRecoverMs: 50,
   heapShed: 0.9,
   heapRecover: 0.8,
   sampleMs: 250,
@@ -66,6 +70,7 @@ export class OverloadGuard {
   #shedding = false;
   #last: LoadReading = { lagMs: 0, heapRatio: 0 };
   #shed = 0;
+  #over = 0;
   readonly #timer: NodeJS.Timeout;
   readonly #source: { read(): LoadReading; stop?(): void };
   readonly #thresholds: OverloadThresholds;
@@ -97,9 +102,11 @@ export class OverloadGuard {
     const reading = this.#source.read();
     this.#last = reading;
     const t = this.#thresholds;
+    const over = reading.lagMs >= t.lagShedMs || reading.heapRatio >= t.heapShed;
+    this.#over = over ? this.#over + 1 : 0;
     const next = this.#shedding
       ? reading.lagMs >= t.lagRecoverMs || reading.heapRatio >= t.heapRecover
-      : reading.lagMs >= t.lagShedMs || reading.heapRatio >= t.heapShed;
+      : this.#over >= t.shedAfter;
     if (next === this.#shedding) return;
     this.#shedding = next;
     this.#onChange(next, reading);

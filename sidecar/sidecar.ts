@@ -86,6 +86,8 @@ export interface Sidecar {
   readonly adminPort: number;
   /** The status listener's port, when there is one (--status-port). */
   readonly statusPort: number | undefined;
+  /** A graceful stop: see DataPlane.shutdown. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -125,6 +127,10 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         outbound.upstreams.dropIdentities(changed);
         return inbound.closeRevoked(revoked);
       },
+      drain: async (graceMs) => {
+        const cut = await Promise.all([inbound.drain(graceMs), outbound.drain(graceMs)]);
+        return cut[0] + cut[1];
+      },
       close: async () => {
         await Promise.all([inbound.close(), outbound.close()]);
       },
@@ -135,6 +141,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     outboundPort: plane.ports.outboundPort!,
     adminPort: plane.adminPort,
     statusPort: plane.ports.statusPort,
+    shutdown: (graceMs) => plane.shutdown(graceMs),
     close: () => plane.close(),
   };
 }

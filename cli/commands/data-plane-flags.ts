@@ -63,6 +63,11 @@ export const recordingFlags: readonly FlagSpec[] = [
     default: 'off',
   },
   {
+    name: 'drain-timeout',
+    help: 'on SIGTERM: readiness turns false, nothing new is accepted, and open requests have this long to finish before their connections are cut',
+    default: '20s',
+  },
+  {
     name: 'redis-timeout',
     help: "how long a global rate-limit check waits for Redis before this replica's share decides",
     default: '50ms',

@@ -2,7 +2,7 @@ import { INBOUND_LIMITS } from '../../common/connection-limits.ts';
 import { applyDataPlaneV8Settings } from '../../common/v8-settings.ts';
 import { countFlag, portFlag } from '../flags.ts';
 import { limitsFlag, parseLimitsFlag } from '../limits-flag.ts';
-import { bytesFlag, type Command, untilSignalled } from './command.ts';
+import { bytesFlag, type Command, durationFlag, untilSignalled } from './command.ts';
 import { dataPlaneOptions, identityFlags, recordingFlags } from './data-plane-flags.ts';
 
 export const gateway: Command = {
@@ -49,6 +49,7 @@ export const gateway: Command = {
   async run(values) {
     applyDataPlaneV8Settings();
     const limits = parseLimitsFlag(values.limits!);
+    const drainMs = durationFlag(values, 'drain-timeout');
     const { startGateway } = await import('../../sidecar/gateway/gateway.ts');
     const running = await startGateway({
       ...dataPlaneOptions(values),
@@ -64,6 +65,6 @@ export const gateway: Command = {
       limits: { ...limits.listener, maxConnections: countFlag(values, 'max-connections') },
       upstreamLimits: limits.upstream,
     });
-    return untilSignalled(() => running.close());
+    return untilSignalled(() => running.shutdown(drainMs));
   },
 };

@@ -8,7 +8,7 @@ import {
 } from '../../sidecar/http/headers.ts';
 import { countFlag, portFlag } from '../flags.ts';
 import { limitsFlag, parseLimitsFlag } from '../limits-flag.ts';
-import { type Command, untilSignalled } from './command.ts';
+import { type Command, durationFlag, untilSignalled } from './command.ts';
 import { dataPlaneOptions, identityFlags, recordingFlags } from './data-plane-flags.ts';
 
 export const sidecar: Command = {
@@ -52,6 +52,7 @@ export const sidecar: Command = {
       );
     }
     const limits = parseLimitsFlag(values.limits!);
+    const drainMs = durationFlag(values, 'drain-timeout');
     // Here, not at the top: other commands share this binary and must not load the data plane.
     const { startSidecar } = await import('../../sidecar/sidecar.ts');
     const running = await startSidecar({
@@ -70,6 +71,6 @@ export const sidecar: Command = {
       outboundLimits: limits.listener,
       upstreamLimits: limits.upstream,
     });
-    return untilSignalled(() => running.close());
+    return untilSignalled(() => running.shutdown(drainMs));
   },
 };

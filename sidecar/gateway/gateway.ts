@@ -33,6 +33,8 @@ export interface GatewayOptions extends DataPlaneOptions {
 export interface Gateway {
   readonly port: number;
   readonly adminPort: number;
+  /** A graceful stop: see DataPlane.shutdown. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -143,12 +145,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           gateway.upstreams.dropIdentities(changed);
           return 0;
         },
+        drain: (graceMs) => gateway.drain(graceMs),
         close: () => gateway.close(),
       };
     });
     return {
       port: plane.ports.gatewayPort!,
       adminPort: plane.adminPort,
+      shutdown: async (graceMs) => {
+        stopReloading();
+        await plane.shutdown(graceMs);
+      },
       close: async () => {
         stopReloading();
         await plane.close();

@@ -8,6 +8,7 @@ import { type Readable, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PeerCertificateError } from '../../certs/peer-identity.ts';
 import { PosternError } from '../../common/errors.ts';
+import { socketDraining } from '../../common/listen.ts';
 import { TOO_LARGE } from '../filters/request-body-limit.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { type LocalReply, sendLocalReply } from './local-reply.ts';
@@ -270,6 +271,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const added = this.#options.responseHeadersAdded;
     if (added)
       for (let i = 0; i < added.length; i += 2) appendHeader(out, added[i]!, added[i + 1]!);
+    // The listener began draining while this request was in flight: its
+    // answer closes the connection, so the client's next request goes to
+    // another connection instead of one about to close.
+    if (socketDraining(this.#res.socket)) this.#res.shouldKeepAlive = false;
     this.#res.writeHead(statusCode, out);
   }
 

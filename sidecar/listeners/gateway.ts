@@ -7,7 +7,7 @@ import {
   cutIdleStreams,
   timeoutOptions,
 } from '../../common/connection-limits.ts';
-import { closeServer, listen } from '../../common/listen.ts';
+import { closeServer, drainServer, listen } from '../../common/listen.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
 import type { ListenerParts } from '../data-plane.ts';
 import { gatewayChain } from '../filters/chains.ts';
@@ -301,6 +301,11 @@ export class GatewayListener {
       ...this.#secureContextOptions({ ...tls, clientCa: this.#clientCa }),
       ...TLS_POLICY,
     });
+  }
+
+  /** Stops accepting and lets open requests finish (see drainServer); resolves with the connections cut at the end. */
+  drain(graceMs: number): Promise<number> {
+    return drainServer(this.server, [this.server], graceMs);
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ import {
   timeoutOptions,
   upstreamPoolOptions,
 } from '../../common/connection-limits.ts';
-import { closeServer, listen } from '../../common/listen.ts';
+import { closeServer, drainServer, listen } from '../../common/listen.ts';
 import { isRevokedCertificate } from '../../common/revocation.ts';
 import { parseSpiffeId } from '../../common/spiffe.ts';
 import { TLS_POLICY } from '../../common/tls-policy.ts';
@@ -254,6 +254,11 @@ export class InboundListener {
       closed++;
     }
     return closed;
+  }
+
+  /** Stops accepting and lets open requests finish (see drainServer); resolves with the connections cut at the end. */
+  drain(graceMs: number): Promise<number> {
+    return drainServer(this.#front, [this.server, this.#plaintext], graceMs);
   }
 
   async close(): Promise<void> {

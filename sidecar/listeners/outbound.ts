@@ -7,7 +7,7 @@ import {
   OUTBOUND_LIMITS,
   timeoutOptions,
 } from '../../common/connection-limits.ts';
-import { closeServer, listen } from '../../common/listen.ts';
+import { closeServer, drainServer, listen } from '../../common/listen.ts';
 import type { ListenerParts } from '../data-plane.ts';
 import { outboundChain } from '../filters/chains.ts';
 import {
@@ -110,6 +110,11 @@ export class OutboundListener {
 
   listen(port: number, host: string): Promise<number> {
     return listen(this.server, port, host);
+  }
+
+  /** Stops accepting and lets open requests finish (see drainServer); resolves with the connections cut at the end. */
+  drain(graceMs: number): Promise<number> {
+    return drainServer(this.server, [this.server], graceMs);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isDraining } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Direction } from '../data-plane.ts';
 import { type Exchange, type Filter, runFilters } from '../filters/filter.ts';
@@ -154,6 +155,9 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
 
   server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
     if (closing.has(req.socket)) return;
+    // Shutting down: answered, then the connection closes (the client opens
+    // its next one elsewhere, not on a socket about to go).
+    if (isDraining(server)) res.shouldKeepAlive = false;
     const exchange = newExchange(req);
     let status: number;
     try {

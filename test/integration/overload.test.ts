@@ -64,7 +64,7 @@ t.test(
     t.equal((await inbound()).status, 200);
     await eventually(async () => (await outbound()) === 200);
 
-    load = { lagMs: 250, heapRatio: 0.3 };
+    load = { lagMs: 400, heapRatio: 0.3 };
     await eventually(async () => (await overload()).shedding);
     const before = app.requests.length;
     const shed = await inbound();
@@ -75,11 +75,11 @@ t.test(
     t.equal(app.requests.length, before, 'nothing was forwarded');
     t.match(
       await overload(),
-      { shedding: true, lagMs: 250, refused: 2 },
+      { shedding: true, lagMs: 400, refused: 2 },
       'the admin port answers and says why',
     );
 
-    load = { lagMs: 60, heapRatio: 0.3 };
+    load = { lagMs: 120, heapRatio: 0.3 };
     await new Promise((resolve) => setTimeout(resolve, 600));
     t.equal((await inbound()).status, 503, 'between the marks it keeps shedding (no flapping)');
 

@@ -1,0 +1,169 @@
+/**
+ * SIGTERM drains: a sidecar process under steady traffic is stopped and a
+ * new one started on the same port, as a rolling restart does. Readiness
+ * turns false at once, nothing new is accepted, requests in flight finish,
+ * keep-alive clients are told Connection: close, and the process exits 0.
+ * A client that retries idempotent requests when a connection fails before
+ * any answer (or on 503, as the mesh's outbound path does) sees no failure;
+ * no POST the app completed loses its answer.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { Agent, request } from 'undici';
+import { freePort } from '../../cli/processes.ts';
+import {
+  clientCredentials,
+  OPEN_ORDERS_POLICY,
+  type SidecarProcess,
+  spawnSidecar,
+  startEchoApp,
+  startTestMesh,
+  untilReady,
+} from '../helpers.ts';
+
+const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+
+t.test(
+  'a sidecar restarted under steady traffic: readiness false, in-flight requests finish, exit 0, no failed or lost request',
+  async (t) => {
+    const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
+    const app = await startEchoApp(t);
+    // What the app answered, by request id: a POST it completed must reach the client.
+    const completed = new Set<string>();
+    app.server.on('request', (req, res) =>
+      res.on('finish', () => {
+        if (req.method === 'POST')
+          completed.add(new URL(req.url!, 'http://app').searchParams.get('id')!);
+      }),
+    );
+    const inboundPort = await freePort();
+    const tokenFile = await mesh.tokenFor('orders', 'shop');
+    const start = () =>
+      spawnSidecar(t, {
+        POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
+        POSTERN_CA_FILE: mesh.caFile,
+        POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
+        POSTERN_WORKLOAD: 'orders',
+        POSTERN_NAMESPACE: 'shop',
+        POSTERN_SERVICE_ACCOUNT: 'orders',
+        POSTERN_APP_PORT: String(app.port),
+        POSTERN_INBOUND_PORT: String(inboundPort),
+        POSTERN_DRAIN_TIMEOUT: '10s',
+      });
+    const first: SidecarProcess = await start();
+    await untilReady(first.adminPort);
+    const credentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
+    const agent = new Agent({
+      connect: { ...credentials, rejectUnauthorized: true, checkServerIdentity: () => undefined },
+      keepAliveTimeout: 30_000,
+    });
+    t.teardown(() => agent.close());
+
+    const stats = {
+      gets: 0,
+      getRetries: 0,
+      getFailures: 0,
+      posts: 0,
+      postsAnswered: 0,
+      postsRefused: 0,
+    };
+    const answeredPosts = new Set<string>();
+    const closeHeaders: string[] = [];
+    let stopping = false;
+    let id = 0;
+    const url = (path: string) => `https://127.0.0.1:${inboundPort}${path}`;
+    /**
+     * A GET, retried when the connection fails before any answer or the
+     * answer is 503, as the mesh's own outbound path retries idempotent
+     * requests (the new process answers 503 until its first snapshot).
+     */
+    const get = async () => {
+      stats.gets++;
+      for (let attempt = 0; attempt < 100; attempt++) {
+        try {
+          const res = await request(url('/orders?delay=50'), { dispatcher: agent });
+          await res.body.dump();
+          if (res.headers.connection === 'close') closeHeaders.push('GET');
+          if (res.statusCode === 503) throw new Error('unavailable: retried');
+          if (res.statusCode !== 200) stats.getFailures++;
+          return;
+        } catch {
+          stats.getRetries++;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+      stats.getFailures++;
+    };
+    /** A POST, never retried: it either got its answer or was refused before the app saw it. */
+    const post = async () => {
+      const mine = String(++id);
+      stats.posts++;
+      try {
+        const res = await request(url(`/orders?id=${mine}&delay=100`), {
+          method: 'POST',
+          dispatcher: agent,
+          body: 'order',
+        });
+        await res.body.dump();
+        if (res.statusCode === 200) {
+          stats.postsAnswered++;
+          answeredPosts.add(mine);
+        }
+      } catch {
+        stats.postsRefused++;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const worker = async (call: () => Promise<void>) => {
+      while (!stopping) await call();
+    };
+    const traffic = Promise.all([
+      worker(get),
+      worker(get),
+      worker(get),
+      worker(post),
+      worker(post),
+    ]);
+
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    first.child.kill('SIGTERM');
+    // Readiness turns false at once, while the drain goes on.
+    let notReady = false;
+    for (let i = 0; i < 20 && !notReady; i++) {
+      try {
+        const res = await request(`http://127.0.0.1:${first.adminPort}/healthz/ready`);
+        notReady = res.statusCode === 503 && /draining/.test(await res.body.text());
+      } catch {
+        break;
+      }
+    }
+    const exitCode = await new Promise<number | null>((resolve) =>
+      first.child.once('exit', resolve),
+    );
+    const second = await start();
+    await untilReady(second.adminPort);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    stopping = true;
+    await traffic;
+
+    t.ok(notReady, 'readiness said draining');
+    t.equal(exitCode, 0, 'the drained process exits 0');
+    t.match(first.log(), /shutting down: draining open requests/);
+    t.notMatch(first.log(), /connections cut/, 'every connection finished within the grace period');
+    t.ok(closeHeaders.length > 0, 'keep-alive clients were told Connection: close');
+    t.equal(
+      stats.getFailures,
+      0,
+      `no GET failed (${stats.gets} sent, ${stats.getRetries} retried)`,
+    );
+    const lost = [...completed].filter((done) => !answeredPosts.has(done));
+    t.same(
+      lost,
+      [],
+      `no POST the app completed lost its answer (${stats.posts} sent, ${stats.postsAnswered} answered, ${stats.postsRefused} refused before the app)`,
+    );
+    t.comment(JSON.stringify(stats));
+    await writeFile(join(mesh.dir, 'drain-stats.json'), JSON.stringify(stats));
+  },
+);

@@ -62,32 +62,35 @@ export function parseFlags(
   );
   const given: Record<string, string> = {};
   const positional: string[] = [];
+  const problems: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') return { values: {}, positional: [], help: true };
     const short = /^-([a-zA-Z])$/.exec(arg)?.[1];
     if (short !== undefined) {
       const name = shorts.get(short);
-      if (!name) throw new ConfigError(`postern ${spec.name}: unknown flag -${short} (see --help)`);
       const value = argv[++i];
-      if (value === undefined)
-        throw new ConfigError(`postern ${spec.name}: -${short} needs a value`);
-      given[name] = value;
+      if (!name) problems.push(`unknown flag -${short} (see --help)`);
+      else if (value === undefined) problems.push(`-${short} needs a value`);
+      else given[name] = value;
       continue;
     }
     if (!arg.startsWith('--')) {
-      if (!spec.positional)
-        throw new ConfigError(`postern ${spec.name}: unexpected argument ${JSON.stringify(arg)}`);
-      positional.push(arg);
+      if (!spec.positional) problems.push(`unexpected argument ${JSON.stringify(arg)}`);
+      else positional.push(arg);
       continue;
     }
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name))
-      throw new ConfigError(`postern ${spec.name}: unknown flag --${name} (see --help)`);
+    if (!known.has(name)) {
+      problems.push(`unknown flag --${name} (see --help)`);
+      // Its value, if it has one, is not read as a flag or an argument of its own.
+      if (eq === -1 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) i++;
+      continue;
+    }
     const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`postern ${spec.name}: --${name} needs a value`);
-    given[name] = value;
+    if (value === undefined) problems.push(`--${name} needs a value`);
+    else given[name] = value;
   }
   const values: Record<string, string | undefined> = {};
   const missing: string[] = [];
@@ -97,7 +100,10 @@ export function parseFlags(
       missing.push(`--${flag.name} (or ${envName(flag.name)})`);
     values[flag.name] = value;
   }
-  if (missing.length) throw new ConfigError(`postern ${spec.name}: missing ${missing.join(', ')}`);
+  if (missing.length) problems.push(`missing ${missing.join(', ')}`);
+  // Every problem at once, each on its own line.
+  if (problems.length)
+    throw new ConfigError(problems.map((problem) => `postern ${spec.name}: ${problem}`).join('\n'));
   return { values, positional, help: false };
 }
 
@@ -124,4 +130,26 @@ export function countFlag(
       `--${name} must be a whole number of at least 1; found ${JSON.stringify(text)}`,
     );
   return count;
+}
+
+/**
+ * Runs every reader and returns their values, or throws one ConfigError
+ * naming every problem: a command's configuration errors are reported all
+ * at once, not one per start.
+ */
+export function readAll<T extends Record<string, () => unknown>>(
+  readers: T,
+): { [K in keyof T]: ReturnType<T[K]> } {
+  const values: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, read] of Object.entries(readers)) {
+    try {
+      values[key] = read();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.message.split('\n'));
+    }
+  }
+  if (problems.length) throw new ConfigError(problems.join('\n'));
+  return values as { [K in keyof T]: ReturnType<T[K]> };
 }

@@ -218,3 +218,80 @@ spec: { selector: { app: orders }, ports: [{ port: 80, targetPort: 8080 }] }
     t.match(broken.stderr, /broken\.yaml: document 1:/);
   },
 );
+
+t.test(
+  'configuration errors at start-up are reported all at once, and the process exits 2 without starting',
+  async (t) => {
+    const sidecar = postern(
+      'sidecar',
+      '--control-plane',
+      'https://127.0.0.1:1',
+      '--ca-file',
+      '/nonexistent',
+      '--bootstrap-token-file',
+      '/nonexistent',
+      '--workload',
+      'orders',
+      '--namespace',
+      'shop',
+      '--service-account',
+      'orders',
+      '--app-port',
+      'eighty',
+      '--inbound-port',
+      '99999',
+      '--labels',
+      'no-equals',
+      '--usage-reports',
+      'maybe',
+      '--limits',
+      'headers-timeout=soon,bogus=1',
+      '--drain-timeout',
+      'later',
+      '--headers-with-underscores',
+      'sometimes',
+    );
+    t.equal(sidecar.status, 2);
+    for (const problem of [
+      /--app-port must be a port number/,
+      /--inbound-port must be a port number/,
+      /--labels:/,
+      /--usage-reports must be on or off/,
+      /--limits: headers-timeout: expected a duration.*"bogus" is not a limit/,
+      /--drain-timeout:/,
+      /--headers-with-underscores must be/,
+    ])
+      t.match(sidecar.stderr, problem);
+    t.notMatch(sidecar.stderr, /listening|certificate request/, 'nothing started');
+
+    const controlPlane = postern(
+      'control-plane',
+      '--state',
+      '/tmp/x',
+      '--mesh-default',
+      'open',
+      '--policy-source',
+      'files',
+      '--api-port',
+      '-1',
+      '--svid-ttl',
+      'forever',
+    );
+    t.equal(controlPlane.status, 2);
+    for (const problem of [
+      /--mesh-default must be deny or allow-authenticated/,
+      /--policies DIR is required/,
+      /--api-port must be a port number/,
+      /--svid-ttl: expected a duration/,
+    ])
+      t.match(controlPlane.stderr, problem);
+
+    // Flags that cannot be parsed at all are reported together too.
+    const parse = postern('gateway', '--bogus', 'x', '--also-bogus', '--listen-port');
+    t.equal(parse.status, 2);
+    t.match(parse.stderr, /unknown flag --bogus/);
+    t.match(parse.stderr, /unknown flag --also-bogus/);
+    t.match(parse.stderr, /--listen-port needs a value/);
+    t.match(parse.stderr, /missing --control-plane/);
+  },
+);

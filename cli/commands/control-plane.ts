@@ -5,7 +5,7 @@ import { DEFAULT_INJECTION, type InjectionSettings } from '../../common/injectio
 import { isPrincipalPattern, PRINCIPAL_PATTERN_HELP } from '../../common/policy/principals.ts';
 import { DEFAULT_TRUST_DOMAIN } from '../../common/spiffe.ts';
 import { isGlobalRateLimitConfig } from '../../common/wire.ts';
-import { countFlag, portFlag } from '../flags.ts';
+import { countFlag, portFlag, readAll } from '../flags.ts';
 import { type Command, durationFlag, untilSignalled } from './command.ts';
 
 export const controlPlane: Command = {
@@ -79,23 +79,22 @@ export const controlPlane: Command = {
     },
   ],
   async run(values) {
-    const meshDefault = values['mesh-default'];
-    if (meshDefault !== 'deny' && meshDefault !== 'allow-authenticated') {
-      throw new ConfigError(
-        `--mesh-default must be deny or allow-authenticated; found ${JSON.stringify(meshDefault)}`,
-      );
-    }
-    const source = values['policy-source'];
-    if (source !== 'files' && source !== 'kubernetes') {
-      throw new ConfigError(
-        `--policy-source must be files or kubernetes; found ${JSON.stringify(source)}`,
-      );
-    }
-    if (source === 'files' && !values.policies) {
-      throw new ConfigError(
-        'postern control-plane: --policies DIR is required with --policy-source files',
-      );
-    }
+    // Every flag is read before anything starts, and every problem named at once.
+    const read = readAll({
+      meshDefault: () => meshDefaultFlag(values['mesh-default']),
+      source: () => policySourceFlag(values['policy-source'], values.policies),
+      apiPort: () => portFlag(values, 'api-port'),
+      svidTtlMs: () => durationFlag(values, 'svid-ttl'),
+      operators: () => (values.operators ? operatorsFlag(values.operators) : undefined),
+      maxWatches: () => countFlag(values, 'max-watches-per-identity'),
+      maxConnections: () => countFlag(values, 'max-connections'),
+      redis: () => redisFlag(values.redis ?? process.env.POSTERN_REDIS_URL),
+      detectionLearningMs: () =>
+        values['detection-learning'] === '0' ? 0 : durationFlag(values, 'detection-learning'),
+      webhooks: () =>
+        webhookFlags(values, values['policy-source'] === 'kubernetes' ? 'kubernetes' : 'files'),
+    });
+    const { meshDefault, source } = read;
     // Loaded here, not at the top: every role shares this binary, and the
     // sidecar must not carry the control plane and its CA (issue 7).
     const { startControlPlane } = await import('../../control-plane/control-plane.ts');
@@ -104,18 +103,17 @@ export const controlPlane: Command = {
         ? { kubernetes: await kubeConfig(values.kubeconfig) }
         : { policiesDir: values.policies! }),
       stateDir: values.state!,
-      apiPort: portFlag(values, 'api-port'),
+      apiPort: read.apiPort,
       host: values.host!,
       trustDomain: values['trust-domain']!,
       meshDefault,
-      svidTtlMs: durationFlag(values, 'svid-ttl'),
-      ...(values.operators ? { operators: operatorsFlag(values.operators) } : {}),
-      maxWatchesPerIdentity: countFlag(values, 'max-watches-per-identity'),
-      limits: { maxConnections: countFlag(values, 'max-connections') },
-      ...redisFlag(values.redis ?? process.env.POSTERN_REDIS_URL),
-      detectionLearningMs:
-        values['detection-learning'] === '0' ? 0 : durationFlag(values, 'detection-learning'),
-      ...webhookFlags(values, source),
+      svidTtlMs: read.svidTtlMs,
+      ...(read.operators ? { operators: read.operators } : {}),
+      maxWatchesPerIdentity: read.maxWatches,
+      limits: { maxConnections: read.maxConnections },
+      ...read.redis,
+      detectionLearningMs: read.detectionLearningMs,
+      ...read.webhooks,
     });
     return untilSignalled(() => cp.close());
   },
@@ -171,4 +169,26 @@ async function kubeConfig(file: string | undefined): Promise<KubeConfig> {
   if (file) config.loadFromFile(file);
   else config.loadFromCluster();
   return config;
+}
+
+function meshDefaultFlag(value: string | undefined): 'deny' | 'allow-authenticated' {
+  if (value === 'deny' || value === 'allow-authenticated') return value;
+  throw new ConfigError(
+    `--mesh-default must be deny or allow-authenticated; found ${JSON.stringify(value)}`,
+  );
+}
+
+function policySourceFlag(
+  value: string | undefined,
+  policies: string | undefined,
+): 'files' | 'kubernetes' {
+  if (value !== 'files' && value !== 'kubernetes')
+    throw new ConfigError(
+      `--policy-source must be files or kubernetes; found ${JSON.stringify(value)}`,
+    );
+  if (value === 'files' && !policies)
+    throw new ConfigError(
+      'postern control-plane: --policies DIR is required with --policy-source files',
+    );
+  return value;
 }

@@ -8,7 +8,7 @@ import { parseLabels } from '../../common/wire.ts';
 import type { DataPlaneOptions } from '../../sidecar/data-plane.ts';
 import { parseAppProbes } from '../../sidecar/listeners/status.ts';
 import type { FlagSpec } from '../flags.ts';
-import { portFlag } from '../flags.ts';
+import { portFlag, readAll } from '../flags.ts';
 import { durationFlag } from './command.ts';
 
 type Values = Readonly<Record<string, string | undefined>>;
@@ -76,12 +76,14 @@ export const recordingFlags: readonly FlagSpec[] = [
 
 /** The DataPlaneOptions the flags above say. */
 export function dataPlaneOptions(values: Values): DataPlaneOptions {
-  let labels: Record<string, string>;
-  try {
-    labels = parseLabels(values.labels!);
-  } catch (error) {
-    throw new ConfigError(`--labels: ${(error as Error).message}`);
-  }
+  const read = readAll({
+    labels: () => labelsFlag(values.labels!),
+    adminPort: () => portFlag(values, 'admin-port'),
+    redisTimeoutMs: () => durationFlag(values, 'redis-timeout'),
+    usageWindowSeconds: () => usageWindow(values),
+    statusPort: () => (values['status-port'] ? portFlag(values, 'status-port') : undefined),
+    appProbes: () => (values['app-probes'] ? appProbesFlag(values['app-probes']) : undefined),
+  });
   return {
     controlPlane: values['control-plane']!,
     caFile: values['ca-file']!,
@@ -90,13 +92,13 @@ export function dataPlaneOptions(values: Values): DataPlaneOptions {
     namespace: values.namespace!,
     serviceAccount: values['service-account']!,
     trustDomain: values['trust-domain']!,
-    labels,
-    adminPort: portFlag(values, 'admin-port'),
-    redisTimeoutMs: durationFlag(values, 'redis-timeout'),
-    usageWindowSeconds: usageWindow(values),
+    labels: read.labels,
+    adminPort: read.adminPort,
+    redisTimeoutMs: read.redisTimeoutMs,
+    usageWindowSeconds: read.usageWindowSeconds,
     ...(values.pod ? { pod: values.pod } : {}),
-    ...(values['status-port'] ? { statusPort: portFlag(values, 'status-port') } : {}),
-    ...(values['app-probes'] ? { appProbes: appProbesFlag(values['app-probes']) } : {}),
+    ...(read.statusPort === undefined ? {} : { statusPort: read.statusPort }),
+    ...(read.appProbes === undefined ? {} : { appProbes: read.appProbes }),
     ...(values['access-log'] !== 'off' ? { accessLog: values['access-log']! } : {}),
   };
 }
@@ -116,5 +118,13 @@ function appProbesFlag(text: string) {
     return parseAppProbes(text);
   } catch (error) {
     throw new ConfigError(`--app-probes: ${(error as Error).message}`);
+  }
+}
+
+function labelsFlag(text: string): Record<string, string> {
+  try {
+    return parseLabels(text);
+  } catch (error) {
+    throw new ConfigError(`--labels: ${(error as Error).message}`);
   }
 }

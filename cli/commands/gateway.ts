@@ -1,6 +1,6 @@
 import { INBOUND_LIMITS } from '../../common/connection-limits.ts';
 import { applyDataPlaneV8Settings } from '../../common/v8-settings.ts';
-import { countFlag, portFlag } from '../flags.ts';
+import { countFlag, portFlag, readAll } from '../flags.ts';
 import { limitsFlag, parseLimitsFlag } from '../limits-flag.ts';
 import { bytesFlag, type Command, durationFlag, untilSignalled } from './command.ts';
 import { dataPlaneOptions, identityFlags, recordingFlags } from './data-plane-flags.ts';
@@ -48,21 +48,29 @@ export const gateway: Command = {
   ],
   async run(values) {
     applyDataPlaneV8Settings();
-    const limits = parseLimitsFlag(values.limits!);
-    const drainMs = durationFlag(values, 'drain-timeout');
+    // Every flag is read before anything starts, and every problem named at once.
+    const read = readAll({
+      dataPlane: () => dataPlaneOptions(values),
+      limits: () => parseLimitsFlag(values.limits!),
+      drainMs: () => durationFlag(values, 'drain-timeout'),
+      listenPort: () => portFlag(values, 'listen-port'),
+      maxRequestBytes: () => bytesFlag(values, 'max-request-bytes'),
+      maxConnections: () => countFlag(values, 'max-connections'),
+    });
+    const { limits, drainMs } = read;
     const { startGateway } = await import('../../sidecar/gateway/gateway.ts');
     const running = await startGateway({
-      ...dataPlaneOptions(values),
+      ...read.dataPlane,
       listenHost: values['listen-host']!,
-      listenPort: portFlag(values, 'listen-port'),
+      listenPort: read.listenPort,
       tlsCertFile: values['tls-cert']!,
       tlsKeyFile: values['tls-key']!,
       ...(values['client-ca'] ? { clientCaFile: values['client-ca'] } : {}),
       ...(values['api-keys'] ? { apiKeysFile: values['api-keys'] } : {}),
       apiKeyHeader: values['api-key-header']!,
       trustedProxies: values['trusted-proxies']!.split(',').filter(Boolean),
-      maxRequestBytes: bytesFlag(values, 'max-request-bytes'),
-      limits: { ...limits.listener, maxConnections: countFlag(values, 'max-connections') },
+      maxRequestBytes: read.maxRequestBytes,
+      limits: { ...limits.listener, maxConnections: read.maxConnections },
       upstreamLimits: limits.upstream,
     });
     return untilSignalled(() => running.shutdown(drainMs));

@@ -5,8 +5,9 @@ import {
   DEFAULT_UNDERSCORE_ACTION,
   isUnderscoreAction,
   UNDERSCORE_ACTIONS,
+  type UnderscoreAction,
 } from '../../sidecar/http/headers.ts';
-import { countFlag, portFlag } from '../flags.ts';
+import { countFlag, portFlag, readAll } from '../flags.ts';
 import { limitsFlag, parseLimitsFlag } from '../limits-flag.ts';
 import { type Command, durationFlag, untilSignalled } from './command.ts';
 import { dataPlaneOptions, identityFlags, recordingFlags } from './data-plane-flags.ts';
@@ -45,32 +46,40 @@ export const sidecar: Command = {
   ],
   async run(values) {
     applyDataPlaneV8Settings();
-    const underscores = values['headers-with-underscores']!;
-    if (!isUnderscoreAction(underscores)) {
-      throw new ConfigError(
-        `--headers-with-underscores must be ${UNDERSCORE_ACTIONS.slice(0, -1).join(', ')} or ${UNDERSCORE_ACTIONS.at(-1)}; found ${JSON.stringify(underscores)}`,
-      );
-    }
-    const limits = parseLimitsFlag(values.limits!);
-    const drainMs = durationFlag(values, 'drain-timeout');
+    // Every flag is read before anything starts, and every problem named at once.
+    const read = readAll({
+      dataPlane: () => dataPlaneOptions(values),
+      underscores: () => underscoresFlag(values['headers-with-underscores']!),
+      limits: () => parseLimitsFlag(values.limits!),
+      drainMs: () => durationFlag(values, 'drain-timeout'),
+      appPort: () => portFlag(values, 'app-port'),
+      inboundPort: () => portFlag(values, 'inbound-port'),
+      outboundPort: () => portFlag(values, 'outbound-port'),
+      maxInbound: () => countFlag(values, 'max-inbound-connections'),
+    });
+    const { limits, drainMs } = read;
     // Here, not at the top: other commands share this binary and must not load the data plane.
     const { startSidecar } = await import('../../sidecar/sidecar.ts');
     const running = await startSidecar({
-      ...dataPlaneOptions(values),
-      appPort: portFlag(values, 'app-port'),
+      ...read.dataPlane,
+      appPort: read.appPort,
       appHost: values['app-host']!,
       ...(values.advertise ? { advertise: values.advertise } : {}),
       inboundHost: values['inbound-host']!,
-      inboundPort: portFlag(values, 'inbound-port'),
-      outboundPort: portFlag(values, 'outbound-port'),
-      headersWithUnderscores: underscores,
-      inboundLimits: {
-        ...limits.listener,
-        maxConnections: countFlag(values, 'max-inbound-connections'),
-      },
+      inboundPort: read.inboundPort,
+      outboundPort: read.outboundPort,
+      headersWithUnderscores: read.underscores,
+      inboundLimits: { ...limits.listener, maxConnections: read.maxInbound },
       outboundLimits: limits.listener,
       upstreamLimits: limits.upstream,
     });
     return untilSignalled(() => running.shutdown(drainMs));
   },
 };
+
+function underscoresFlag(value: string): UnderscoreAction {
+  if (isUnderscoreAction(value)) return value;
+  throw new ConfigError(
+    `--headers-with-underscores must be ${UNDERSCORE_ACTIONS.slice(0, -1).join(', ')} or ${UNDERSCORE_ACTIONS.at(-1)}; found ${JSON.stringify(value)}`,
+  );
+}

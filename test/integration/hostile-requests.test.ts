@@ -6,6 +6,8 @@
  * headers too large), closes the connection, and the app receives no whole
  * request: none forwarded on a guess, and nothing smuggled behind it.
  */
+import { readFile } from 'node:fs/promises';
+import { connect as connectTls } from 'node:tls';
 import t, { type Test } from 'tap';
 import {
   clientCredentials,
@@ -17,7 +19,8 @@ import {
   startTestMesh,
   untilReady,
 } from '../helpers.ts';
-import { mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
+import { collectUntilClosed, mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
+import { startEdge } from './gateway-edge.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
@@ -328,3 +331,65 @@ t.test(
     t.match(reply, /billing is not in this workload's mesh registry/);
   },
 );
+
+t.test('the gateway listener refuses the same hostile requests the same way', async (t) => {
+  const edge = await startEdge(t, {
+    services: ['orders'],
+    httpRoutes: `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: orders, namespace: shop }
+spec:
+  parentRefs: [{ name: edge }]
+  hostnames: [orders]
+  rules:
+    - backendRefs: [{ name: orders, port: 80 }]
+`,
+  });
+  const app = edge.apps.orders!;
+  const ca = await readFile(edge.serverCa.cert, 'utf8');
+  const send = (raw: string) =>
+    collectUntilClosed(
+      connectTls({
+        host: '127.0.0.1',
+        port: edge.port,
+        ca,
+        servername: 'shop.example.com',
+        checkServerIdentity: () => undefined,
+      }),
+      raw,
+      'secureConnect',
+    );
+  const ok = await send('GET /orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n');
+  t.match(ok, /^HTTP\/1\.1 200/, 'a sound request is routed');
+  let passed = 0;
+  for (const hostile of HOSTILE_CASES) {
+    const before = app.requests.length;
+    const reply = await send(hostile.raw + SMUGGLED);
+    const status = hostile.status ?? 400;
+    const checks = [
+      t.match(
+        reply,
+        new RegExp(`^HTTP/1\\.1 ${status}`),
+        `gateway, ${hostile.family}: ${hostile.name}: ${status}`,
+      ),
+      t.equal(
+        reply.match(/HTTP\/1\.[01] \d{3}/g)?.length,
+        1,
+        `gateway, ${hostile.name}: one response`,
+      ),
+      t.notMatch(reply, STILL_OPEN, `gateway, ${hostile.name}: the connection is closed`),
+      t.same(
+        await completedSince(app, before),
+        [],
+        `gateway, ${hostile.name}: no complete request`,
+      ),
+    ];
+    if (checks.every(Boolean)) passed++;
+  }
+  t.comment(`gateway: ${passed}/${HOSTILE_CASES.length}`);
+  t.notOk(
+    app.requests.some((req) => req.url === '/smuggled'),
+    'nothing smuggled',
+  );
+});

@@ -393,3 +393,44 @@ spec:
     'nothing smuggled',
   );
 });
+
+t.test(
+  'trailers never become headers, and the upstream request carries exactly one framing header',
+  async (t) => {
+    const { app, inbound, outbound } = await ordersAndFrontend(t);
+    const chunked =
+      'POST /orders HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\nTrailer: X-Evil, X-Postern-Principal\r\nConnection: close\r\n\r\n' +
+      '5\r\nhello\r\n0\r\nX-Evil: 1\r\nX-Postern-Principal: spiffe://cluster.local/ns/kube-system/sa/admin\r\n\r\n';
+    const sized =
+      'POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello';
+    for (const [direction, send] of [
+      ['inbound', inbound],
+      ['outbound', outbound],
+    ] as const) {
+      for (const raw of [chunked, sized]) {
+        let reply = '';
+        for (let i = 0; i < 100 && !reply.startsWith('HTTP/1.1 200'); i++) {
+          reply = await send(raw);
+          if (!reply.startsWith('HTTP/1.1 200')) await new Promise((r) => setTimeout(r, 100));
+        }
+        t.match(reply, /^HTTP\/1\.1 200/, `${direction}: answered`);
+        const seen = app.requests.at(-1)!;
+        const framing = ['content-length', 'transfer-encoding'].filter(
+          (h) => seen.headers[h] !== undefined,
+        );
+        t.equal(framing.length, 1, `${direction}: one framing header (${framing.join(', ')})`);
+        t.notOk('x-evil' in seen.headers, `${direction}: a trailer is not a header`);
+        t.notMatch(
+          String(seen.headers['x-postern-principal']),
+          /kube-system/,
+          `${direction}: nor an identity`,
+        );
+        t.same(
+          Object.keys(seen.trailers ?? {}).filter((name) => name.startsWith('x-postern')),
+          [],
+          `${direction}: no sidecar-owned trailer reaches the app`,
+        );
+      }
+    }
+  },
+);

@@ -145,14 +145,17 @@ function withoutSecrets(snapshot: Snapshot): Snapshot {
   return { ...snapshot, rateLimit: { ...snapshot.rateLimit!, redis: url.href } };
 }
 
-/** What the process holds, for /stats: RSS, live heap, and the heap limit its V8 settings allow. */
+/** What the process holds, for /stats: RSS, live heap, the heap limit its V8 settings allow, and Buffers outside the heap. */
 function processStats() {
   const mb = (bytes: number) => Math.round(bytes / 1048576);
   const heap = getHeapStatistics();
+  const memory = process.memoryUsage();
   return {
-    rssMb: mb(process.memoryUsage.rss()),
+    rssMb: mb(memory.rss),
     heapUsedMb: mb(heap.used_heap_size),
     heapLimitMb: mb(heap.heap_size_limit),
+    // Buffers live outside the heap: what connections hold in flight shows here.
+    externalMb: mb(memory.external),
   };
 }
 

@@ -346,13 +346,17 @@ async function handshakeFailures(adminPort: number): Promise<number> {
   return Object.values(stats.handshakeFailures).reduce((a, b) => a + b, 0);
 }
 
-t.test('/stats says what the sidecar process holds: RSS, live heap and heap limit', async (t) => {
-  const { sidecar } = await ordersBehindSidecar(t, '');
-  const stats = (await (
-    await request(`http://127.0.0.1:${sidecar.adminPort}/stats`)
-  ).body.json()) as {
-    process: { rssMb: number; heapUsedMb: number; heapLimitMb: number };
-  };
-  t.ok(stats.process.rssMb > 0);
-  t.ok(stats.process.heapUsedMb > 0 && stats.process.heapUsedMb < stats.process.heapLimitMb);
-});
+t.test(
+  '/stats says what the sidecar process holds: RSS, live heap, heap limit and Buffers outside the heap',
+  async (t) => {
+    const { sidecar } = await ordersBehindSidecar(t, '');
+    const stats = (await (
+      await request(`http://127.0.0.1:${sidecar.adminPort}/stats`)
+    ).body.json()) as {
+      process: { rssMb: number; heapUsedMb: number; heapLimitMb: number; externalMb: number };
+    };
+    t.ok(stats.process.rssMb > 0);
+    t.ok(stats.process.heapUsedMb > 0 && stats.process.heapUsedMb < stats.process.heapLimitMb);
+    t.type(stats.process.externalMb, 'number', 'and the Buffers outside the heap');
+  },
+);

@@ -186,6 +186,13 @@ const Route = object({
   deny: Type.Optional(Type.Array(Rule, { minItems: 1 })),
   rateLimit: Type.Optional(RateLimit),
   exfiltration: Type.Optional(Exfiltration),
+  maxRequestBytes: Type.Optional(
+    Type.String({
+      pattern: BYTES_PATTERN,
+      description:
+        'the largest request body this route accepts (64Ki, 10Mi): a longer Content-Length gets 413 before the app sees anything, a longer chunked body is cut there',
+    }),
+  ),
 });
 
 /**

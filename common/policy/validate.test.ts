@@ -33,7 +33,7 @@ t.test(
     );
     t.same(errors.sort(), [
       `${file}: RoutePolicy shop/orders-api: spec.mode: expected one of enforce, audit; found "block"`,
-      `${file}: RoutePolicy shop/orders-api: spec.routes[0].bogus: is not a known field; expected one of name, match, allow, deny, rateLimit, exfiltration`,
+      `${file}: RoutePolicy shop/orders-api: spec.routes[0].bogus: is not a known field; expected one of name, match, allow, deny, rateLimit, exfiltration, maxRequestBytes`,
       `${file}: RoutePolicy shop/orders-api: spec.routes[0].match.methods[1]: expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, CONNECT, TRACE; found "FETCH"`,
       `${file}: RoutePolicy shop/orders-api: spec.routes[0].rateLimit.per: expected a duration such as 100ms, 1s, 5m or 1h; found "1x"`,
       `${file}: RoutePolicy shop/orders-api: spec.routes[0].rateLimit.requests: expected a whole number of at least 1; found 0`,
@@ -53,6 +53,14 @@ t.test(
     ]);
   },
 );
+
+t.test('a route’s maxRequestBytes is a size, and a bad one is named', async (t) => {
+  const { errors } = await load(
+    `${HEADER}spec:\n  routes:\n    - name: r\n      maxRequestBytes: 64Ki\n    - name: s\n      maxRequestBytes: lots\n`,
+  );
+  t.equal(errors.length, 1);
+  t.match(errors[0], /spec\.routes\[1\]\.maxRequestBytes: .*"lots"/);
+});
 
 t.test('a missing required field says it is required', async (t) => {
   const { errors } = await load(`${HEADER}spec: {}\n`);

@@ -34,10 +34,13 @@
  *   5. authorize: on canonical facts; the cheapest rejection of a
  *      malformed request comes before the policy lookup. It also refuses a
  *      header some route matches on that arrives twice, under any spelling.
- *   6. rate-limit: after authorize, so a request authorization refuses never
+ *   6. request-body-limit: the route authorize chose may cap the body
+ *      (`maxRequestBytes`): a longer Content-Length gets 413 before anything
+ *      reads it, and before it spends rate-limit budget.
+ *   7. rate-limit: after authorize, so a request authorization refuses never
  *      spends a caller's budget; and it needs the route authorize chose and
  *      the verified identity (principal, subject, claims) its keys count by.
- *   7. exfiltration-guard: last, on the route and caller the steps before
+ *   8. exfiltration-guard: last, on the route and caller the steps before
  *      settled: a caller an exfiltration alert blocked on this route is
  *      refused (403) whatever policy allows, and a capped route's caller gets
  *      what is left of its cap (the response is cut there). After
@@ -103,6 +106,7 @@ import { requestHeaders } from './request-headers.ts';
 import { routeDestination } from './route-destination.ts';
 
 const outboundRequestHeaders = requestHeaders(OUTBOUND_HEADER_RULES);
+const inboundBodyLimit = requestBodyLimit((exchange) => exchange.decision?.maxRequestBytes);
 
 export function inboundChain(deps: {
   state: SnapshotState;
@@ -125,6 +129,7 @@ export function inboundChain(deps: {
     authenticatePeer(deps.peerOf, deps.state, deps.metrics),
     authenticateJwt(deps.state),
     authorizeRequest(deps.state, deps.logger, deps.metrics, deps.now),
+    inboundBodyLimit,
     rateLimitRequest(deps),
     exfiltrationGuard(deps),
   ]);
@@ -154,7 +159,7 @@ export function gatewayChain(deps: {
     canonicalize,
     clientAddress(deps.clientAddressOf),
     routeHttp(deps.state),
-    requestBodyLimit(deps.maxRequestBytes),
+    requestBodyLimit((exchange) => exchange.httpRoute?.maxRequestBytes ?? deps.maxRequestBytes),
     authenticateClient({
       header: deps.apiKeyHeader,
       consumers: deps.consumers,

@@ -208,7 +208,11 @@ export class InboundListener {
           res,
           target.path + target.search,
           headers,
-          { responseHeaders: exchange.responseHeaders, maxResponseBytes: exchange.responseLimit },
+          {
+            responseHeaders: exchange.responseHeaders,
+            maxResponseBytes: exchange.responseLimit,
+            maxRequestBytes: exchange.requestLimit,
+          },
         );
         exchange.responseBytes = forwarded.responseBytes;
         settleResponse(exchange, forwarded.overCap, options);

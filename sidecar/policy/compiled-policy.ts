@@ -188,6 +188,7 @@ export function compilePolicies(
         ...(limit
           ? { rateLimit: compileRateLimit(limit, policyId(policy), route.name, mode) }
           : {}),
+        ...(route.maxRequestBytes ? { maxRequestBytes: parseBytes(route.maxRequestBytes) } : {}),
       };
       const entries = (list: readonly Rule[] | undefined, kind: Action) =>
         Object.freeze(

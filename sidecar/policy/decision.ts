@@ -37,6 +37,8 @@ export interface Decision {
   readonly resourceSegment?: number;
   /** The route's `exfiltration.maxResponseBytes` when its action is block: the exfiltration guard enforces it. */
   readonly responseCap?: ResponseCapLimit;
+  /** The route's `maxRequestBytes`: the request-body-limit filter enforces it. */
+  readonly maxRequestBytes?: number;
 }
 
 /** At most `bytes` of responses to one caller per `perMs` on one route (`policy/route`), counted by this sidecar. */

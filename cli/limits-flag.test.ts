@@ -4,10 +4,12 @@ import { parseLimitsFlag } from './limits-flag.ts';
 
 t.test('--limits sets listener and upstream limits by name, in their units', async (t) => {
   t.same(
-    parseLimitsFlag('headers-timeout=5s, max-headers=50,max-header-bytes=32Ki,response-timeout=2m'),
+    parseLimitsFlag(
+      'headers-timeout=5s, max-headers=50,max-header-bytes=32Ki,response-timeout=2m,upstream-keepalive-timeout=2s',
+    ),
     {
       listener: { headersTimeoutMs: 5_000, maxHeaders: 50, maxHeaderBytes: 32 * 1024 },
-      upstream: { responseTimeoutMs: 120_000 },
+      upstream: { responseTimeoutMs: 120_000, keepAliveTimeoutMs: 2_000 },
     },
   );
   t.same(parseLimitsFlag(''), { listener: {}, upstream: {} }, 'none given: the defaults stand');

@@ -29,6 +29,7 @@ const UPSTREAM: Record<string, readonly [keyof UpstreamLimits, Kind]> = {
   'connect-timeout': ['connectTimeoutMs', 'duration'],
   'response-timeout': ['responseTimeoutMs', 'duration'],
   'upstream-idle-timeout': ['streamIdleTimeoutMs', 'duration'],
+  'upstream-keepalive-timeout': ['keepAliveTimeoutMs', 'duration'],
 };
 
 const shown = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);

@@ -55,12 +55,20 @@ export interface UpstreamLimits {
   readonly responseTimeoutMs: number;
   /** A response body with no byte for this long: cut (Envoy's stream_idle_timeout). */
   readonly streamIdleTimeoutMs: number;
+  /**
+   * A pooled upstream connection idle this long is closed by this side. It
+   * must be shorter than the upstream's own keep-alive timeout (ours: 60 s,
+   * Node's default 5 s), or a request may go out on a connection the
+   * upstream is closing.
+   */
+  readonly keepAliveTimeoutMs: number;
 }
 
 export const UPSTREAM_LIMITS: UpstreamLimits = Object.freeze({
   connectTimeoutMs: 5_000,
   responseTimeoutMs: 60_000,
   streamIdleTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 4_000,
 });
 
 /** undici's Pool options that carry them. */
@@ -69,6 +77,10 @@ export function upstreamPoolOptions(limits: UpstreamLimits) {
     connectTimeout: limits.connectTimeoutMs,
     headersTimeout: limits.responseTimeoutMs,
     bodyTimeout: limits.streamIdleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // undici takes an upstream's Keep-Alive: timeout=N hint over its own
+    // setting, up to this: capped, ours holds whatever the upstream says.
+    keepAliveMaxTimeout: limits.keepAliveTimeoutMs,
   };
 }
 

@@ -172,3 +172,42 @@ t.test('slow and stuck peers are cut off by the limits, answered where HTTP allo
     t.match(text, /^HTTP\/1\.1 408/);
   });
 });
+
+t.test(
+  'a pooled connection to the app left idle is closed by the sidecar at its keep-alive timeout',
+  async (t) => {
+    const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
+    const app = await startEchoApp(t);
+    const orders = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: app.port,
+      upstreamLimits: { keepAliveTimeoutMs: 300 },
+    });
+    await untilReady(orders.adminPort);
+    const credentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
+    // From the app's answer to its connection closing: the idle time the sidecar allowed.
+    const closed = new Promise<number>((resolve) => {
+      app.server.once('request', (req, res) => {
+        res.once('finish', () => {
+          const answered = performance.now();
+          req.socket.once('close', () => resolve(performance.now() - answered));
+        });
+      });
+    });
+    const socket = await tlsTo(orders.inboundPort, credentials);
+    const reply = collectUntilClosed(
+      socket,
+      'GET /orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n',
+      'ready',
+    );
+    socket.emit('ready');
+    t.match(await reply, /^HTTP\/1\.1 200/);
+    // The app says Keep-Alive: timeout=5 (Node's default); the sidecar's own, shorter, wins.
+    const idle = await closed;
+    t.ok(
+      idle >= 200 && idle < 2_000,
+      `the app's connection idled ${idle.toFixed(0)} ms, then the sidecar closed it`,
+    );
+  },
+);

@@ -106,24 +106,34 @@ import { requestHeaders } from './request-headers.ts';
 import { routeDestination } from './route-destination.ts';
 
 const outboundRequestHeaders = requestHeaders(OUTBOUND_HEADER_RULES);
-const inboundBodyLimit = requestBodyLimit((exchange) => exchange.decision?.maxRequestBytes);
 
-export function inboundChain(deps: {
-  state: SnapshotState;
-  logger: Logger;
-  metrics: SidecarMetrics;
-  now: () => number;
-  peerOf: (socket: Socket) => PeerCredential | undefined;
-  headerRules: RequestHeaderRules;
-  buckets: LocalBuckets;
-  global: GlobalLimiter;
-  budgets: ByteBudgets;
+/** What the filters every chain begins with need: the overload guard, and the listener's header-line limit. */
+interface FrontDeps {
   maxHeaders: number;
   overload: OverloadGuard;
-}): readonly Filter[] {
+}
+
+/** The filters every chain begins with, in this order (see the top of this file). */
+function front(deps: FrontDeps): Filter[] {
+  return [loadShed(deps.overload), requestFraming(deps.maxHeaders)];
+}
+const inboundBodyLimit = requestBodyLimit((exchange) => exchange.decision?.maxRequestBytes);
+
+export function inboundChain(
+  deps: {
+    state: SnapshotState;
+    logger: Logger;
+    metrics: SidecarMetrics;
+    now: () => number;
+    peerOf: (socket: Socket) => PeerCredential | undefined;
+    headerRules: RequestHeaderRules;
+    buckets: LocalBuckets;
+    global: GlobalLimiter;
+    budgets: ByteBudgets;
+  } & FrontDeps,
+): readonly Filter[] {
   return Object.freeze([
-    loadShed(deps.overload),
-    requestFraming(deps.maxHeaders),
+    ...front(deps),
     requestHeaders(deps.headerRules),
     canonicalize,
     authenticatePeer(deps.peerOf, deps.state, deps.metrics),
@@ -135,26 +145,25 @@ export function inboundChain(deps: {
   ]);
 }
 
-export function gatewayChain(deps: {
-  state: SnapshotState;
-  logger: Logger;
-  metrics: SidecarMetrics;
-  now: () => number;
-  headerRules: RequestHeaderRules;
-  buckets: LocalBuckets;
-  global: GlobalLimiter;
-  budgets: ByteBudgets;
-  apiKeyHeader: string;
-  consumers: () => readonly Consumer[];
-  certificateOf: (socket: Socket) => string | undefined;
-  clientAddressOf: (req: IncomingMessage) => string | undefined;
-  maxRequestBytes: number;
-  maxHeaders: number;
-  overload: OverloadGuard;
-}): readonly Filter[] {
+export function gatewayChain(
+  deps: {
+    state: SnapshotState;
+    logger: Logger;
+    metrics: SidecarMetrics;
+    now: () => number;
+    headerRules: RequestHeaderRules;
+    buckets: LocalBuckets;
+    global: GlobalLimiter;
+    budgets: ByteBudgets;
+    apiKeyHeader: string;
+    consumers: () => readonly Consumer[];
+    certificateOf: (socket: Socket) => string | undefined;
+    clientAddressOf: (req: IncomingMessage) => string | undefined;
+    maxRequestBytes: number;
+  } & FrontDeps,
+): readonly Filter[] {
   return Object.freeze([
-    loadShed(deps.overload),
-    requestFraming(deps.maxHeaders),
+    ...front(deps),
     requestHeaders(deps.headerRules),
     canonicalize,
     clientAddress(deps.clientAddressOf),
@@ -172,14 +181,9 @@ export function gatewayChain(deps: {
   ]);
 }
 
-export function outboundChain(deps: {
-  state: SnapshotState;
-  maxHeaders: number;
-  overload: OverloadGuard;
-}): readonly Filter[] {
+export function outboundChain(deps: { state: SnapshotState } & FrontDeps): readonly Filter[] {
   return Object.freeze([
-    loadShed(deps.overload),
-    requestFraming(deps.maxHeaders),
+    ...front(deps),
     outboundRequestHeaders,
     routeDestination(deps.state),
     canonicalize,

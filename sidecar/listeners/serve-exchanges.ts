@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isDraining } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
@@ -34,6 +35,33 @@ export interface ExchangeHandlers {
   readonly observers: readonly ExchangeObserver[];
   /** Header lines a request may carry (the request-framing filter refuses more). */
   readonly maxHeaders: number;
+}
+
+/**
+ * Requests parsed behind the one being handled that may wait on one
+ * connection. The connection stops reading once one waits, so only what a
+ * single read held can pile up: a few thousand requests of a few bytes.
+ */
+const MAX_QUEUED_PIPELINED = 32;
+const TOO_MANY_PIPELINED = {
+  status: 503,
+  code: 'POSTERN_TOO_MANY_PIPELINED',
+  message: `more than ${MAX_QUEUED_PIPELINED} requests were pipelined on one connection`,
+  close: true,
+} as const;
+
+/** Per-connection pipelining state, kept on the socket (no map lookup per request). */
+const BUSY = Symbol('postern.busy');
+const QUEUED = Symbol('postern.queued');
+const QUEUE_FULL = Symbol('postern.queue-full');
+interface PipelineState {
+  [BUSY]?: boolean;
+  /** Requests and their responses, alternating. */
+  [QUEUED]?: (IncomingMessage | ServerResponse)[];
+  /** Too many waited: what comes after is never acted on. */
+  [QUEUE_FULL]?: boolean;
+  /** Node's own flag: it paused the socket while responses back up. */
+  _paused?: boolean;
 }
 
 /** How long a connection refused for a malformed request may take to read its answer before it is cut. */
@@ -153,8 +181,11 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     }
   };
 
-  server.on('request', async (req: IncomingMessage, res: ServerResponse) => {
-    if (closing.has(req.socket)) return;
+  const handle = async (
+    socket: Socket & PipelineState,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> => {
     // Shutting down: answered, then the connection closes (the client opens
     // its next one elsewhere, not on a socket about to go).
     if (isDraining(server)) res.shouldKeepAlive = false;
@@ -165,7 +196,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       const result = runFilters(chain, exchange);
       const reply = result instanceof Promise ? await result : result;
       if (reply) {
-        if (reply.close) closing.add(req.socket);
+        if (reply.close) closing.add(socket);
         sendLocalReply(res, reply, exchange.responseHeaders);
         status = reply.status;
       } else {
@@ -175,7 +206,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       // A bug must cost one request, never the process and every other request.
       status = 500;
       logger.error('request handling failed', { direction, error });
-      closing.add(req.socket);
+      closing.add(socket);
       if (!res.headersSent) sendLocalReply(res, INTERNAL_ERROR);
       else res.destroy();
     }
@@ -196,7 +227,59 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     metrics.requestSize.observe(requestBodyBytes(exchange), direction, policy, route);
     metrics.responseSize.observe(exchange.responseBytes ?? 0, direction, policy, route);
     end(exchange, status);
-  });
+    next(socket);
+  };
+
+  // One request per connection at a time, as Envoy's HTTP/1 codec does:
+  // Node hands over every request it parses from what it read, pipelined
+  // ones included, and forwarding them all at once let one connection
+  // queue thousands of requests on the app's pool (everyone else waiting
+  // behind them). A request that arrives while another is handled waits,
+  // and the connection stops reading until the queue is empty.
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket as Socket & PipelineState;
+    if (closing.has(socket) || socket[QUEUE_FULL] === true) return;
+    if (socket[BUSY] === true) {
+      queuePipelined(socket, req, res);
+      return;
+    }
+    socket[BUSY] = true;
+    void handle(socket, req, res);
+  };
+  const queuePipelined = (
+    socket: Socket & PipelineState,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): void => {
+    const queue = (socket[QUEUED] ??= []);
+    if (queue.length >= 2 * MAX_QUEUED_PIPELINED) {
+      // Those already waiting are answered in turn, then this refusal, then the close.
+      socket[QUEUE_FULL] = true;
+      sendLocalReply(res, TOO_MANY_PIPELINED);
+      return;
+    }
+    queue.push(req, res);
+    socket.pause();
+  };
+  const next = (socket: Socket & PipelineState): void => {
+    const queue = socket[QUEUED];
+    if (queue === undefined || queue.length === 0) {
+      socket[BUSY] = false;
+      return;
+    }
+    const req = queue.shift() as IncomingMessage;
+    const res = queue.shift() as ServerResponse;
+    // Node pauses the socket itself while responses back up (_paused) and
+    // resumes it on drain; reading resumes here only if it did not.
+    if (queue.length === 0 && !socket._paused) socket.resume();
+    if (closing.has(socket) && !res.headersSent) {
+      // Behind a refusal that closes the connection: never acted on.
+      next(socket);
+      return;
+    }
+    void handle(socket, req, res);
+  };
+  server.on('request', serve);
 
   server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node drops its own error listener from an upgraded socket; without one,

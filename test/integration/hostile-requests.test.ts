@@ -434,3 +434,52 @@ t.test(
     }
   },
 );
+
+t.test(
+  'regression: a pipelined flood on one connection is handled one request at a time, and past 32 waiting the connection gets 503 and is closed',
+  async (t) => {
+    const { app, inbound, outbound } = await ordersAndFrontend(t);
+    const flood = 'GET /orders/flood?delay=40 HTTP/1.1\r\nHost: orders\r\n\r\n'.repeat(100);
+    for (const [direction, send] of [
+      ['inbound', inbound],
+      ['outbound', outbound],
+    ] as const) {
+      // The outbound listener knows orders once its snapshot lists it.
+      for (let i = 0; i < 100; i++) {
+        const ok = await send('GET /orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n');
+        if (ok.startsWith('HTTP/1.1 200')) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const before = app.requests.length;
+      const flooded = send(flood);
+      // Before: every pipelined request went to the app's pool at once, and
+      // a caller on another connection waited behind all of them.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const other = await send(
+        'GET /orders/other HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n',
+      );
+      t.match(other, /^HTTP\/1\.1 200/, `${direction}: another caller is answered`);
+      const floodSeen = app.requests
+        .slice(before)
+        .filter((req) => req.url?.startsWith('/orders/flood'));
+      t.ok(
+        floodSeen.length <= 5,
+        `${direction}: the app had seen ${floodSeen.length} of the flood by then, one at a time`,
+      );
+      const reply = await flooded;
+      t.equal(
+        reply.match(/HTTP\/1\.1 200/g)?.length,
+        33,
+        `${direction}: 1 handled + 32 waiting answered`,
+      );
+      t.equal(reply.match(/HTTP\/1\.1 503/g)?.length, 1, `${direction}: then one 503`);
+      t.match(reply, /POSTERN_TOO_MANY_PIPELINED/);
+      t.notMatch(reply, STILL_OPEN, `${direction}: and the connection closed`);
+      t.equal(
+        app.requests.slice(before).filter((req) => req.url?.startsWith('/orders/flood')).length,
+        33,
+        `${direction}: nothing past the refusal reached the app`,
+      );
+    }
+  },
+);

@@ -23,6 +23,7 @@ const LISTENER: Record<string, readonly [keyof ConnectionLimits, Kind]> = {
   'stream-idle-timeout': ['streamIdleTimeoutMs', 'duration'],
   'max-headers': ['maxHeaders', 'count'],
   'max-header-bytes': ['maxHeaderBytes', 'bytes'],
+  'max-connections': ['maxConnections', 'count'],
 };
 
 const UPSTREAM: Record<string, readonly [keyof UpstreamLimits, Kind]> = {
@@ -30,6 +31,7 @@ const UPSTREAM: Record<string, readonly [keyof UpstreamLimits, Kind]> = {
   'response-timeout': ['responseTimeoutMs', 'duration'],
   'upstream-idle-timeout': ['streamIdleTimeoutMs', 'duration'],
   'upstream-keepalive-timeout': ['keepAliveTimeoutMs', 'duration'],
+  'upstream-max-connections': ['maxConnections', 'count'],
 };
 
 const shown = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
@@ -42,8 +44,14 @@ export const limitsFlag: FlagSpec = {
       const value = INBOUND_LIMITS[key];
       return `${name} (${kind === 'duration' ? shown(value) : value})`;
     }),
-    ...Object.entries(UPSTREAM).map(([name, [key]]) => `${name} (${shown(UPSTREAM_LIMITS[key])})`),
-  ].join(', ')}`,
+    ...Object.entries(UPSTREAM).map(([name, [key, kind]]) => {
+      const value = UPSTREAM_LIMITS[key];
+      return `${name} (${kind === 'duration' ? shown(value) : value})`;
+    }),
+    "memory-limit (the container's): past 90% of it new requests are shed with 503",
+  ].join(
+    ', ',
+  )}; a listener's own connection flag (--max-inbound-connections, --max-connections) wins over max-connections`,
   default: '',
 };
 
@@ -58,6 +66,36 @@ function parseValue(kind: Kind, text: string): number {
 export interface ParsedLimits {
   readonly listener: Partial<ConnectionLimits>;
   readonly upstream: Partial<UpstreamLimits>;
+  /** Bytes the process may hold before it sheds (absent: the container's limit). */
+  readonly memoryLimit?: number;
+}
+
+/** The longest timer Node keeps (setTimeout's limit, about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * What Node would refuse only once a listener is built (after the
+ * certificate is fetched, which may never happen if the control plane is
+ * down): checked here, with the other problems.
+ */
+function rangeProblems(
+  listener: Partial<ConnectionLimits>,
+  upstream: Partial<UpstreamLimits>,
+): string[] {
+  const problems: string[] = [];
+  for (const [name, [key, kind]] of Object.entries(LISTENER))
+    if (kind === 'duration' && (listener[key] ?? 0) > MAX_TIMER_MS)
+      problems.push(`${name}: at most ${MAX_TIMER_MS}ms`);
+  for (const [name, [key, kind]] of Object.entries(UPSTREAM))
+    if (kind === 'duration' && (upstream[key] ?? 0) > MAX_TIMER_MS)
+      problems.push(`${name}: at most ${MAX_TIMER_MS}ms`);
+  const headers = listener.headersTimeoutMs ?? INBOUND_LIMITS.headersTimeoutMs;
+  const request = listener.requestTimeoutMs ?? INBOUND_LIMITS.requestTimeoutMs;
+  if (headers > request)
+    problems.push(
+      `headers-timeout (${shown(headers)}) is longer than request-timeout (${shown(request)}); the headers are part of the request`,
+    );
+  return problems;
 }
 
 /** Parses `--limits`; throws one ConfigError naming every problem. */
@@ -65,6 +103,7 @@ export function parseLimitsFlag(text: string): ParsedLimits {
   const listener: Partial<Record<keyof ConnectionLimits, number>> = {};
   const upstream: Partial<Record<keyof UpstreamLimits, number>> = {};
   const problems: string[] = [];
+  let memoryLimit: number | undefined;
   for (const item of text
     .split(',')
     .map((part) => part.trim())
@@ -72,10 +111,18 @@ export function parseLimitsFlag(text: string): ParsedLimits {
     const equals = item.indexOf('=');
     const name = equals === -1 ? item : item.slice(0, equals);
     const value = equals === -1 ? '' : item.slice(equals + 1);
+    if (name === 'memory-limit') {
+      try {
+        memoryLimit = parseBytes(value);
+      } catch (error) {
+        problems.push(`${name}: ${(error as Error).message}`);
+      }
+      continue;
+    }
     const known = LISTENER[name] ?? UPSTREAM[name];
     if (!known) {
       problems.push(
-        `${JSON.stringify(name)} is not a limit; expected one of ${[...Object.keys(LISTENER), ...Object.keys(UPSTREAM)].join(', ')}`,
+        `${JSON.stringify(name)} is not a limit; expected one of ${[...Object.keys(LISTENER), ...Object.keys(UPSTREAM), 'memory-limit'].join(', ')}`,
       );
       continue;
     }
@@ -87,6 +134,7 @@ export function parseLimitsFlag(text: string): ParsedLimits {
       problems.push(`${name}: ${(error as Error).message}`);
     }
   }
+  problems.push(...rangeProblems(listener, upstream));
   if (problems.length) throw new ConfigError(`--limits: ${problems.join('; ')}`);
-  return { listener, upstream };
+  return { listener, upstream, ...(memoryLimit === undefined ? {} : { memoryLimit }) };
 }

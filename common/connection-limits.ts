@@ -16,7 +16,7 @@ export interface ConnectionLimits {
   readonly handshakeTimeoutMs: number;
   /** Request headers not complete within this get 408 and a closed connection. */
   readonly headersTimeoutMs: number;
-  /** A whole request (headers and body) not received within this, likewise; 0: no limit. */
+  /** A whole request (headers and body) not received within this, likewise (at least headersTimeoutMs). */
   readonly requestTimeoutMs: number;
   /** Header lines one request may carry; more get 431 (Envoy's max_headers_count default). */
   readonly maxHeaders: number;
@@ -64,6 +64,15 @@ export interface UpstreamLimits {
    * upstream is closing.
    */
   readonly keepAliveTimeoutMs: number;
+  /**
+   * Connections one upstream (the app, one peer sidecar's endpoint) may
+   * have open at once; requests beyond wait for one. Envoy's circuit
+   * breaker default. Opened on demand, so the cap costs nothing until it
+   * is reached; a smaller one (this was 64 and 128) let a few clients that
+   * stopped reading their responses hold every connection while everyone
+   * else queued behind them.
+   */
+  readonly maxConnections: number;
 }
 
 export const UPSTREAM_LIMITS: UpstreamLimits = Object.freeze({
@@ -71,11 +80,13 @@ export const UPSTREAM_LIMITS: UpstreamLimits = Object.freeze({
   responseTimeoutMs: 60_000,
   streamIdleTimeoutMs: 300_000,
   keepAliveTimeoutMs: 4_000,
+  maxConnections: 1024,
 });
 
 /** undici's Pool options that carry them. */
 export function upstreamPoolOptions(limits: UpstreamLimits) {
   return {
+    connections: limits.maxConnections,
     connectTimeout: limits.connectTimeoutMs,
     headersTimeout: limits.responseTimeoutMs,
     bodyTimeout: limits.streamIdleTimeoutMs,

@@ -16,7 +16,7 @@ import { describeTrustBundle, snapshotTrustBundle } from './identity/trust-bundl
 import { WorkloadCertificate } from './identity/workload-certificate.ts';
 import { createAdminServer } from './listeners/admin.ts';
 import { type AppProbe, createStatusServer } from './listeners/status.ts';
-import { type LoadReading, OverloadGuard } from './overload.ts';
+import { containerMemoryLimit, type LoadReading, OverloadGuard, processLoad } from './overload.ts';
 import { type ApplyResult, SnapshotState } from './policy/snapshot-state.ts';
 import { SnapshotWatch } from './policy/snapshot-watch.ts';
 import { GlobalLimiter } from './rate-limit/global-limiter.ts';
@@ -63,7 +63,9 @@ export interface DataPlaneOptions {
   readonly appProbes?: ReadonlyMap<string, AppProbe>;
   /** How long to wait on the app and peer sidecars (default UPSTREAM_LIMITS). */
   readonly upstreamLimits?: Partial<UpstreamLimits>;
-  /** What the overload guard reads (default: this process's event-loop delay and heap); tests stand in for it. */
+  /** Bytes the process may hold before it sheds new requests (default: the container's memory limit). */
+  readonly memoryLimit?: number;
+  /** What the overload guard reads (default: this process's event-loop delay and memory); tests stand in for it. */
   readonly loadSource?: { read(): LoadReading; stop?(): void };
 }
 
@@ -175,14 +177,17 @@ export async function startDataPlane(
   const now = options.now ?? Date.now;
   const spiffeId = formatSpiffeId(options);
   const metrics = new SidecarMetrics();
-  const overload = new OverloadGuard((shedding, reading) => {
-    const facts = {
-      eventLoopLagMs: Math.round(reading.lagMs),
-      heapRatio: Math.round(reading.heapRatio * 100) / 100,
-    };
-    if (shedding) logger.warn('overloaded: shedding new requests with 503', facts);
-    else logger.info('load back to normal: taking requests again', facts);
-  }, options.loadSource);
+  const overload = new OverloadGuard(
+    (shedding, reading) => {
+      const facts = {
+        eventLoopLagMs: Math.round(reading.lagMs),
+        memoryRatio: Math.round(reading.memoryRatio * 100) / 100,
+      };
+      if (shedding) logger.warn('overloaded: shedding new requests with 503', facts);
+      else logger.info('load back to normal: taking requests again', facts);
+    },
+    options.loadSource ?? processLoad(options.memoryLimit ?? containerMemoryLimit()),
+  );
   const state = new SnapshotState(options.namespace, new JwtProviders({ logger, now }));
   const client = new ControlPlaneClient(
     options.controlPlane,

@@ -139,7 +139,17 @@ export async function startEchoApp(t: { teardown(fn: () => unknown): void }): Pr
     }
     // ?delay=MS holds the response, to keep a request in flight.
     const delay = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('delay') ?? 0);
-    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (delay) {
+      // A client that went does not keep the app (and the test) waiting.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        res.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (res.destroyed) return;
+    }
     const query = new URL(req.url ?? '/', 'http://app').searchParams;
     // ?size=BYTES answers that many bytes; with &break=1 it sends half of
     // them, chunked, and drops the connection (a relay that ended the
@@ -538,7 +548,7 @@ export async function startOutboundListener(
   });
   if (!applied.ok) throw new Error(applied.reason);
   // A guard that never sheds: this listener runs without a data plane.
-  const calm = new OverloadGuard(() => {}, { read: () => ({ lagMs: 0, heapRatio: 0 }) });
+  const calm = new OverloadGuard(() => {}, { read: () => ({ lagMs: 0, memoryRatio: 0 }) });
   t.teardown(() => calm.close());
   const outbound = new OutboundListener({
     svid,

@@ -72,6 +72,7 @@ export const gateway: Command = {
       maxRequestBytes: read.maxRequestBytes,
       limits: { ...limits.listener, maxConnections: read.maxConnections },
       upstreamLimits: limits.upstream,
+      ...(limits.memoryLimit === undefined ? {} : { memoryLimit: limits.memoryLimit }),
     });
     return untilSignalled(() => running.shutdown(drainMs));
   },

@@ -72,6 +72,7 @@ export const sidecar: Command = {
       inboundLimits: { ...limits.listener, maxConnections: read.maxInbound },
       outboundLimits: limits.listener,
       upstreamLimits: limits.upstream,
+      ...(limits.memoryLimit === undefined ? {} : { memoryLimit: limits.memoryLimit }),
     });
     return untilSignalled(() => running.shutdown(drainMs));
   },

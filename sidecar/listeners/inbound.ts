@@ -89,7 +89,6 @@ export class InboundListener {
     this.#identities = new PeerIdentityCache(parseSpiffeId(this.#ownId).trustDomain);
     const origin = `http://${options.appHost}:${options.appPort}`;
     this.#pool = new Pool(origin, {
-      connections: 128,
       pipelining: 1,
       ...upstreamPoolOptions(options.upstream),
     });

@@ -251,7 +251,11 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     req: IncomingMessage,
     res: ServerResponse,
   ): void => {
-    const queue = (socket[QUEUED] ??= []);
+    let queue = socket[QUEUED];
+    if (queue === undefined) {
+      queue = [];
+      socket[QUEUED] = queue;
+    }
     if (queue.length >= 2 * MAX_QUEUED_PIPELINED) {
       // Those already waiting are answered in turn, then this refusal, then the close.
       socket[QUEUE_FULL] = true;

@@ -38,7 +38,6 @@ export class MeshConnections {
     let pool = this.#pools.get(key);
     if (!pool) {
       pool = new Pool(`https://${endpoint.address}`, {
-        connections: 64,
         ...upstreamPoolOptions(this.#limits),
         connect: {
           ...tlsOptionsOf(this.#svid),

@@ -1,6 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import type { Server } from 'node:net';
 import type { Logger } from './log.ts';
+import { LogThrottle } from './log-throttle.ts';
 
 /**
  * What an unauthenticated client may hold open on a listener that faces the
@@ -140,8 +141,6 @@ export function timeoutOptions(limits: ConnectionLimits) {
   };
 }
 
-const DROP_LOG_INTERVAL_MS = 10_000;
-
 /**
  * Cuts the connections of an HTTP server on which nothing moved either way
  * for `streamIdleTimeoutMs` (with no 'timeout' listener, Node destroys them).
@@ -163,20 +162,16 @@ export function capConnections(
   onDrop?: () => void,
 ): void {
   server.maxConnections = limits.maxConnections;
-  let dropped = 0;
-  let lastLog = Number.NEGATIVE_INFINITY;
+  const throttle = new LogThrottle();
   server.on('drop', (data?: { remoteAddress?: string }) => {
     onDrop?.();
-    dropped++;
-    const now = performance.now();
-    if (now - lastLog < DROP_LOG_INTERVAL_MS) return;
-    lastLog = now;
+    const dropped = throttle.due();
+    if (dropped === undefined) return;
     logger.warn('connection refused: the connection limit is reached', {
       listener,
       maxConnections: limits.maxConnections,
       refusedSinceLastLine: dropped,
       remote: data?.remoteAddress,
     });
-    dropped = 0;
   });
 }

@@ -33,6 +33,7 @@ import {
 import { sendLocalReply } from '../http/local-reply.ts';
 import { MeshUpstreams } from '../upstream/mesh-upstreams.ts';
 import type { Endpoint } from '../upstream/service-directory.ts';
+import { reportHandshakeFailures } from './handshake-failures.ts';
 import { failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 /** The operator's server certificate (PEM), and the roots partners' client certificates must chain to. */
@@ -167,10 +168,7 @@ export class GatewayListener {
         commonName,
       });
     });
-    this.server.on('tlsClientError', (error, socket) => {
-      metrics.handshakeFailures.inc('gateway');
-      logger.info('TLS handshake refused', { remote: socket.remoteAddress, error });
-    });
+    reportHandshakeFailures(this.server, 'gateway', logger, metrics);
 
     const factsOf = (exchange: Exchange): ClientFacts =>
       this.#clients.get(exchange.req.socket) ?? {

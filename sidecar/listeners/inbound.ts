@@ -38,6 +38,7 @@ import {
 import { refuseHandshake } from '../identity/peer-verification.ts';
 import { type Svid, tlsOptionsOf } from '../identity/svid.ts';
 import { routeByFirstByte } from './first-byte.ts';
+import { reportHandshakeFailures } from './handshake-failures.ts';
 import { type ExchangeHandlers, failTunnel, serveExchanges } from './serve-exchanges.ts';
 
 export interface InboundOptions extends ListenerParts {
@@ -156,10 +157,7 @@ export class InboundListener {
       this.#open.add(socket);
       socket.once('close', () => this.#open.delete(socket));
     });
-    this.server.on('tlsClientError', (error, socket) => {
-      metrics.handshakeFailures.inc('inbound');
-      logger.info('TLS handshake refused', { remote: socket.remoteAddress, error });
-    });
+    reportHandshakeFailures(this.server, 'inbound', logger, metrics);
 
     // Every connection has its facts from the handshake; the fallback is for a socket gone since.
     const clientOf = (exchange: Exchange): ClientAddress =>

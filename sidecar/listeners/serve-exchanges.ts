@@ -101,7 +101,13 @@ function refuseUnparsable(error: NodeJS.ErrnoException, socket: Duplex): void {
   const inFlight = (
     socket as Duplex & { _httpMessage?: { headersSent?: boolean; shouldKeepAlive: boolean } }
   )._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable) {
+  // Only the HTTP parser's refusals get an HTTP answer. An https server
+  // hands its TLS failures (a handshake that timed out or was refused) here
+  // too: there is no HTTP, or even TLS, session to answer on, and waiting
+  // for the client to read an answer would hold the socket past the
+  // handshake timeout.
+  const code = error.code ?? '';
+  if (!(code.startsWith('HPE_') || code === 'ERR_HTTP_REQUEST_TIMEOUT') || !socket.writable) {
     socket.destroy();
     return;
   }

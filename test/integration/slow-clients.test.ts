@@ -19,6 +19,7 @@ import {
   untilReady,
 } from '../helpers.ts';
 import { collectUntilClosed, STILL_OPEN } from '../raw-http.ts';
+import { startEdge } from './gateway-edge.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
@@ -64,6 +65,19 @@ function tlsTo(port: number, credentials: PemCredentials): Promise<TLSSocket> {
   });
 }
 
+/** A ClientHello record that announces 512 bytes and sends 5: how long the server holds it, and what it wrote. */
+async function stalledHandshake(port: number): Promise<{ open: number; received: number }> {
+  const socket = connectTcp(port, '127.0.0.1');
+  await new Promise((resolve) => socket.once('connect', resolve));
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+  });
+  socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03]));
+  const open = await closedWithin(socket, 5_000);
+  return { open, received };
+}
+
 t.test('slow and stuck peers are cut off by the limits, answered where HTTP allows', async (t) => {
   const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
   const app = await startEchoApp(t);
@@ -83,6 +97,16 @@ t.test('slow and stuck peers are cut off by the limits, answered where HTTP allo
     const open = await closedWithin(socket, 3_000);
     t.ok(open >= 300, `held ${open.toFixed(0)} ms, not cut at once`);
   });
+
+  await t.test(
+    'regression: a TLS handshake that starts and stalls is cut at the handshake timeout, with no HTTP answer written into it',
+    async (t) => {
+      const { open, received } = await stalledHandshake(orders.inboundPort);
+      // Before: answered with an HTTP 400 it could not encrypt, and held 2 s more for it.
+      t.ok(open >= 300 && open < 1_500, `cut after ${open.toFixed(0)} ms`);
+      t.equal(received, 0, 'nothing written');
+    },
+  );
 
   await t.test('request headers that never finish: 408 and closed', async (t) => {
     const socket = await tlsTo(orders.inboundPort, credentials);
@@ -211,3 +235,22 @@ t.test(
     );
   },
 );
+
+t.test('the gateway listener cuts a stalled TLS handshake at its handshake timeout', async (t) => {
+  const edge = await startEdge(t, {
+    services: ['orders'],
+    httpRoutes: `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: orders, namespace: shop }
+spec:
+  parentRefs: [{ name: edge }]
+  rules:
+    - backendRefs: [{ name: orders, port: 80 }]
+`,
+    gateway: { limits: { handshakeTimeoutMs: 400 } },
+  });
+  const { open, received } = await stalledHandshake(edge.port);
+  t.ok(open >= 300 && open < 1_500, `cut after ${open.toFixed(0)} ms`);
+  t.equal(received, 0, 'nothing written');
+});

@@ -20,6 +20,11 @@ const CHUNKED_1_0 = reply(
   'POSTERN_BAD_FRAMING',
   'an HTTP/1.0 request may not carry Transfer-Encoding (RFC 9112, 6.1: its framing is faulty)',
 );
+const UNKNOWN_CODING = reply(
+  501,
+  'POSTERN_UNSUPPORTED_TRANSFER_CODING',
+  'the only transfer coding taken is chunked (RFC 9112, 6.1: 501 for one not understood)',
+);
 const BAD_HOST = reply(
   400,
   'POSTERN_BAD_HOST',
@@ -35,7 +40,8 @@ const BAD_HOST = reply(
  * - More header lines than `maxHeaders`: 431. Node would keep the first
  *   2,000 and silently drop the rest (server.maxHeadersCount), so a header
  *   the app relies on could vanish after policy judged the request.
- * - Transfer-Encoding on HTTP/1.0: 400 (RFC 9112, 6.1).
+ * - Transfer-Encoding on HTTP/1.0: 400 (RFC 9112, 6.1); any coding but
+ *   chunked on HTTP/1.1: 501 (as Envoy).
  * - Host missing on HTTP/1.1, repeated, or not one authority (`a, b`, a
  *   space, a path): 400. Node keeps the first of two Hosts while the app
  *   may read the last; routing and policy must judge the host the app sees.
@@ -56,8 +62,14 @@ export function requestFraming(maxHeaders: number): Filter {
       if (req.rawHeaders.length > 2 * maxHeaders) return tooMany;
       // HTTP/1.0 has no chunked coding: a peer that read this one by
       // Content-Length or to the close would see another request than Node.
-      if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined)
-        return CHUNKED_1_0;
+      const coding = req.headers['transfer-encoding'];
+      if (coding !== undefined) {
+        if (req.httpVersionMinor === 0) return CHUNKED_1_0;
+        // gzip, chunked: Node undoes the chunking and leaves the gzip, and
+        // the request would go on with a length and no coding (a body
+        // the app reads as other bytes than were sent).
+        if (coding.length !== 7 || coding.toLowerCase() !== 'chunked') return UNKNOWN_CODING;
+      }
       return hostProblem(req);
     },
   };

@@ -5,7 +5,7 @@ import type {
   ServerResponse,
 } from 'node:http';
 import { type Readable, Transform } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors } from 'undici';
 import { PeerCertificateError } from '../../certs/peer-identity.ts';
 import { PosternError } from '../../common/errors.ts';
 import { socketDraining } from '../../common/listen.ts';
@@ -116,6 +116,20 @@ export function upstreamFailure(error: unknown): LocalReply {
       status: 504,
       code: 'POSTERN_UPSTREAM_TIMEOUT',
       message: 'the upstream did not answer in time',
+    };
+  }
+  // undici's parser refused the response (a bad header line, a body
+  // other than its Content-Length says): the upstream is up but broken,
+  // which is a gateway's 502 (Envoy's upstream protocol error), not a 503
+  // to retry elsewhere.
+  // undici 8.13.1 leaves its parser errors without a code (it looks the
+  // number up in a table keyed by name), so they are known by class.
+  const parserError = [error, cause].find((e) => e instanceof errors.HTTPParserError);
+  if (parserError || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return {
+      status: 502,
+      code: 'POSTERN_UPSTREAM_PROTOCOL_ERROR',
+      message: `the upstream's response is not valid HTTP/1.1 (${parserError ? (parserError as Error).message : code})`,
     };
   }
   if (TLS_FAILURE.test(code)) {

@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import {
   type ConnectionLimits,
   capConnections,
@@ -16,7 +15,6 @@ import {
   scrubRequestHeadersInPlace,
   upstreamRequestHeaders,
 } from '../http/headers.ts';
-import { writeLocalReplyToSocket } from '../http/local-reply.ts';
 import { MeshUpstreams } from '../upstream/mesh-upstreams.ts';
 import { serveExchanges } from './serve-exchanges.ts';
 
@@ -94,17 +92,6 @@ export class OutboundListener {
         );
         upstreams.tunnel(exchange, exchange.service!, socket, head);
       },
-    });
-
-    // CONNECT would hand the app an opaque tunnel the sidecar cannot route or
-    // authorize by service; mesh calls are plain HTTP to this listener.
-    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-      writeLocalReplyToSocket(socket, {
-        status: 405,
-        code: 'POSTERN_CONNECT_NOT_SUPPORTED',
-        message:
-          'CONNECT tunnels are not supported; send plain HTTP and the sidecar originates mTLS',
-      });
     });
   }
 

@@ -16,6 +16,14 @@ const INTERNAL_ERROR = {
   message: 'the sidecar failed to handle this request',
   close: true,
 } as const;
+// CONNECT would open an opaque tunnel the sidecar can neither route nor
+// authorize by route; mesh calls are plain HTTP (outbound) or mTLS (inbound).
+// Node destroys the socket of a CONNECT nobody listens for, unanswered.
+const CONNECT_REFUSED = {
+  status: 405,
+  code: 'POSTERN_CONNECT_NOT_SUPPORTED',
+  message: 'CONNECT tunnels are not supported; send plain HTTP and the sidecar originates mTLS',
+} as const;
 const UNSUPPORTED_UPGRADE = {
   status: 400,
   code: 'POSTERN_UPGRADE_NOT_SUPPORTED',
@@ -171,6 +179,10 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
   // the limit is all the request-framing filter needs to see to refuse it.
   server.maxHeadersCount = handlers.maxHeaders + 1;
   server.on('clientError', refuseUnparsable);
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    writeLocalReplyToSocket(socket, CONNECT_REFUSED);
+  });
   // Connections a local reply is closing: a request pipelined behind the
   // refused one was parsed from a stream that can no longer be trusted, and
   // is never acted on (Node hands it over all the same).

@@ -2,7 +2,8 @@
  * Hostile requests over raw sockets, inbound (mTLS) and outbound (the app's
  * plain HTTP), with a policy that lets the caller do everything: the
  * request-smuggling and desync family, malformed framing, header floods and
- * Host confusion. For each case the sidecar answers exactly one 400 (431 for
+ * Host confusion. For each case the sidecar answers exactly one 400 (405 for
+ * CONNECT, 501 for a transfer coding but chunked, 431 for
  * headers too large), closes the connection, and the app receives no whole
  * request: none forwarded on a guess, and nothing smuggled behind it.
  */
@@ -33,7 +34,7 @@ interface HostileCase {
   /** The request head and body as sent, Host line included. */
   readonly raw: string;
   /** 400 unless said otherwise. */
-  readonly status?: 400 | 431;
+  readonly status?: 400 | 405 | 431 | 501;
 }
 
 const headerFlood = (count: number) =>
@@ -56,6 +57,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     family: 'TE obfuscation',
     name: 'Transfer-Encoding: xchunked',
     raw: 'POST /orders HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n',
+    status: 501,
   },
   {
     family: 'TE obfuscation',
@@ -74,8 +76,15 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   },
   {
     family: 'TE obfuscation',
+    name: 'a coding before chunked: gzip, chunked',
+    raw: 'POST /orders HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
+    status: 501,
+  },
+  {
+    family: 'TE obfuscation',
     name: 'a quoted value',
     raw: 'POST /orders HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: "chunked"\r\n\r\n0\r\n\r\n',
+    status: 501,
   },
   {
     family: 'TE obfuscation',
@@ -185,6 +194,13 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     family: 'versions',
     name: 'an unknown version',
     raw: 'GET /orders HTTP/1.7\r\nHost: orders\r\n\r\n',
+  },
+  // A tunnel where only HTTP is routed: before, inbound and at the gateway, no answer at all.
+  {
+    family: 'versions',
+    name: 'CONNECT',
+    raw: 'CONNECT orders:443 HTTP/1.1\r\nHost: orders:443\r\n\r\n',
+    status: 405,
   },
   // Host confusion.
   {

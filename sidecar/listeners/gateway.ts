@@ -209,7 +209,7 @@ export class GatewayListener {
     };
 
     serveExchanges(this.server, {
-      maxHeaders: options.limits.maxHeaders,
+      limits: options.limits,
       direction: 'gateway',
       chain,
       metrics,

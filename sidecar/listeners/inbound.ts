@@ -184,7 +184,7 @@ export class InboundListener {
     const handlers: ExchangeHandlers = {
       direction: 'inbound',
       chain,
-      maxHeaders: options.limits.maxHeaders,
+      limits: options.limits,
       metrics,
       logger,
       observers: options.observers,

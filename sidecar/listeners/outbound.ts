@@ -59,7 +59,7 @@ export class OutboundListener {
     capConnections(this.server, limits, logger, 'outbound');
     cutIdleStreams(this.server, limits);
     serveExchanges(this.server, {
-      maxHeaders: limits.maxHeaders,
+      limits,
       direction: 'outbound',
       chain,
       metrics,

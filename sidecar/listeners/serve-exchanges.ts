@@ -1,6 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ConnectionLimits } from '../../common/connection-limits.ts';
+import { PosternError } from '../../common/errors.ts';
 import { isDraining } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Direction } from '../data-plane.ts';
@@ -41,8 +43,11 @@ export interface ExchangeHandlers {
   tunnel(exchange: Exchange, socket: Duplex, head: Buffer): void;
   /** Told of every request as it arrives and once it is answered (usage records, access log, tracing). */
   readonly observers: readonly ExchangeObserver[];
-  /** Header lines a request may carry (the request-framing filter refuses more). */
-  readonly maxHeaders: number;
+  /**
+   * The listener's limits: header lines a request may carry (the
+   * request-framing filter refuses more), how long a tunnel may sit idle.
+   */
+  readonly limits: Pick<ConnectionLimits, 'maxHeaders' | 'streamIdleTimeoutMs'>;
 }
 
 /**
@@ -70,6 +75,13 @@ interface PipelineState {
   [QUEUE_FULL]?: boolean;
   /** Node's own flag: it paused the socket while responses back up. */
   _paused?: boolean;
+}
+
+/** Why a tunnel was cut: nothing moved through it for the listener's stream idle timeout. */
+class TunnelIdleError extends PosternError {
+  constructor() {
+    super('POSTERN_TUNNEL_IDLE', 'nothing moved through the tunnel for the stream idle timeout');
+  }
 }
 
 /** How long a connection refused for a malformed request may take to read its answer before it is cut. */
@@ -177,7 +189,8 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
   const { direction, chain, metrics, observers, logger } = handlers;
   // Node keeps this many header lines and silently drops the rest; one over
   // the limit is all the request-framing filter needs to see to refuse it.
-  server.maxHeadersCount = handlers.maxHeaders + 1;
+  server.maxHeadersCount = handlers.limits.maxHeaders + 1;
+  const tunnelIdleMs = handlers.limits.streamIdleTimeoutMs;
   server.on('clientError', refuseUnparsable);
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
@@ -303,7 +316,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
   };
   server.on('request', serve);
 
-  server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on('upgrade', async (req: IncomingMessage, socket: Socket, head: Buffer) => {
     // Node drops its own error listener from an upgraded socket; without one,
     // a client reset before the tunnel is up would crash the process.
     socket.on('error', () => socket.destroy());
@@ -326,6 +339,10 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       } else {
         req.url = exchange.target!.path + exchange.target!.search;
         handlers.tunnel(exchange, socket, head);
+        // http-proxy turns the socket's timeout off; a tunnel nobody uses
+        // would hold its connection slot and the upstream's for ever. Cut
+        // with an error, which http-proxy answers by ending the upstream side.
+        socket.setTimeout(tunnelIdleMs, () => socket.destroy(new TunnelIdleError()));
       }
     } catch (error) {
       logger.error('upgrade handling failed', { direction, error });

@@ -7,6 +7,7 @@
  * descriptors under thousands of such connections is measured by
  * `npm run slow-clients` (load-tests/slow-clients.ts), not here.
  */
+import { createServer as createHttpServer } from 'node:http';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import t from 'tap';
@@ -254,3 +255,58 @@ spec:
   t.ok(open >= 300 && open < 1_500, `cut after ${open.toFixed(0)} ms`);
   t.equal(received, 0, 'nothing written');
 });
+
+t.test(
+  'regression: a WebSocket tunnel nobody uses is cut at the stream idle timeout, on both sides of both sidecars',
+  async (t) => {
+    const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
+    // An app that accepts every upgrade and then says nothing.
+    const appSockets: Socket[] = [];
+    const app = createHttpServer().on('upgrade', (_req, socket: Socket) => {
+      appSockets.push(socket);
+      socket.on('error', () => {});
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      for (const socket of appSockets) socket.destroy();
+      app.close();
+    });
+    const limits = { streamIdleTimeoutMs: 1_000 };
+    const orders = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: (app.address() as { port: number }).port,
+      inboundLimits: limits,
+      outboundLimits: limits,
+    });
+    await untilReady(orders.adminPort);
+    // Through the outbound listener to orders' inbound and on to the app: two tunnels.
+    let opened = '';
+    let socket: Socket | undefined;
+    for (let i = 0; i < 50 && !opened.startsWith('HTTP/1.1 101'); i++) {
+      socket?.destroy();
+      socket = connectTcp(orders.outboundPort, '127.0.0.1');
+      socket.on('error', () => {});
+      opened = '';
+      socket.on('data', (chunk) => {
+        opened += chunk;
+      });
+      socket.write(
+        'GET /live HTTP/1.1\r\nHost: orders\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    t.match(opened, /^HTTP\/1\.1 101/, 'the tunnel is up');
+    socket!.removeAllListeners('data');
+    const open = await closedWithin(socket!, 6_000);
+    t.ok(open >= 700, `the idle tunnel was cut after ${open.toFixed(0)} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    t.ok(
+      appSockets.length > 0 && appSockets.every((s) => s.destroyed || s.readableEnded),
+      "and the app's end of it closed too",
+    );
+  },
+);

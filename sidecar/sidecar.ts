@@ -127,9 +127,15 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
         outbound.upstreams.dropIdentities(changed);
         return inbound.closeRevoked(revoked);
       },
+      // Inbound first, outbound after: a request still being answered may
+      // make calls of its own, so the app's way out stays open until every
+      // inbound request is done (Istio drains inbound only, for the same
+      // reason), then drains in what is left of the grace period.
       drain: async (graceMs) => {
-        const cut = await Promise.all([inbound.drain(graceMs), outbound.drain(graceMs)]);
-        return cut[0] + cut[1];
+        const started = performance.now();
+        const inboundCut = await inbound.drain(graceMs);
+        const left = Math.max(0, graceMs - (performance.now() - started));
+        return inboundCut + (await outbound.drain(left));
       },
       close: async () => {
         await Promise.all([inbound.close(), outbound.close()]);

@@ -8,12 +8,14 @@
  * no POST the app completed loses its answer.
  */
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { freePort } from '../../cli/processes.ts';
 import {
   clientCredentials,
+  mtlsAgent,
   OPEN_ORDERS_POLICY,
   type SidecarProcess,
   spawnSidecar,
@@ -165,5 +167,87 @@ t.test(
     );
     t.comment(JSON.stringify(stats));
     await writeFile(join(mesh.dir, 'drain-stats.json'), JSON.stringify(stats));
+  },
+);
+
+t.test(
+  'regression: while a sidecar drains, a request still being answered can call out through it, and new connections are refused',
+  async (t) => {
+    const mesh = await startTestMesh(
+      t,
+      [OPEN_ORDERS_POLICY, OPEN_ORDERS_POLICY.replace(/orders/g, 'frontend')].join('\n---\n'),
+    );
+    const orders = await startEchoApp(t);
+    const ordersSidecar = await mesh.startSidecar({
+      workload: 'orders',
+      namespace: 'shop',
+      appPort: orders.port,
+    });
+    await untilReady(ordersSidecar.adminPort);
+    // frontend's app answers /checkout by calling orders through its own
+    // sidecar, on a new connection, after a while: by then SIGTERM has come.
+    let outboundPort = 0;
+    const app = createServer(async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      try {
+        const called = await request(`http://127.0.0.1:${outboundPort}/orders`, {
+          headers: { host: 'orders' },
+          dispatcher: new Agent(),
+        });
+        await called.body.dump();
+        res.end(`orders answered ${called.statusCode}`);
+      } catch (error) {
+        res.statusCode = 502;
+        res.end(`orders unreachable: ${(error as Error).message}`);
+      }
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => app.close());
+    const frontend = await spawnSidecar(t, {
+      POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
+      POSTERN_CA_FILE: mesh.caFile,
+      POSTERN_BOOTSTRAP_TOKEN_FILE: await mesh.tokenFor('frontend', 'shop'),
+      POSTERN_WORKLOAD: 'frontend',
+      POSTERN_NAMESPACE: 'shop',
+      POSTERN_SERVICE_ACCOUNT: 'frontend',
+      POSTERN_APP_PORT: String((app.address() as { port: number }).port),
+      POSTERN_DRAIN_TIMEOUT: '10s',
+    });
+    outboundPort = frontend.outboundPort;
+    await untilReady(frontend.adminPort);
+    const credentials = await clientCredentials(mesh.controlPlane.ca, TESTER);
+    const checkout = async () => {
+      const agent = mtlsAgent(credentials);
+      try {
+        const res = await request(`https://127.0.0.1:${frontend.inboundPort}/checkout`, {
+          dispatcher: agent,
+        });
+        return { status: res.statusCode, body: await res.body.text() };
+      } finally {
+        await agent.close();
+      }
+    };
+    // frontend knows orders once its snapshot lists it.
+    for (let i = 0; i < 50; i++) {
+      if ((await checkout()).body === 'orders answered 200') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    const inFlight = checkout();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const exited = new Promise<number | null>((resolve) => frontend.child.once('exit', resolve));
+    frontend.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const late = await checkout().then(
+      (answer) => `answered ${answer.status}`,
+      (error: Error & { code?: string }) => error.code ?? error.message,
+    );
+    t.equal(late, 'ECONNREFUSED', 'a new connection to the draining sidecar is refused');
+    t.same(
+      await inFlight,
+      { status: 200, body: 'orders answered 200' },
+      'the request in flight made its call out and was answered',
+    );
+    t.equal(await exited, 0, 'then the sidecar exits 0');
   },
 );

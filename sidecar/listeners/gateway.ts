@@ -114,12 +114,20 @@ export class GatewayListener {
     });
     const keyHeader = options.apiKeyHeader;
     // A client's forwarding claims go (frameworks build URLs and redirects from them), and so
-    // does its API key: a secret for the gateway, not the backend.
+    // does its API key: a secret for the gateway, not the backend. So do the
+    // path overrides some frameworks obey over the request line (Symfony and
+    // IIS read X-Original-URL, X-Rewrite-URL: a path policy never judged)
+    // and the client-address claims of CDNs and load balancers.
     const claims = [
       'x-forwarded-host',
       'x-forwarded-port',
       'x-forwarded-prefix',
       'x-forwarded-server',
+      'x-original-url',
+      'x-rewrite-url',
+      'true-client-ip',
+      'x-client-ip',
+      'x-cluster-client-ip',
     ];
     const untrustedDrop = new Set(['x-forwarded-for', 'forwarded', ...claims, keyHeader]);
     // A trusted proxy's own forwarding claims stand, but for the host: the gateway states the Host it was asked for.

@@ -279,6 +279,10 @@ t.test('edge security at the gateway', async (t) => {
         'x-real-ip': '203.0.113.9',
         'x-forwarded-host': 'evil.example',
         'x-forwarded-proto': 'http',
+        'x-forwarded-prefix': '/evil',
+        'x-original-url': '/admin',
+        'x-rewrite-url': '/admin',
+        'true-client-ip': '203.0.113.9',
         authorization: `Bearer ${await token('carol')}`,
       };
       t.equal(
@@ -297,6 +301,13 @@ t.test('edge security at the gateway', async (t) => {
       t.notMatch(seen['x-forwarded-for'], /203\.0\.113\.9/);
       t.equal(seen['x-forwarded-host'], host, 'the Host the client asked for');
       t.equal(seen['x-forwarded-proto'], 'https');
+      for (const name of [
+        'x-forwarded-prefix',
+        'x-original-url',
+        'x-rewrite-url',
+        'true-client-ip',
+      ])
+        t.notOk(name in seen, `${name} from the client is dropped`);
 
       // 127.0.0.2 is a trusted proxy: what it says of the client stands, for headers and policy alike.
       const ca = await readFile(edge.serverCa.cert, 'utf8');

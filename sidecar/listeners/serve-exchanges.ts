@@ -302,12 +302,19 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       socket[BUSY] = false;
       return;
     }
+    // The client went: what it left waiting is answered to no one, and
+    // counting it against rate limits or forwarding it would be waste.
+    if (socket.destroyed) {
+      queue.length = 0;
+      socket[BUSY] = false;
+      return;
+    }
     const req = queue.shift() as IncomingMessage;
     const res = queue.shift() as ServerResponse;
     // Node pauses the socket itself while responses back up (_paused) and
     // resumes it on drain; reading resumes here only if it did not.
     if (queue.length === 0 && !socket._paused) socket.resume();
-    if (closing.has(socket) && !res.headersSent) {
+    if (closing.has(socket)) {
       // Behind a refusal that closes the connection: never acted on.
       next(socket);
       return;

@@ -59,7 +59,8 @@ export function containerMemoryLimit(): number | undefined {
   return limit > 0 && limit < totalmem() ? limit : undefined;
 }
 
-const COLLECT_INTERVAL_MS = 2_000;
+// Two full collections cost a sidecar 30-80 ms: at most that often, and only near the marks.
+const COLLECT_INTERVAL_MS = 10_000;
 
 /**
  * V8's full collection, which Node exposes only with --expose-gc: the flag
@@ -90,12 +91,14 @@ export function processLoad(memoryLimit: number | undefined = containerMemoryLim
     const heap = heapUsed / heapLimit;
     return memoryLimit === undefined ? heap : Math.max(heap, (heapUsed + external) / memoryLimit);
   };
+  // Without a memory limit, the heap ratio alone: V8 collects before its own limit.
+  if (memoryLimit === undefined) return loopAndMemory(delay, held);
   const collect = fullCollection();
   let collectedAt = Number.NEGATIVE_INFINITY;
   // Heap in use counts garbage until a collection finds it, and an idle
   // process collects nothing: the Buffers of streams long gone would read
   // as held, and shedding would never stop. Near the marks, full
-  // collections first (at most once per interval, 30-80 ms for a sidecar's
+  // collections first (at most once per 10 s, 30-80 ms for a sidecar's
   // heap) make the reading what is really held: Envoy's overload manager
   // shrinks its heap at such marks for the same reason.
   const memory = () => {
@@ -111,6 +114,13 @@ export function processLoad(memoryLimit: number | undefined = containerMemoryLim
     collect();
     return held();
   };
+  return loopAndMemory(delay, memory);
+}
+
+function loopAndMemory(
+  delay: ReturnType<typeof monitorEventLoopDelay>,
+  memory: () => number,
+): { read(): LoadReading; stop(): void } {
   return {
     read() {
       // The median, not the mean or the maximum: one long GC pause or one

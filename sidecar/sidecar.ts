@@ -91,6 +91,9 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
+/** What the outbound listener gets to drain even when inbound used the whole grace period. */
+const OUTBOUND_DRAIN_FLOOR_MS = 1_000;
+
 /**
  * Starts a sidecar: the data plane (data-plane.ts) with the inbound
  * listener in front of the app and the outbound listener for its egress.
@@ -134,7 +137,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       drain: async (graceMs) => {
         const started = performance.now();
         const inboundCut = await inbound.drain(graceMs);
-        const left = Math.max(0, graceMs - (performance.now() - started));
+        // A long-lived inbound stream (SSE, a tunnel) may take the whole
+        // grace period: outbound still gets a moment to close politely.
+        const left = Math.max(OUTBOUND_DRAIN_FLOOR_MS, graceMs - (performance.now() - started));
         return inboundCut + (await outbound.drain(left));
       },
       close: async () => {

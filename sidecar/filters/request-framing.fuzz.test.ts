@@ -58,6 +58,7 @@ t.test(
           const reply = filter.onRequest({ req: requestOf(lines, minor) } as Exchange) as
             | LocalReply
             | undefined;
+          // Refusing is always safe here; that sound requests pass is the next test's.
           if (reply) return reply.close === true && [400, 431, 501].includes(reply.status);
           const hosts = lines.filter(([name]) => name.toLowerCase() === 'host');
           const codings = lines.filter(([name]) => name.toLowerCase() === 'transfer-encoding');
@@ -75,3 +76,31 @@ t.test(
     );
   },
 );
+
+t.test('a soundly framed request is always let through, whatever else it carries', async () => {
+  const filter = requestFraming(MAX_HEADERS);
+  const soundHost = fc.constantFrom(
+    'orders',
+    'orders:8080',
+    'orders.shop.svc.cluster.local',
+    '10.0.0.1:80',
+    '[::1]:8443',
+    'a_b.example.',
+  );
+  const other = fc.tuple(fc.stringMatching(/^X-[A-Za-z0-9-]{1,10}$/), fc.string({ maxLength: 8 }));
+  fc.assert(
+    fc.property(
+      soundHost,
+      fc.array(other, { maxLength: MAX_HEADERS - 2 }),
+      fc.boolean(),
+      fc.nat(MAX_HEADERS),
+      (host, others, chunked, at) => {
+        const lines: [string, string][] = [...others];
+        if (chunked) lines.push(['Transfer-Encoding', 'chunked']);
+        lines.splice(at % (lines.length + 1), 0, ['Host', host]);
+        return filter.onRequest({ req: requestOf(lines, 1) } as Exchange) === undefined;
+      },
+    ),
+    fuzzParameters,
+  );
+});

@@ -130,8 +130,10 @@ export class GatewayListener {
       'x-cluster-client-ip',
     ];
     const untrustedDrop = new Set(['x-forwarded-for', 'forwarded', ...claims, keyHeader]);
-    // A trusted proxy's own forwarding claims stand, but for the host: the gateway states the Host it was asked for.
-    const trustedDrop = new Set(['x-forwarded-host', keyHeader]);
+    // A trusted proxy's own forwarding claims stand, but for the host (the
+    // gateway states the Host it was asked for) and the path overrides,
+    // which a CDN passes on from its client unread.
+    const trustedDrop = new Set(['x-forwarded-host', 'x-original-url', 'x-rewrite-url', keyHeader]);
 
     this.server = createServer({
       ...this.#secureContextOptions(options.tls),

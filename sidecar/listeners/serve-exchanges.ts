@@ -5,6 +5,7 @@ import type { ConnectionLimits } from '../../common/connection-limits.ts';
 import { PosternError } from '../../common/errors.ts';
 import { isDraining } from '../../common/listen.ts';
 import type { Logger } from '../../common/log.ts';
+import { LogThrottle } from '../../common/log-throttle.ts';
 import type { Direction } from '../data-plane.ts';
 import { type Exchange, type Filter, runFilters } from '../filters/filter.ts';
 import { upstreamFailure } from '../http/forward.ts';
@@ -52,29 +53,19 @@ export interface ExchangeHandlers {
 
 /**
  * Requests parsed behind the one being handled that may wait on one
- * connection. The connection stops reading once one waits, so only what a
- * single read held can pile up: a few thousand requests of a few bytes.
+ * connection. No client pipelines this deep (browsers and curl do not
+ * pipeline at all); past it the connection is cut, none of those waiting
+ * having reached the app, rather than hold thousands of parsed requests.
  */
 const MAX_QUEUED_PIPELINED = 32;
-const TOO_MANY_PIPELINED = {
-  status: 503,
-  code: 'POSTERN_TOO_MANY_PIPELINED',
-  message: `more than ${MAX_QUEUED_PIPELINED} requests were pipelined on one connection`,
-  close: true,
-} as const;
 
 /** Per-connection pipelining state, kept on the socket (no map lookup per request). */
 const BUSY = Symbol('postern.busy');
 const QUEUED = Symbol('postern.queued');
-const QUEUE_FULL = Symbol('postern.queue-full');
 interface PipelineState {
   [BUSY]?: boolean;
   /** Requests and their responses, alternating. */
   [QUEUED]?: (IncomingMessage | ServerResponse)[];
-  /** Too many waited: what comes after is never acted on. */
-  [QUEUE_FULL]?: boolean;
-  /** Node's own flag: it paused the socket while responses back up. */
-  _paused?: boolean;
 }
 
 /** Why a tunnel was cut: nothing moved through it for the listener's stream idle timeout. */
@@ -141,7 +132,17 @@ function refuseUnparsable(error: NodeJS.ErrnoException, socket: Duplex): void {
     socket.destroy();
     return;
   }
-  writeLocalReplyToSocket(socket, parseFailure(error));
+  refuseOnSocket(socket, parseFailure(error));
+}
+
+/**
+ * Answers on a socket no HTTP response owns (a parser refusal, a CONNECT,
+ * an Upgrade refused), ends it, and cuts it if the client has not closed
+ * within REFUSAL_LINGER_MS: off the server's own timeouts (an upgraded
+ * socket is), a client that never closes would hold the slot for ever.
+ */
+function refuseOnSocket(socket: Duplex, reply: LocalReply): void {
+  writeLocalReplyToSocket(socket, reply);
   setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
@@ -192,10 +193,13 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
   server.maxHeadersCount = handlers.limits.maxHeaders + 1;
   const tunnelIdleMs = handlers.limits.streamIdleTimeoutMs;
   server.on('clientError', refuseUnparsable);
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+  server.on('connect', (_req: IncomingMessage, socket: Socket & PipelineState) => {
     socket.on('error', () => socket.destroy());
-    writeLocalReplyToSocket(socket, CONNECT_REFUSED);
+    // Behind a request still being answered, any answer would jump its turn.
+    if (socket[BUSY] === true) socket.destroy();
+    else refuseOnSocket(socket, CONNECT_REFUSED);
   });
+  const cutPipelines = new LogThrottle();
   // Connections a local reply is closing: a request pipelined behind the
   // refused one was parsed from a stream that can no longer be trusted, and
   // is never acted on (Node hands it over all the same).
@@ -241,35 +245,39 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       if (!res.headersSent) sendLocalReply(res, INTERNAL_ERROR);
       else res.destroy();
     }
-    const decided = exchange.decision;
-    metrics.requests.inc(
-      direction,
-      decided ? (decided.allowed ? 'allow' : 'deny') : 'none',
-      status,
-    );
-    const policy = decided?.policy ?? 'none';
-    const route = decided?.route ?? 'none';
-    metrics.duration.observe(
-      (performance.now() - exchange.startedAt) / 1000,
-      direction,
-      policy,
-      route,
-    );
-    metrics.requestSize.observe(requestBodyBytes(exchange), direction, policy, route);
-    metrics.responseSize.observe(exchange.responseBytes ?? 0, direction, policy, route);
-    end(exchange, status);
-    next(socket);
+    try {
+      const decided = exchange.decision;
+      metrics.requests.inc(
+        direction,
+        decided ? (decided.allowed ? 'allow' : 'deny') : 'none',
+        status,
+      );
+      const policy = decided?.policy ?? 'none';
+      const route = decided?.route ?? 'none';
+      metrics.duration.observe(
+        (performance.now() - exchange.startedAt) / 1000,
+        direction,
+        policy,
+        route,
+      );
+      metrics.requestSize.observe(requestBodyBytes(exchange), direction, policy, route);
+      metrics.responseSize.observe(exchange.responseBytes ?? 0, direction, policy, route);
+      end(exchange, status);
+    } finally {
+      next(socket, res);
+    }
   };
 
   // One request per connection at a time, as Envoy's HTTP/1 codec does:
   // Node hands over every request it parses from what it read, pipelined
   // ones included, and forwarding them all at once let one connection
   // queue thousands of requests on the app's pool (everyone else waiting
-  // behind them). A request that arrives while another is handled waits,
-  // and the connection stops reading until the queue is empty.
+  // behind them). A request that arrives while another is handled waits
+  // its turn. (The connection is not paused meanwhile: a request head left
+  // half-read in the socket would run into the headers timeout.)
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket as Socket & PipelineState;
-    if (closing.has(socket) || socket[QUEUE_FULL] === true) return;
+    if (closing.has(socket)) return;
     if (socket[BUSY] === true) {
       queuePipelined(socket, req, res);
       return;
@@ -287,77 +295,93 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       queue = [];
       socket[QUEUED] = queue;
     }
-    if (queue.length >= 2 * MAX_QUEUED_PIPELINED) {
-      // Those already waiting are answered in turn, then this refusal, then the close.
-      socket[QUEUE_FULL] = true;
-      sendLocalReply(res, TOO_MANY_PIPELINED);
+    if (queue.length < 2 * MAX_QUEUED_PIPELINED) {
+      queue.push(req, res);
       return;
     }
-    queue.push(req, res);
-    socket.pause();
+    closing.add(socket);
+    queue.length = 0;
+    socket.destroy();
+    const cut = cutPipelines.due();
+    if (cut !== undefined)
+      logger.warn('connection cut: too many pipelined requests', {
+        direction,
+        maxQueued: MAX_QUEUED_PIPELINED,
+        remote: socket.remoteAddress,
+        cutSinceLastLine: cut,
+      });
   };
-  const next = (socket: Socket & PipelineState): void => {
+  /** The request before has been answered (`previous`): the next one waiting, if it may go. */
+  const next = (socket: Socket & PipelineState, previous: ServerResponse): void => {
     const queue = socket[QUEUED];
     if (queue === undefined || queue.length === 0) {
       socket[BUSY] = false;
       return;
     }
-    // The client went: what it left waiting is answered to no one, and
-    // counting it against rate limits or forwarding it would be waste.
-    if (socket.destroyed) {
+    // The answer just given ends the connection (a refusal, draining,
+    // Connection: close), or the client went: what waits behind it never
+    // reaches the app; its client sees the close and may send it again.
+    if (
+      socket.destroyed ||
+      closing.has(socket) ||
+      !previous.shouldKeepAlive ||
+      isDraining(server)
+    ) {
       queue.length = 0;
       socket[BUSY] = false;
       return;
     }
     const req = queue.shift() as IncomingMessage;
     const res = queue.shift() as ServerResponse;
-    // Node pauses the socket itself while responses back up (_paused) and
-    // resumes it on drain; reading resumes here only if it did not.
-    if (queue.length === 0 && !socket._paused) socket.resume();
-    if (closing.has(socket)) {
-      // Behind a refusal that closes the connection: never acted on.
-      next(socket);
-      return;
-    }
     void handle(socket, req, res);
   };
   server.on('request', serve);
 
-  server.on('upgrade', async (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    // Node drops its own error listener from an upgraded socket; without one,
-    // a client reset before the tunnel is up would crash the process.
-    socket.on('error', () => socket.destroy());
-    // WebSocket only (Envoy's default): any other protocol would turn one
-    // authorized request into an opaque stream policy never sees again.
-    if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
-      writeLocalReplyToSocket(socket, UNSUPPORTED_UPGRADE);
-      return;
-    }
-    const exchange = newExchange(req);
-    // An upgrade is recorded as answered once its tunnel starts (101) or it is refused.
-    let status = 101;
-    try {
-      begin(exchange);
-      const result = runFilters(chain, exchange);
-      const reply = result instanceof Promise ? await result : result;
-      if (reply) {
-        writeLocalReplyToSocket(socket, reply);
-        status = reply.status;
-      } else {
-        req.url = exchange.target!.path + exchange.target!.search;
-        handlers.tunnel(exchange, socket, head);
-        // http-proxy turns the socket's timeout off; a tunnel nobody uses
-        // would hold its connection slot and the upstream's for ever. Cut
-        // with an error, which http-proxy answers by ending the upstream side.
-        socket.setTimeout(tunnelIdleMs, () => socket.destroy(new TunnelIdleError()));
+  server.on(
+    'upgrade',
+    async (req: IncomingMessage, socket: Socket & PipelineState, head: Buffer) => {
+      // Node drops its own error listener from an upgraded socket; without one,
+      // a client reset before the tunnel is up would crash the process.
+      socket.on('error', () => socket.destroy());
+      // Pipelined behind a request still being answered, or one refused with
+      // a close: a tunnel's 101 (or its refusal) would jump the earlier
+      // answer's turn, or act on what follows a refusal. Cut, never acted on.
+      if (socket[BUSY] === true || closing.has(socket)) {
+        socket.destroy();
+        return;
       }
-    } catch (error) {
-      logger.error('upgrade handling failed', { direction, error });
-      writeLocalReplyToSocket(socket, INTERNAL_ERROR);
-      status = INTERNAL_ERROR.status;
-    }
-    end(exchange, status);
-  });
+      // WebSocket only (Envoy's default): any other protocol would turn one
+      // authorized request into an opaque stream policy never sees again.
+      if (req.headers.upgrade?.toLowerCase() !== 'websocket') {
+        refuseOnSocket(socket, UNSUPPORTED_UPGRADE);
+        return;
+      }
+      const exchange = newExchange(req);
+      // An upgrade is recorded as answered once its tunnel starts (101) or it is refused.
+      let status = 101;
+      try {
+        begin(exchange);
+        const result = runFilters(chain, exchange);
+        const reply = result instanceof Promise ? await result : result;
+        if (reply) {
+          refuseOnSocket(socket, reply);
+          status = reply.status;
+        } else {
+          req.url = exchange.target!.path + exchange.target!.search;
+          handlers.tunnel(exchange, socket, head);
+          // http-proxy turns the socket's timeout off; a tunnel nobody uses
+          // would hold its connection slot and the upstream's for ever. Cut
+          // with an error, which http-proxy answers by ending the upstream side.
+          socket.setTimeout(tunnelIdleMs, () => socket.destroy(new TunnelIdleError()));
+        }
+      } catch (error) {
+        logger.error('upgrade handling failed', { direction, error });
+        refuseOnSocket(socket, INTERNAL_ERROR);
+        status = INTERNAL_ERROR.status;
+      }
+      end(exchange, status);
+    },
+  );
 }
 
 /**
@@ -374,6 +398,6 @@ export function failTunnel(
   const failure = upstreamFailure(error);
   logger.warn('upgrade tunnel failed', { direction, code: failure.code, reason: failure.message });
   if ((socket as Duplex & { bytesWritten?: number }).bytesWritten === 0 && socket.writable) {
-    writeLocalReplyToSocket(socket, failure);
+    refuseOnSocket(socket, failure);
   } else socket.destroy();
 }

@@ -308,5 +308,20 @@ t.test(
       appSockets.length > 0 && appSockets.every((s) => s.destroyed || s.readableEnded),
       "and the app's end of it closed too",
     );
+
+    // Straight to the inbound listener (mTLS): its own timer, not the outbound one's, cuts it.
+    const direct = await tlsTo(
+      orders.inboundPort,
+      await clientCredentials(mesh.controlPlane.ca, TESTER),
+    );
+    const upgraded = new Promise<string>((resolve) =>
+      direct.once('data', (chunk) => resolve(String(chunk))),
+    );
+    direct.write(
+      'GET /live HTTP/1.1\r\nHost: orders\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    t.match(await upgraded, /^HTTP\/1\.1 101/, 'a tunnel straight through inbound is up');
+    const directOpen = await closedWithin(direct, 6_000);
+    t.ok(directOpen >= 700, `and cut after ${directOpen.toFixed(0)} ms idle`);
   },
 );

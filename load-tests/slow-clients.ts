@@ -32,6 +32,7 @@ import {
   startEchoApp,
   startTestMesh,
   untilReady,
+  workloadEnv,
 } from '../test/helpers.ts';
 
 const { values } = parseArgs({
@@ -137,18 +138,12 @@ async function main(): Promise<void> {
     ordersPolicyYaml([TESTER, 'spiffe://cluster.local/ns/shop/sa/orders']),
   );
   const app = await startEchoApp(t);
-  const tokenFile = await mesh.tokenFor('orders', 'shop');
+  const env = await workloadEnv(mesh, 'orders', app.port);
   // A fresh process per kind: the allocator keeps RSS at its high-water
   // mark, and one kind's peak would be the next one's floor.
   const startSidecar = async () => {
     const sidecar = await spawnSidecar(t, {
-      POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
-      POSTERN_CA_FILE: mesh.caFile,
-      POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
-      POSTERN_WORKLOAD: 'orders',
-      POSTERN_NAMESPACE: 'shop',
-      POSTERN_SERVICE_ACCOUNT: 'orders',
-      POSTERN_APP_PORT: String(app.port),
+      ...env,
       POSTERN_LIMITS: `stream-idle-timeout=${STREAM_IDLE},max-connections=${connections * 2}`,
       POSTERN_MAX_INBOUND_CONNECTIONS: String(connections * 2),
     });

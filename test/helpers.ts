@@ -519,6 +519,23 @@ export async function spawnSidecar(
   return { child, ...listening, log: () => log };
 }
 
+/** What a `postern sidecar` process of `workload` (namespace shop, its app on `appPort`) needs to join `mesh`. */
+export async function workloadEnv(
+  mesh: TestMesh,
+  workload: string,
+  appPort: number,
+): Promise<Record<string, string>> {
+  return {
+    POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
+    POSTERN_CA_FILE: mesh.caFile,
+    POSTERN_BOOTSTRAP_TOKEN_FILE: await mesh.tokenFor(workload, 'shop'),
+    POSTERN_WORKLOAD: workload,
+    POSTERN_NAMESPACE: 'shop',
+    POSTERN_SERVICE_ACCOUNT: workload,
+    POSTERN_APP_PORT: String(appPort),
+  };
+}
+
 /**
  * An outbound listener for frontend (namespace shop) with an SVID from `ca`
  * and a snapshot whose registry is `registry`, without a control plane: for

@@ -22,6 +22,7 @@ import {
   startEchoApp,
   startTestMesh,
   untilReady,
+  workloadEnv,
 } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
@@ -40,16 +41,10 @@ t.test(
       }),
     );
     const inboundPort = await freePort();
-    const tokenFile = await mesh.tokenFor('orders', 'shop');
+    const env = await workloadEnv(mesh, 'orders', app.port);
     const start = () =>
       spawnSidecar(t, {
-        POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
-        POSTERN_CA_FILE: mesh.caFile,
-        POSTERN_BOOTSTRAP_TOKEN_FILE: tokenFile,
-        POSTERN_WORKLOAD: 'orders',
-        POSTERN_NAMESPACE: 'shop',
-        POSTERN_SERVICE_ACCOUNT: 'orders',
-        POSTERN_APP_PORT: String(app.port),
+        ...env,
         POSTERN_INBOUND_PORT: String(inboundPort),
         POSTERN_DRAIN_TIMEOUT: '10s',
       });
@@ -204,13 +199,7 @@ t.test(
     await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
     t.teardown(() => app.close());
     const frontend = await spawnSidecar(t, {
-      POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
-      POSTERN_CA_FILE: mesh.caFile,
-      POSTERN_BOOTSTRAP_TOKEN_FILE: await mesh.tokenFor('frontend', 'shop'),
-      POSTERN_WORKLOAD: 'frontend',
-      POSTERN_NAMESPACE: 'shop',
-      POSTERN_SERVICE_ACCOUNT: 'frontend',
-      POSTERN_APP_PORT: String((app.address() as { port: number }).port),
+      ...(await workloadEnv(mesh, 'frontend', (app.address() as { port: number }).port)),
       POSTERN_DRAIN_TIMEOUT: '10s',
     });
     outboundPort = frontend.outboundPort;

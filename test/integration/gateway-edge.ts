@@ -73,6 +73,18 @@ export interface Edge {
 
 export const HOSTS = ['shop.example.com', '*.shop.example.com', 'api.example.com'];
 
+/** Everything for Host orders to the orders backend. */
+export const ORDERS_HTTP_ROUTE = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: orders, namespace: shop }
+spec:
+  parentRefs: [{ name: edge }]
+  hostnames: [orders]
+  rules:
+    - backendRefs: [{ name: orders, port: 80 }]
+`;
+
 export async function startEdge(
   t: Parameters<typeof startTestMesh>[0],
   options: {

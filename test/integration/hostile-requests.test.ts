@@ -21,7 +21,7 @@ import {
   untilReady,
 } from '../helpers.ts';
 import { collectUntilClosed, mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
-import { startEdge } from './gateway-edge.ts';
+import { ORDERS_HTTP_ROUTE, startEdge } from './gateway-edge.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
@@ -351,16 +351,7 @@ t.test(
 t.test('the gateway listener refuses the same hostile requests the same way', async (t) => {
   const edge = await startEdge(t, {
     services: ['orders'],
-    httpRoutes: `
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: orders, namespace: shop }
-spec:
-  parentRefs: [{ name: edge }]
-  hostnames: [orders]
-  rules:
-    - backendRefs: [{ name: orders, port: 80 }]
-`,
+    httpRoutes: ORDERS_HTTP_ROUTE,
   });
   const app = edge.apps.orders!;
   const ca = await readFile(edge.serverCa.cert, 'utf8');

@@ -21,6 +21,7 @@ import {
   startEchoApp,
   startTestMesh,
   untilReady,
+  workloadEnv,
 } from '../helpers.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
@@ -103,13 +104,7 @@ t.test(
     const mesh = await startTestMesh(t, OPEN_ORDERS_POLICY);
     const app = await startEchoApp(t);
     const orders = await spawnSidecar(t, {
-      POSTERN_CONTROL_PLANE: mesh.controlPlaneUrl,
-      POSTERN_CA_FILE: mesh.caFile,
-      POSTERN_BOOTSTRAP_TOKEN_FILE: await mesh.tokenFor('orders', 'shop'),
-      POSTERN_WORKLOAD: 'orders',
-      POSTERN_NAMESPACE: 'shop',
-      POSTERN_SERVICE_ACCOUNT: 'orders',
-      POSTERN_APP_PORT: String(app.port),
+      ...(await workloadEnv(mesh, 'orders', app.port)),
       // As a container limit would: what an idle sidecar holds is well under 90% of it.
       POSTERN_LIMITS: 'memory-limit=72Mi',
     });

@@ -20,7 +20,7 @@ import {
   untilReady,
 } from '../helpers.ts';
 import { collectUntilClosed, STILL_OPEN } from '../raw-http.ts';
-import { startEdge } from './gateway-edge.ts';
+import { ORDERS_HTTP_ROUTE, startEdge } from './gateway-edge.ts';
 
 const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
@@ -240,15 +240,7 @@ t.test(
 t.test('the gateway listener cuts a stalled TLS handshake at its handshake timeout', async (t) => {
   const edge = await startEdge(t, {
     services: ['orders'],
-    httpRoutes: `
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: { name: orders, namespace: shop }
-spec:
-  parentRefs: [{ name: edge }]
-  rules:
-    - backendRefs: [{ name: orders, port: 80 }]
-`,
+    httpRoutes: ORDERS_HTTP_ROUTE,
     gateway: { limits: { handshakeTimeoutMs: 400 } },
   });
   const { open, received } = await stalledHandshake(edge.port);

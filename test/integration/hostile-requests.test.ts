@@ -227,6 +227,12 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
   },
   {
     family: 'floods',
+    name: 'a trailer section over 60 KiB',
+    raw: `POST /orders HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Big: ${'a'.repeat(61 * 1024)}\r\n\r\n`,
+    status: 431,
+  },
+  {
+    family: 'floods',
     name: 'a request head over 60 KiB',
     raw: `GET /orders HTTP/1.1\r\nHost: orders\r\nX-Big: ${'a'.repeat(61 * 1024)}\r\n\r\n`,
     status: 431,

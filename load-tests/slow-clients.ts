@@ -31,6 +31,7 @@ import {
   spawnSidecar,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
   workloadEnv,
 } from '../test/helpers.ts';
@@ -39,7 +40,6 @@ const { values } = parseArgs({
   options: { connections: { type: 'string', default: '2000' } },
 });
 const connections = Number(values.connections);
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const STREAM_IDLE = process.env.STREAM_IDLE ?? '15s';
 
 const cleanups: (() => unknown)[] = [];

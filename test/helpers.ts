@@ -430,6 +430,9 @@ export async function eventually(
   }
 }
 
+/** Who the tests call the mesh as: a client from outside any workload, with a certificate of the mesh CA. */
+export const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+
 /** orders open to every caller on every path: for tests about what happens before or beside policy. */
 export const OPEN_ORDERS_POLICY = `
 apiVersion: postern.dev/v1alpha1
@@ -589,7 +592,7 @@ export async function startOutboundListener(
 export async function ordersBehindSidecar(
   t: { teardown(fn: () => unknown): void },
   policies: string,
-  caller = 'spiffe://cluster.local/ns/default/sa/tester',
+  caller = TESTER,
   options: { now?: () => number } = {},
 ): Promise<{
   mesh: TestMesh;

@@ -14,10 +14,9 @@ import {
   mtlsAgent,
   OPEN_ORDERS_POLICY,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 /** The app: answers `name`, on `port` (0: any). */
 function app(name: string, port: number) {

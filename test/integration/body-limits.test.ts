@@ -5,10 +5,9 @@
  * a route without one takes what it is sent.
  */
 import t from 'tap';
-import { clientCredentials, startEchoApp, startTestMesh, untilReady } from '../helpers.ts';
+import { clientCredentials, startEchoApp, startTestMesh, TESTER, untilReady } from '../helpers.ts';
 import { mtlsExchange, STILL_OPEN } from '../raw-http.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const POLICY = `
 apiVersion: postern.dev/v1alpha1
 kind: RoutePolicy

@@ -9,10 +9,10 @@ import {
   shopSidecars,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const POLICY = ordersPolicyYaml([TESTER, FRONTEND]);
 

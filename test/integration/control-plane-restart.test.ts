@@ -15,10 +15,10 @@ import {
   ordersPolicyYaml,
   spawnSidecar,
   startEchoApp,
+  TESTER,
   tempDir,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const OTHER = 'spiffe://cluster.local/ns/default/sa/other';
 
 t.test(

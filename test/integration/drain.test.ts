@@ -21,11 +21,10 @@ import {
   spawnSidecar,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
   workloadEnv,
 } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 t.test(
   'a sidecar restarted under steady traffic: readiness false, in-flight requests finish, exit 0, no failed or lost request',

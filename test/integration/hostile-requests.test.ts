@@ -18,12 +18,11 @@ import {
   shopSidecars,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
 import { collectUntilClosed, mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
 import { ORDERS_HTTP_ROUTE, startEdge } from './gateway-edge.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 /** Behind each case, a request the app must never see: had it been smuggled, it would. */
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: orders\r\n\r\n';

@@ -14,10 +14,10 @@ import {
   type PemCredentials,
   startEchoApp,
   startTestMesh,
+  TESTER,
 } from '../helpers.ts';
 import { mtlsExchange } from '../raw-http.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const POLICY = ordersPolicyYaml([TESTER]);
 
 /** Opens a TLS connection, sends one request, and reports what came back (nothing, for a refused handshake). */

@@ -1,9 +1,7 @@
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import t from 'tap';
 import { request } from 'undici';
-import { ordersBehindSidecar } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+import { ordersBehindSidecar, TESTER } from '../helpers.ts';
 
 t.test(
   'where tokens come from, what the app receives of them, and keys written into the policy',

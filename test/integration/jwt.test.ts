@@ -6,9 +6,8 @@ import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose'
 import t from 'tap';
 import { request } from 'undici';
 import { freePort } from '../../cli/processes.ts';
-import { clientCredentials, ordersBehindSidecar } from '../helpers.ts';
+import { clientCredentials, ordersBehindSidecar, TESTER } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const ISSUER = 'https://idp.test';
 const DOWN_ISSUER = 'https://idp-down.test';
 const AT_ISSUER = 'https://idp-at.test';

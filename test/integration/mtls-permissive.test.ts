@@ -3,9 +3,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { Client, request } from 'undici';
-import { adminMetrics, eventually, ordersBehindSidecar } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+import { adminMetrics, eventually, ordersBehindSidecar, TESTER } from '../helpers.ts';
 
 const policy = (mtls: 'STRICT' | 'PERMISSIVE') => `
 apiVersion: postern.dev/v1alpha1

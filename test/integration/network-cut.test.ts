@@ -12,9 +12,9 @@ import {
   ordersPolicyYaml,
   startEchoApp,
   startTestMesh,
+  TESTER,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const OTHER = 'spiffe://cluster.local/ns/default/sa/other';
 
 /**

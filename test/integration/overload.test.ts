@@ -20,11 +20,10 @@ import {
   spawnSidecar,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
   workloadEnv,
 } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 t.test(
   'an overloaded sidecar sheds new requests with 503 and Retry-After, and recovers by itself',

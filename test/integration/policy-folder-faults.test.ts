@@ -17,10 +17,10 @@ import {
   ordersPolicyYaml,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const OTHER = 'spiffe://cluster.local/ns/default/sa/other';
 
 /** billing's policy: /invoices to `allowed`. */

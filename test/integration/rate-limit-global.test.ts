@@ -12,11 +12,10 @@ import {
   spawnSidecar,
   startEchoApp,
   startTestMesh,
+  TESTER,
   type TestMesh,
 } from '../helpers.ts';
 import { startRedis } from '../redis.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 const POLICY = `
 apiVersion: postern.dev/v1alpha1

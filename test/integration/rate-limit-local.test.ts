@@ -1,8 +1,13 @@
 import t from 'tap';
 import { type Dispatcher, request } from 'undici';
-import { adminMetrics, clientCredentials, mtlsAgent, ordersBehindSidecar } from '../helpers.ts';
+import {
+  adminMetrics,
+  clientCredentials,
+  mtlsAgent,
+  ordersBehindSidecar,
+  TESTER,
+} from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const OTHER = 'spiffe://cluster.local/ns/default/sa/other';
 
 const POLICIES = `

@@ -25,11 +25,11 @@ import {
   startEchoApp,
   startOutboundListener,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
 import { type Echoed, echoedBody, mtlsExchange, STILL_OPEN, tcpExchange } from '../raw-http.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 
 /**

@@ -5,9 +5,7 @@
 import { connect } from 'node:tls';
 import t from 'tap';
 import { request } from 'undici';
-import { clientCredentials, ordersBehindSidecar, type PemCredentials } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
+import { clientCredentials, ordersBehindSidecar, type PemCredentials, TESTER } from '../helpers.ts';
 
 const POLICY = `apiVersion: postern.dev/v1alpha1
 kind: RoutePolicy

@@ -11,12 +11,12 @@ import {
   mtlsAgent,
   type PemCredentials,
   startTestMesh,
+  TESTER,
   tempDir,
   testLogger,
 } from '../helpers.ts';
 
 const OPERATOR = 'spiffe://cluster.local/ns/postern-system/sa/operator';
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const HOUR = 3_600_000;
 
 type Answer = RotationStatus & { error?: { code: string; message: string } };

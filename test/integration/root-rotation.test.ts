@@ -24,11 +24,11 @@ import {
   type PemCredentials,
   spawnSidecar,
   startEchoApp,
+  TESTER,
   tempDir,
   untilReady,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const OPERATOR = 'spiffe://cluster.local/ns/postern-system/sa/operator';
 // Short SVIDs, so that sidecars renew (from whichever root signs) every four

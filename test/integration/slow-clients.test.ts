@@ -17,12 +17,11 @@ import {
   type PemCredentials,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
 import { collectUntilClosed, STILL_OPEN } from '../raw-http.ts';
 import { ORDERS_HTTP_ROUTE, startEdge } from './gateway-edge.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 const SHORT = {
   handshakeTimeoutMs: 400,

@@ -11,9 +11,8 @@ import {
   ordersPolicyYaml,
   startEchoApp,
   startTestMesh,
+  TESTER,
 } from '../helpers.ts';
-
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 
 t.test('snapshot swaps under traffic', async (t) => {
   const mesh = await startTestMesh(t, ordersPolicyYaml([TESTER]));

@@ -13,10 +13,10 @@ import {
   type PemCredentials,
   startEchoApp,
   startTestMesh,
+  TESTER,
   workloadCredentials,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const ORDERS = 'spiffe://cluster.local/ns/shop/sa/orders';
 // A TLS 1.2 suite Node offers by default that is not AEAD (AES-CBC with HMAC).
 const CBC_SUITE = 'ECDHE-ECDSA-AES128-SHA256';

@@ -11,12 +11,12 @@ import {
   spawnSidecar,
   startEchoApp,
   startTestMesh,
+  TESTER,
   type TestMesh,
   untilReady,
 } from '../helpers.ts';
 import { startOtlpReceiver } from '../otlp-receiver.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
 const POLICIES = `
 apiVersion: postern.dev/v1alpha1

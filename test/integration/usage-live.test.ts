@@ -6,10 +6,10 @@ import {
   mtlsAgent,
   startEchoApp,
   startTestMesh,
+  TESTER,
   untilReady,
 } from '../helpers.ts';
 
-const TESTER = 'spiffe://cluster.local/ns/default/sa/tester';
 const OPERATOR = 'spiffe://cluster.local/ns/postern-system/sa/operator';
 
 t.test(

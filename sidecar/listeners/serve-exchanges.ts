@@ -59,13 +59,21 @@ export interface ExchangeHandlers {
  */
 const MAX_QUEUED_PIPELINED = 32;
 
-/** Per-connection pipelining state, kept on the socket (no map lookup per request). */
+/** Per-connection state, kept on the socket (no map lookup per request). */
 const BUSY = Symbol('postern.busy');
 const QUEUED = Symbol('postern.queued');
+const CLOSING = Symbol('postern.closing');
 interface PipelineState {
+  /** A request of this connection is being handled. */
   [BUSY]?: boolean;
   /** Requests and their responses, alternating. */
   [QUEUED]?: (IncomingMessage | ServerResponse)[];
+  /**
+   * A local reply is closing the connection: a request pipelined behind
+   * the refused one was parsed from a stream that can no longer be
+   * trusted, and is never acted on (Node hands it over all the same).
+   */
+  [CLOSING]?: boolean;
 }
 
 /** Why a tunnel was cut: nothing moved through it for the listener's stream idle timeout. */
@@ -200,10 +208,6 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     else refuseOnSocket(socket, CONNECT_REFUSED);
   });
   const cutPipelines = new LogThrottle();
-  // Connections a local reply is closing: a request pipelined behind the
-  // refused one was parsed from a stream that can no longer be trusted, and
-  // is never acted on (Node hands it over all the same).
-  const closing = new WeakSet<object>();
   const beginning = observers.filter((observer) => observer.begin);
   const begin = (exchange: Exchange) => {
     for (let i = 0; i < beginning.length; i++) beginning[i]!.begin!(exchange);
@@ -231,7 +235,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       const result = runFilters(chain, exchange);
       const reply = result instanceof Promise ? await result : result;
       if (reply) {
-        if (reply.close) closing.add(socket);
+        if (reply.close) socket[CLOSING] = true;
         sendLocalReply(res, reply, exchange.responseHeaders);
         status = reply.status;
       } else {
@@ -241,7 +245,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       // A bug must cost one request, never the process and every other request.
       status = 500;
       logger.error('request handling failed', { direction, error });
-      closing.add(socket);
+      socket[CLOSING] = true;
       if (!res.headersSent) sendLocalReply(res, INTERNAL_ERROR);
       else res.destroy();
     }
@@ -277,7 +281,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
   // half-read in the socket would run into the headers timeout.)
   const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const socket = req.socket as Socket & PipelineState;
-    if (closing.has(socket)) return;
+    if (socket[CLOSING] === true) return;
     if (socket[BUSY] === true) {
       queuePipelined(socket, req, res);
       return;
@@ -299,7 +303,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       queue.push(req, res);
       return;
     }
-    closing.add(socket);
+    socket[CLOSING] = true;
     queue.length = 0;
     socket.destroy();
     const cut = cutPipelines.due();
@@ -323,7 +327,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
     // reaches the app; its client sees the close and may send it again.
     if (
       socket.destroyed ||
-      closing.has(socket) ||
+      socket[CLOSING] === true ||
       !previous.shouldKeepAlive ||
       isDraining(server)
     ) {
@@ -346,7 +350,7 @@ export function serveExchanges(server: Server, handlers: ExchangeHandlers): void
       // Pipelined behind a request still being answered, or one refused with
       // a close: a tunnel's 101 (or its refusal) would jump the earlier
       // answer's turn, or act on what follows a refusal. Cut, never acted on.
-      if (socket[BUSY] === true || closing.has(socket)) {
+      if (socket[BUSY] === true || socket[CLOSING] === true) {
         socket.destroy();
         return;
       }

@@ -20,7 +20,7 @@ import {
   TESTER,
   untilReady,
 } from '../helpers.ts';
-import { collectUntilClosed, STILL_OPEN } from '../raw-http.ts';
+import { collectUntilClosed, mtlsExchange, STILL_OPEN } from '../raw-http.ts';
 import { ORDERS_HTTP_ROUTE, startEdge } from './gateway-edge.ts';
 
 const SHORT = {
@@ -109,14 +109,11 @@ t.test('slow and stuck peers are cut off by the limits, answered where HTTP allo
   );
 
   await t.test('request headers that never finish: 408 and closed', async (t) => {
-    const socket = await tlsTo(orders.inboundPort, credentials);
-    const reply = collectUntilClosed(
-      socket,
+    const text = await mtlsExchange(
+      orders.inboundPort,
+      credentials,
       'GET /orders HTTP/1.1\r\nHost: orders\r\nX-Slow: ',
-      'ready',
     );
-    socket.emit('ready');
-    const text = await reply;
     t.match(text, /^HTTP\/1\.1 408/);
     t.notMatch(text, STILL_OPEN);
   });
@@ -219,14 +216,14 @@ t.test(
         });
       });
     });
-    const socket = await tlsTo(orders.inboundPort, credentials);
-    const reply = collectUntilClosed(
-      socket,
-      'GET /orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n',
-      'ready',
+    t.match(
+      await mtlsExchange(
+        orders.inboundPort,
+        credentials,
+        'GET /orders HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n',
+      ),
+      /^HTTP\/1\.1 200/,
     );
-    socket.emit('ready');
-    t.match(await reply, /^HTTP\/1\.1 200/);
     // The app says Keep-Alive: timeout=5 (Node's default); the sidecar's own, shorter, wins.
     const idle = await closed;
     t.ok(
